@@ -1,0 +1,166 @@
+"""The `autoalign` command line: run recipes, list models, generate and judge from files."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from autoalign.config import ConfigError, load_config
+from autoalign.io import DataError, write_json, write_jsonl, iter_rows, require_field
+from autoalign.models import ModelNotFound
+
+app = typer.Typer(
+    help="Automated alignment of language models: self-rewarding and teacher-guided loops, DPO, evaluation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError)
+
+
+def _fail(err: Exception) -> None:
+    console.print(f"[bold red]error:[/] {err}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/quickstart.yaml")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. dpo.beta=0.2 sample.n=8")] = None,
+) -> None:
+    """Run a recipe end to end. Finished stages are read from runs/<name>/ and skipped, so
+    re-running the same command resumes after a crash and completes at once when all is done."""
+    try:
+        cfg = load_config(recipe, overrides)
+    except USER_ERRORS as e:
+        _fail(e)
+    from autoalign.io import atomic_write_text
+    from autoalign.loops import self_reward
+    from autoalign.summary import print_summary
+
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    console.print(f"[bold]autoalign[/] {cfg.loop} -> {cfg.run_dir}")
+    started = time.perf_counter()
+    try:
+        result = self_reward.run(cfg, log=lambda m: console.print(m))
+    except USER_ERRORS as e:
+        _fail(e)
+    elapsed = time.perf_counter() - started
+    write_json(cfg.run_dir / "result.json", {**result, "wall_seconds": elapsed})
+    print_summary(cfg.run_dir, cfg.iterations, Console())
+    console.print(f"final model: {result['final_model']}  ({elapsed:.0f}s)")
+
+
+@app.command()
+def models() -> None:
+    """List the bundled models and whether they are cached locally."""
+    from autoalign.models import list_models
+
+    table = Table(title="bundled models (any local Hugging Face directory or hub id also works)")
+    for column in ("name", "cached", "description", "path"):
+        table.add_column(column)
+    for m in list_models():
+        table.add_row(m["name"], m["cached"], m["description"], m["path"])
+    Console().print(table)
+
+
+def _load_pool(model: str, dtype: str, chat_template: str | None):
+    from autoalign.config import ModelConfig
+    from autoalign.loops.pool import ModelPool, ModelRef
+    from autoalign.models import resolve_model
+
+    cfg = ModelConfig(name=model, dtype=dtype, chat_template=chat_template)
+    path = resolve_model(model, log=lambda m: console.print(m))
+    return ModelPool(cfg), ModelRef("model", path, model)
+
+
+@app.command()
+def generate(
+    model: Annotated[str, typer.Option(help="Bundled name, local HF directory, or hub id")],
+    input: Annotated[Path, typer.Option(help="JSONL/Parquet of {prompt} or {messages} rows")],
+    output: Annotated[Path, typer.Option(help="JSONL to write: each input row plus 'candidates'")],
+    n: Annotated[int, typer.Option(help="Candidates per prompt")] = 1,
+    temperature: float = 0.8,
+    top_p: float = 0.95,
+    max_new_tokens: int = 256,
+    batch_size: int = 8,
+    seed: int = 0,
+    dtype: str = "float32",
+    chat_template: Annotated[str | None, typer.Option(help="Built-in name or Jinja file, for base models")] = None,
+) -> None:
+    """Sample answers for a file of prompts with any model."""
+    from autoalign.data import load_prompts
+    from autoalign.generation.base import SamplingParams
+
+    try:
+        prompts = load_prompts(str(input))
+        pool, ref = _load_pool(model, dtype, chat_template)
+    except USER_ERRORS as e:
+        _fail(e)
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
+    generator = pool.generator(ref, batch_size)
+    rows = []
+    from tqdm.auto import tqdm
+
+    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch"):
+        chunk = prompts[start : start + batch_size]
+        for p, cands in zip(chunk, generator.generate([p.messages for p in chunk], params)):
+            rows.append({"id": p.id, "messages": p.messages, "candidates": [c.to_dict() for c in cands]})
+    write_jsonl(output, rows)
+    console.print(f"wrote {len(rows)} rows to {output}")
+
+
+@app.command()
+def judge(
+    model: Annotated[str, typer.Option(help="Judge model: bundled name, local HF directory, or hub id")],
+    input: Annotated[Path, typer.Option(help="JSONL/Parquet of {prompt, response} rows")],
+    output: Annotated[Path, typer.Option(help="JSONL to write: each row plus score, parsed, judge_output")],
+    samples: Annotated[int, typer.Option(help="Judge samples averaged per response (needs temperature > 0 if > 1)")] = 1,
+    temperature: float = 0.0,
+    max_new_tokens: int = 192,
+    batch_size: int = 8,
+    seed: int = 0,
+    dtype: str = "float32",
+    chat_template: Annotated[str | None, typer.Option(help="Built-in name or Jinja file, for base models")] = None,
+) -> None:
+    """Score responses with the additive 5-point rubric (LLM-as-a-judge)."""
+    from autoalign.generation.base import SamplingParams
+    from autoalign.judges import JudgeItem, RubricJudge
+
+    try:
+        rows = []
+        for line, row in iter_rows(input):
+            require_field(input, line, row, "prompt", str)
+            require_field(input, line, row, "response", str)
+            rows.append(row)
+        pool, ref = _load_pool(model, dtype, chat_template)
+        rubric = RubricJudge(pool.generator(ref, batch_size), SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed), samples)
+    except (*USER_ERRORS, ValueError) as e:
+        _fail(e)
+    items = [JudgeItem(prompt=[{"role": "user", "content": r["prompt"]}], response=r["response"]) for r in rows]
+    from tqdm.auto import tqdm
+
+    out = []
+    for start in tqdm(range(0, len(items), batch_size), desc="judging", unit="batch"):
+        for row, verdict in zip(rows[start : start + batch_size], rubric.judge(items[start : start + batch_size])):
+            out.append({**row, "score": verdict.score, "parsed": verdict.parsed, "judge_output": verdict.raw})
+    write_jsonl(output, out)
+    parsed = sum(r["parsed"] for r in out)
+    console.print(f"wrote {len(out)} rows to {output}; parse rate {parsed}/{len(out)}")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app(sys.argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

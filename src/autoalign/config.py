@@ -1,0 +1,208 @@
+"""Typed recipe configuration: YAML file + dotted `key=value` overrides.
+
+Every section forbids unknown keys, so a typo fails before any model is loaded, with the
+full dotted key in the message. Paths to data files are checked for existence here too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+BUILTIN_PREFIX = "builtin:"
+
+
+class ConfigError(ValueError):
+    """A bad recipe: unknown key, wrong type, missing file. The message names the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(Section):
+    enabled: bool = False
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class ModelConfig(Section):
+    name: str = "smollm2-135m-instruct"
+    """A bundled name (see `autoalign models`), a local Hugging Face directory, or a hub id."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    chat_template: str | None = None
+    """A Jinja chat template file, or a built-in name ("chatml", "gemma"); needed for base models
+    that carry none."""
+
+
+class SamplingConfig(Section):
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(160, gt=0)
+    batch_size: int = Field(8, gt=0)
+
+
+class DataConfig(Section):
+    ift: str = "builtin:seed_ift.jsonl"
+    """IFT seed: JSONL/Parquet of {messages} or {prompt, response}; or builtin:NAME."""
+    eft: str | None = "builtin:seed_eft.jsonl"
+    heldout: str = "builtin:heldout_prompts.jsonl"
+    """Held-out prompts for evaluation: {prompt} or {messages} rows."""
+
+    @field_validator("ift", "eft", "heldout")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        if value is None or value.startswith(BUILTIN_PREFIX):
+            return value
+        if not Path(value).exists():
+            raise ValueError(f"file not found: {value}")
+        return value
+
+
+class TrainConfig(Section):
+    enabled: bool = True
+    learning_rate: float = Field(5e-6, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(2, gt=0)
+    grad_accum: int = Field(4, gt=0)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0, le=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    max_length: int = Field(512, gt=8)
+    lora: LoraConfig = LoraConfig()
+
+
+class SFTConfig(TrainConfig):
+    enabled: bool = False
+    learning_rate: float = Field(2e-5, gt=0)
+    use_eft: bool = True
+
+
+class DPOConfig(TrainConfig):
+    beta: float = Field(0.1, gt=0)
+
+
+class CreatePromptsConfig(Section):
+    num_prompts: int = Field(16, gt=0)
+    """How many new prompts to keep per iteration."""
+    from_file: str | None = None
+    """Take prompts from this file ({prompt} or {messages} rows) instead of having the model write
+    them: a random sample of num_prompts per iteration, different in each iteration."""
+    shots: int = Field(8, gt=0)
+    """Seed instructions shown in each few-shot request."""
+    max_requests: int = Field(64, gt=0)
+    """Upper bound on few-shot requests, so a model that writes nothing usable still stops."""
+    similarity_threshold: float = Field(0.7, gt=0, le=1)
+    """Drop a prompt whose ROUGE-L F1 against any kept or seed prompt exceeds this."""
+    min_chars: int = Field(12, ge=1)
+    max_chars: int = Field(400, gt=1)
+    sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=200)
+
+    @field_validator("from_file")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        return DataConfig._exists(value)
+
+
+class SampleConfig(Section):
+    n: int = Field(4, ge=2)
+    control_instruction: bool = True
+    """Append the short "answer directly and concisely" instruction to each prompt."""
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class JudgeConfig(Section):
+    samples: int = Field(1, ge=1)
+    """k judge samples per candidate; the score is their mean over the ones that parsed."""
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=192)
+    max_response_chars: int = Field(2000, gt=0)
+
+
+class PairsConfig(Section):
+    min_margin: float = Field(0.0, ge=0)
+    """Keep a pair only if chosen - rejected score exceeds this (ties are always dropped)."""
+
+
+class EvalConfig(Section):
+    enabled: bool = True
+    num_prompts: int = Field(16, gt=0)
+    judge: Literal["initial", "previous"] = "initial"
+    """Which model judges the comparison: the run's starting model (fixed across iterations, so
+    scores are comparable) or the previous iterate M_t."""
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0)
+
+
+class RunConfig(Section):
+    name: str = "run"
+    loop: Literal["self_reward"] = "self_reward"
+    runs_dir: str = "runs"
+    seed: int = 0
+    iterations: int = Field(1, ge=1)
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    sft: SFTConfig = SFTConfig()
+    create_prompts: CreatePromptsConfig = CreatePromptsConfig()
+    sample: SampleConfig = SampleConfig()
+    judge: JudgeConfig = JudgeConfig()
+    pairs: PairsConfig = PairsConfig()
+    dpo: DPOConfig = DPOConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Apply one `a.b.c=value` override; the value is parsed as YAML (so 3, 0.1, true, [a,b])."""
+    if "=" not in assignment:
+        raise ConfigError(f"override '{assignment}' must look like key=value")
+    key, raw = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override '{key}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+    return f"invalid config {source}:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    tree: dict[str, Any] = {}
+    source = "(defaults)"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.exists():
+            raise ConfigError(f"recipe not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from e
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: a recipe must be a mapping of keys to values")
+        tree.setdefault("name", path.stem)
+    for assignment in overrides or []:
+        apply_override(tree, assignment)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, source)) from None

@@ -1,0 +1,26 @@
+"""The Generator contract shared by every backend (in-process transformers, HTTP servers)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from autoalign.types import Candidate, Message
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 160
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Generator(Protocol):
+    def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
+        """Return params.n candidates for each request (a chat message list), in order."""
+        ...

@@ -1,0 +1,221 @@
+"""Stages shared by the loops. Each is a plain function: inputs, config and store in, artifact
+out; a stage whose key is already recorded in the store returns its saved artifact at once."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from autoalign.data import load_prompts, resolve_data_path
+from autoalign.config import CreatePromptsConfig, DPOConfig, JudgeConfig, PairsConfig, SampleConfig, SamplingConfig, SFTConfig
+from autoalign.generation.base import SamplingParams
+from autoalign.io import write_jsonl
+from autoalign.judges.base import Judge, JudgeItem
+from autoalign.judges.rubric import RubricJudge
+from autoalign.loops.pool import ModelPool, ModelRef, save_checkpoint
+from autoalign.pairs import JudgedCandidates, best_vs_worst
+from autoalign.prompts import render
+from autoalign.store import RunStore, file_digest
+from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_tasks
+from autoalign.train.dpo import train_dpo
+from autoalign.train.sft import train_sft
+from autoalign.types import Candidate, Judgment, Message, Pair, Prompt
+
+
+def sampling_params(cfg: SamplingConfig, n: int, seed: int) -> SamplingParams:
+    return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed)
+
+
+def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: list[str], cfg: CreatePromptsConfig, pool: ModelPool, seed: int) -> list[Prompt]:
+    """M_t writes new instructions from few-shot seed examples; filtered and deduplicated."""
+    source_file = file_digest(resolve_data_path(cfg.from_file)) if cfg.from_file else None
+    stage = store.stage(t, "prompts", {"cfg": cfg.model_dump(), "seed": seed, "file": source_file}, [model.key, *seed_instructions])
+    if stage.done():
+        return [Prompt.from_dict(r) for r in stage.rows()]
+    stage.begin()
+    if cfg.from_file:
+        return _prompts_from_file(stage, t, cfg, seed)
+    rng = random.Random(seed * 1000 + t)
+    keep = PromptFilter(existing=seed_instructions, similarity_threshold=cfg.similarity_threshold, min_chars=cfg.min_chars, max_chars=cfg.max_chars)
+    generator = pool.generator(model, cfg.sampling.batch_size)
+    requests_made, parsed = 0, 0
+    raw_rows = []
+    while len(keep.kept) < cfg.num_prompts and requests_made < cfg.max_requests:
+        batch = min(cfg.sampling.batch_size, cfg.max_requests - requests_made)
+        requests = [fewshot_request(seed_instructions, cfg.shots, rng, count=cfg.shots) for _ in range(batch)]
+        params = sampling_params(cfg.sampling, n=1, seed=seed + requests_made)
+        for cands in generator.generate(requests, params):
+            tasks, cut = parse_tasks(cands[0].text, truncated=cands[0].finish_reason == "length")
+            keep.dropped["truncated"] += cut
+            parsed += len(tasks) + cut
+            for task in tasks:
+                if len(keep.kept) < cfg.num_prompts:
+                    keep.offer(task)
+            raw_rows.append({"output": cands[0].text, "finish_reason": cands[0].finish_reason})
+        requests_made += batch
+    prompts = [Prompt(id=f"it{t}-p{i:05d}", messages=[{"role": "user", "content": text}], source="created") for i, text in enumerate(keep.kept)]
+    if not prompts:
+        raise RuntimeError(f"iteration {t}: the model wrote no usable prompt in {requests_made} requests (dropped: {dict(keep.dropped)})")
+    write_jsonl(stage.dir / "raw_outputs.jsonl", raw_rows)
+    metrics = {"requests": requests_made, "tasks_parsed": parsed, "kept": len(prompts), "dropped": dict(keep.dropped)}
+    stage.finish([p.to_dict() for p in prompts], metrics)
+    return prompts
+
+
+def _prompts_from_file(stage, t: int, cfg: CreatePromptsConfig, seed: int) -> list[Prompt]:
+    available = load_prompts(cfg.from_file, source="file")
+    order = list(range(len(available)))
+    random.Random(seed).shuffle(order)
+    # Iteration t takes the t-th slice of one fixed shuffle, so iterations see different prompts.
+    start = ((t - 1) * cfg.num_prompts) % len(available)
+    chosen = [available[order[(start + i) % len(order)]] for i in range(min(cfg.num_prompts, len(available)))]
+    prompts = [Prompt(id=f"it{t}-{p.id}", messages=p.messages, source=p.source) for p in chosen]
+    stage.finish([p.to_dict() for p in prompts], {"requests": 0, "tasks_parsed": len(available), "kept": len(prompts), "dropped": {}, "from_file": cfg.from_file})
+    return prompts
+
+
+def _answer_request(prompt: Prompt, control: bool) -> list[Message]:
+    if not control:
+        return prompt.messages
+    last = prompt.messages[-1]
+    return [*prompt.messages[:-1], {"role": "user", "content": render("answer_control", instruction=last["content"])}]
+
+
+def sample_candidates(store: RunStore, t: int, model: ModelRef, prompts: list[Prompt], cfg: SampleConfig, pool: ModelPool, seed: int, name: str = "candidates") -> dict[str, list[Candidate]]:
+    """N samples per prompt from M_t at temperature > 0, each prompt with the short control
+    instruction (answer directly, no follow-up questions)."""
+    stage = store.stage(t, name, {"cfg": cfg.model_dump(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]])
+    if not stage.done():
+        stage.begin()
+        by_id = {p.id: p for p in prompts}
+        params = sampling_params(cfg.sampling, n=cfg.n, seed=seed)
+
+        def process(ids: list[str]) -> list[dict]:
+            outputs = pool.generator(model, cfg.sampling.batch_size).generate([_answer_request(by_id[i], cfg.control_instruction) for i in ids], params)
+            return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
+
+        started = time.perf_counter()
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size * 2, desc=f"iter {t}: sampling")
+        elapsed = time.perf_counter() - started
+        cands = [Candidate.from_dict(c) for r in rows for c in r["candidates"]]
+        tokens = sum(c.num_tokens for c in cands)
+        stage.finish(rows, {
+            "prompts": len(rows),
+            "candidates": len(cands),
+            "mean_tokens": tokens / max(1, len(cands)),
+            "truncated": sum(c.finish_reason == "length" for c in cands),
+            "empty": sum(not c.text for c in cands),
+            "tokens_per_second": tokens / elapsed if elapsed > 0 else None,
+        })
+    return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in stage.rows()}
+
+
+JudgeFactory = Callable[[ModelRef, JudgeConfig, int], Judge]
+
+
+def rubric_judge_factory(pool: ModelPool) -> JudgeFactory:
+    """The default judge: the additive 5-point rubric, asked of the given model."""
+
+    def make(ref: ModelRef, cfg: JudgeConfig, seed: int) -> Judge:
+        params = sampling_params(cfg.sampling, n=1, seed=seed)
+        return RubricJudge(pool.generator(ref, cfg.sampling.batch_size), params, cfg.samples, cfg.max_response_chars)
+
+    return make
+
+
+def judge_candidates(store: RunStore, t: int, judge_model: ModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, make_judge: JudgeFactory, seed: int, name: str = "judgments") -> dict[str, list[Judgment]]:
+    """Every candidate scored by the judge (by default judge_model with the 5-point rubric);
+    the judge is only built, and its model only loaded, if the stage has work to do."""
+    inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
+    stage = store.stage(t, name, {"cfg": cfg.model_dump(), "seed": seed}, inputs)
+    if not stage.done():
+        stage.begin()
+        by_id = {p.id: p for p in prompts}
+        judge = make_judge(judge_model, cfg, seed)
+
+        def process(ids: list[str]) -> list[dict]:
+            items = [JudgeItem(prompt=by_id[i].messages, response=c.text) for i in ids for c in candidates[i]]
+            verdicts = iter(judge.judge(items))
+            return [{"id": i, "judgments": [next(verdicts).to_dict() for _ in candidates[i]]} for i in ids]
+
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: judging {name}")
+        stage.finish(rows, judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]]))
+    return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
+
+
+def judgment_metrics(judgments: list[Judgment]) -> dict:
+    scores = [j.score for j in judgments if j.score is not None]
+    histogram = Counter(str(round(s)) for s in scores)
+    return {
+        "judged": len(judgments),
+        "parsed": len(scores),
+        "parse_rate": len(scores) / max(1, len(judgments)),
+        "mean_score": sum(scores) / len(scores) if scores else None,
+        "score_histogram": {str(k): histogram.get(str(k), 0) for k in range(6)},
+    }
+
+
+def build_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], judgments: dict[str, list[Judgment]], cfg: PairsConfig, source: str) -> list[Pair]:
+    groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
+    inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
+    stage = store.stage(t, "pairs", {"cfg": cfg.model_dump(), "source": source}, inputs)
+    if not stage.done():
+        stage.begin()
+        pairs, dropped = best_vs_worst(groups, cfg.min_margin, source)
+        margins = [p.margin for p in pairs]
+        stage.finish([p.to_dict() for p in pairs], {
+            "prompts": len(groups),
+            "pairs": len(pairs),
+            "dropped": dict(dropped),
+            "mean_margin": sum(margins) / len(margins) if margins else None,
+        })
+    return [Pair.from_dict(r) for r in stage.rows()]
+
+
+def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair], cfg: DPOConfig, pool: ModelPool, seed: int) -> ModelRef:
+    """M_{t+1} = DPO(M_t, pairs) with reference M_t; the checkpoint lands in iter_t/dpo/model."""
+    stage = store.stage(t, "dpo", {"cfg": cfg.model_dump(), "seed": seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
+    out = ModelRef(label=f"M{t + 1}", path=stage.dir / "model", key=stage.key)
+    if stage.done():
+        return out
+    if not pairs:
+        raise RuntimeError(f"iteration {t}: no preference pairs to train on (see {store.root}/iter_{t}/pairs/metrics.json)")
+    stage.begin()
+    loaded = pool.fresh(model)
+    started = time.perf_counter()
+    trained, history, stats = train_dpo(loaded, pairs, cfg, seed, reference_cache=stage.dir / "reference_logps.json")
+    elapsed = time.perf_counter() - started
+    save_checkpoint(trained, loaded, out.path)
+    final = history[-1]
+    stage.finish(history, {
+        **stats,
+        "steps": len(history),
+        "final_loss": final["loss"],
+        "final_accuracy": final["rewards/accuracy"],
+        "final_margin": final["rewards/margins"],
+        "seconds": elapsed,
+        "pairs_per_second": len(pairs) * cfg.epochs / elapsed,
+    })
+    return out
+
+
+def train_sft_stage(store: RunStore, model: ModelRef, conversations: list[list[Message]], cfg: SFTConfig, pool: ModelPool, seed: int) -> ModelRef:
+    """M1 = SFT(M0) on the IFT (+ EFT) seed; iteration 0 of the run."""
+    stage = store.stage(0, "sft", {"cfg": cfg.model_dump(), "seed": seed}, [model.key, *[str(c) for c in conversations]])
+    out = ModelRef(label="M1", path=stage.dir / "model", key=stage.key)
+    if stage.done():
+        return out
+    stage.begin()
+    loaded = pool.fresh(model)
+    started = time.perf_counter()
+    trained, history, stats = train_sft(loaded, conversations, cfg, seed)
+    save_checkpoint(trained, loaded, out.path)
+    stage.finish(history, {**stats, "steps": len(history), "final_loss": history[-1]["loss"], "seconds": time.perf_counter() - started})
+    return out
+
+
+def checkpoint_exists(ref: ModelRef) -> bool:
+    return (Path(ref.path) / "config.json").exists()

@@ -1,0 +1,61 @@
+"""Tokenization for training: chat rendering through autoalign.chat, loss only on the answer.
+
+Prompt and answer are tokenized separately and concatenated, exactly as generation sees them
+(the prompt is tokenized alone, the answer is what the model produced after it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from autoalign.chat import render_completion
+from autoalign.train.losses import IGNORE_INDEX
+from autoalign.types import Message, Pair
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+    truncated: bool
+
+
+def encode_chat(tokenizer: PreTrainedTokenizerBase, prompt: list[Message], response: str, max_length: int) -> Encoded:
+    prompt_text, response_text = render_completion(tokenizer, prompt, response)
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
+    response_ids = tokenizer(response_text, add_special_tokens=False).input_ids
+    truncated = len(prompt_ids) + len(response_ids) > max_length
+    if truncated:
+        # Keep at least half the budget for the answer: the prompt loses its start first.
+        prompt_budget = max(max_length - len(response_ids), max_length // 2)
+        prompt_ids = prompt_ids[-prompt_budget:]
+        response_ids = response_ids[: max_length - len(prompt_ids)]
+    return Encoded(
+        input_ids=prompt_ids + response_ids,
+        labels=[IGNORE_INDEX] * len(prompt_ids) + response_ids,
+        truncated=truncated,
+    )
+
+
+def encode_pair(tokenizer: PreTrainedTokenizerBase, pair: Pair, max_length: int) -> tuple[Encoded, Encoded]:
+    return (
+        encode_chat(tokenizer, pair.prompt, pair.chosen, max_length),
+        encode_chat(tokenizer, pair.prompt, pair.rejected, max_length),
+    )
+
+
+def collate(examples: list[Encoded], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; padding carries no loss and no attention."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}

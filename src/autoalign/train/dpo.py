@@ -1,0 +1,75 @@
+"""DPO training of M_{t+1} from M_t on preference pairs, with reference = M_t.
+
+The reference model is the starting policy, so its log-probabilities are computed once, with
+the untouched weights, before the first update, and cached (in memory and, given a path, on
+disk so a restarted stage does not recompute them). No second copy of the model is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from autoalign.config import DPOConfig
+from autoalign.models.loading import LoadedModel
+from autoalign.train import lora
+from autoalign.train.data import Encoded, collate, encode_pair
+from autoalign.train.loop import optimise
+from autoalign.train.losses import dpo_sigmoid_loss, sequence_logprobs
+from autoalign.types import Pair
+
+
+def _forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> torch.Tensor:
+    batch = collate(examples, pad_token_id)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return sequence_logprobs(logits, batch["labels"])
+
+
+@torch.no_grad()
+def reference_logprobs(model: torch.nn.Module, encoded: list[tuple[Encoded, Encoded]], pad_token_id: int, batch_size: int) -> torch.Tensor:
+    """(num_pairs, 2) tensor of [log pi_ref(chosen), log pi_ref(rejected)]."""
+    model.eval()
+    rows = []
+    for start in tqdm(range(0, len(encoded), batch_size), desc="reference log-probs", unit="batch"):
+        chunk = encoded[start : start + batch_size]
+        flat = [e for pair in chunk for e in pair]
+        rows.append(_forward_logprobs(model, flat, pad_token_id).view(-1, 2))
+    return torch.cat(rows)
+
+
+def _cached_reference(path: Path | None, compute) -> torch.Tensor:
+    if path is not None and path.exists():
+        return torch.tensor(json.loads(path.read_text()))
+    values = compute()
+    if path is not None:
+        path.write_text(json.dumps(values.tolist()))
+    return values
+
+
+def train_dpo(loaded: LoadedModel, pairs: list[Pair], cfg: DPOConfig, seed: int, reference_cache: Path | None = None) -> tuple[torch.nn.Module, list[dict[str, float]], dict]:
+    """Returns (trained model with adapters merged, per-step history, data stats)."""
+    if not pairs:
+        raise ValueError("DPO needs at least one preference pair")
+    tokenizer = loaded.tokenizer
+    pad = tokenizer.pad_token_id
+    encoded = [encode_pair(tokenizer, p, cfg.max_length) for p in pairs]
+    torch.manual_seed(seed)
+    model = lora.wrap(loaded.model, cfg.lora)
+    reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size))
+
+    def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        flat = [e for i in indices for e in encoded[i]]
+        policy = _forward_logprobs(model, flat, pad).view(-1, 2)
+        ref = reference[indices]
+        return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta)
+
+    history = optimise(model, len(encoded), step, cfg, seed, desc="DPO")
+    stats = {
+        "pairs": len(pairs),
+        "truncated": sum(c.truncated or r.truncated for c, r in encoded),
+        "mean_tokens": sum(len(c.input_ids) + len(r.input_ids) for c, r in encoded) / (2 * len(encoded)),
+    }
+    return lora.unwrap(model), history, stats

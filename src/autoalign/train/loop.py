@@ -1,0 +1,71 @@
+"""The optimisation loop shared by SFT and DPO: micro-batches, gradient accumulation, clipping,
+warmup + cosine/linear schedule, a progress bar, and one metrics row per optimizer step.
+
+The caller supplies `step_fn(batch_indices) -> (loss, metrics)`; everything method-specific
+(what a batch is, which loss) stays in sft.py / dpo.py.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_scheduler
+
+from autoalign.config import TrainConfig
+
+StepFn = Callable[[list[int]], tuple[torch.Tensor, dict[str, float]]]
+
+
+def micro_batches(num_examples: int, cfg: TrainConfig, seed: int) -> list[list[int]]:
+    """Shuffled index batches covering cfg.epochs passes (a fractional last pass is allowed)."""
+    rng = random.Random(seed)
+    total = max(1, round(num_examples * cfg.epochs))
+    order: list[int] = []
+    while len(order) < total:
+        epoch = list(range(num_examples))
+        rng.shuffle(epoch)
+        order.extend(epoch)
+    order = order[:total]
+    return [order[i : i + cfg.batch_size] for i in range(0, total, cfg.batch_size)]
+
+
+def optimise(model: torch.nn.Module, num_examples: int, step_fn: StepFn, cfg: TrainConfig, seed: int, desc: str) -> list[dict[str, float]]:
+    batches = micro_batches(num_examples, cfg, seed)
+    num_steps = math.ceil(len(batches) / cfg.grad_accum)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    scheduler = get_scheduler(
+        cfg.scheduler if cfg.scheduler != "constant" else "constant_with_warmup",
+        optimizer,
+        num_warmup_steps=round(cfg.warmup_ratio * num_steps),
+        num_training_steps=num_steps,
+    )
+    model.train()
+    history: list[dict[str, float]] = []
+    bar = tqdm(total=num_steps, desc=desc, unit="step")
+    for step in range(num_steps):
+        group = batches[step * cfg.grad_accum : (step + 1) * cfg.grad_accum]
+        sums: dict[str, float] = {}
+        for indices in group:
+            loss, metrics = step_fn(indices)
+            # Weight by batch size so a short last micro-batch does not count as a full one.
+            (loss * len(indices) / sum(len(g) for g in group)).backward()
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value * len(indices)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        count = sum(len(g) for g in group)
+        row = {"step": step + 1, **{k: v / count for k, v in sums.items()}, "grad_norm": grad_norm, "lr": lr}
+        history.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}")
+        bar.update()
+    bar.close()
+    model.eval()
+    return history

@@ -1,0 +1,32 @@
+"""Supervised fine-tuning on chat examples, loss on the assistant's answer only."""
+
+from __future__ import annotations
+
+import torch
+
+from autoalign.config import SFTConfig
+from autoalign.models.loading import LoadedModel
+from autoalign.train import lora
+from autoalign.train.data import collate, encode_chat
+from autoalign.train.loop import optimise
+from autoalign.train.losses import sft_loss
+from autoalign.types import Message
+
+
+def train_sft(loaded: LoadedModel, conversations: list[list[Message]], cfg: SFTConfig, seed: int) -> tuple[torch.nn.Module, list[dict[str, float]], dict]:
+    """conversations: message lists ending with the assistant answer to learn."""
+    if not conversations:
+        raise ValueError("SFT needs at least one example")
+    tokenizer = loaded.tokenizer
+    encoded = [encode_chat(tokenizer, conv[:-1], conv[-1]["content"], cfg.max_length) for conv in conversations]
+    torch.manual_seed(seed)
+    model = lora.wrap(loaded.model, cfg.lora)
+
+    def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        batch = collate([encoded[i] for i in indices], tokenizer.pad_token_id)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return sft_loss(logits, batch["labels"])
+
+    history = optimise(model, len(encoded), step, cfg, seed, desc="SFT")
+    stats = {"examples": len(encoded), "truncated": sum(e.truncated for e in encoded)}
+    return lora.unwrap(model), history, stats

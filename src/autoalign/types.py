@@ -1,0 +1,110 @@
+"""Small frozen records passed between stages.
+
+Every record converts to and from a plain dict so it can be written as one JSONL row and
+read back by `datasets` or any other tool. Messages use the chat format the Hugging Face
+ecosystem uses: ``{"role": "user" | "assistant" | "system", "content": str}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+Message = dict[str, str]
+
+
+def user_message(text: str) -> list[Message]:
+    return [{"role": "user", "content": text}]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """An instruction to answer, with where it came from (seed, created, heldout...)."""
+
+    id: str
+    messages: list[Message]
+    source: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.messages[-1]["content"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Prompt:
+        return cls(id=row["id"], messages=row["messages"], source=row.get("source", ""))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sampled answer. finish_reason is "stop" (EOS reached) or "length" (max tokens)."""
+
+    text: str
+    num_tokens: int
+    finish_reason: str
+    logprobs: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Candidate:
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """A judge's verdict on one answer. score is None when the judge's output did not parse;
+    it is never silently replaced by 0. samples holds each of the k judge samples' scores."""
+
+    score: float | None
+    raw: list[str]
+    parsed: bool
+    samples: list[int | None] = field(default_factory=list)
+    confidence: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Judgment:
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A preference pair in the ecosystem's {prompt, chosen, rejected} form, chat messages
+    for the prompt and plain text for the two answers, plus how the pair was made."""
+
+    prompt_id: str
+    prompt: list[Message]
+    chosen: str
+    rejected: str
+    chosen_score: float | None = None
+    rejected_score: float | None = None
+    source: str = ""
+
+    @property
+    def margin(self) -> float | None:
+        if self.chosen_score is None or self.rejected_score is None:
+            return None
+        return self.chosen_score - self.rejected_score
+
+    def to_dict(self) -> dict[str, Any]:
+        """The conversational preference format (prompt, chosen and rejected as message lists),
+        which `datasets` loads and TRL-style trainers accept as is."""
+        row = asdict(self)
+        row["chosen"] = [{"role": "assistant", "content": self.chosen}]
+        row["rejected"] = [{"role": "assistant", "content": self.rejected}]
+        row["margin"] = self.margin
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Pair:
+        row = {k: v for k, v in row.items() if k != "margin"}
+        for side in ("chosen", "rejected"):
+            if isinstance(row[side], list):
+                row[side] = row[side][-1]["content"]
+        return cls(**row)

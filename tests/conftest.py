@@ -1,0 +1,61 @@
+"""Shared fixtures. The tiny model is built from a config in memory (random weights, a byte-level
+BPE tokenizer trained on a few sentences, the ChatML template), saved as a normal Hugging Face
+directory, so every code path that loads checkpoints runs unchanged, in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CHATML = (Path(__file__).parents[1] / "src/autoalign/models/templates/chatml.jinja").read_text()
+
+CORPUS = [
+    "Write a short poem about the sea. Explain why the sky is blue in two sentences.",
+    "Give three tips for staying focused while studying. What is the capital of France?",
+    "Review the user's question and the assistant's response below, and score the response.",
+    "Score: 0 Score: 1 Score: 2 Score: 3 Score: 4 Score: 5 Task: answer directly and concisely.",
+    "def add(a, b): return a + b  # numbers 0 1 2 3 4 5 6 7 8 9 { } [ ] ( ) < > / | _ - = + * ?",
+]
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(CORPUS, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>")
+    tokenizer.chat_template = CHATML
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tiny_loaded(tiny_model_dir):
+    from autoalign.models.loading import load_model
+
+    return load_model(tiny_model_dir)
