@@ -165,3 +165,15 @@ def test_sft_stage_builds_m1_from_ift_and_eft(tiny_model_dir, tmp_path):
     m1 = tmp_path / "tiny/iter_0/sft/model"
     assert any(not torch.equal(a, b) for a, b in zip(state(tiny_model_dir).values(), state(m1).values()))
     assert not (tmp_path / "tiny/iter_1/eval").exists()
+
+
+def test_lora_dpo_merges_into_a_plain_checkpoint(tiny_model_dir, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "dpo.lora.enabled=true", "dpo.lora.r=4", "dpo.lora.alpha=8",
+                      "dpo.learning_rate=0.01", "eval.enabled=false")
+    result = self_reward.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    trained = Path(result["final_model"])
+    assert not (trained / "adapter_config.json").exists()
+    before, after = state(tiny_model_dir), state(trained)
+    assert set(before) == set(after)  # merged: no lora_A/lora_B keys left
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(any(m in k for m in ("q_proj", "k_proj", "v_proj", "o_proj")) for k in changed)

@@ -27,7 +27,7 @@ USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError)
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}")
+    console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

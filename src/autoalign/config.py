@@ -96,6 +96,8 @@ class CreatePromptsConfig(Section):
     them: a random sample of num_prompts per iteration, different in each iteration."""
     shots: int = Field(8, gt=0)
     """Seed instructions shown in each few-shot request."""
+    tasks_per_request: int = Field(5, gt=0)
+    """How many new tasks each request asks for."""
     max_requests: int = Field(64, gt=0)
     """Upper bound on few-shot requests, so a model that writes nothing usable still stops."""
     similarity_threshold: float = Field(0.7, gt=0, le=1)

@@ -1,19 +1,45 @@
 """In-process transformers generation, batched.
 
 Requests are rendered with the model's chat template, sorted by length (less padding), left
-padded and generated in batches. When n > 1 the prompt is run through the model once and its
-KV cache is copied n times, so the n candidates share one prefill instead of paying for n.
+padded and decoded in batches by a small loop over the model's KV cache:
+
+- the token prefix that all prompts of a batch share (the chat template's system turn, the
+  judge rubric, the few-shot instructions) is run through the model once and its KV cache
+  copied to every row; only the differing suffixes are prefilled per row;
+- for n > 1 the prompt's cache is then copied n times, so the n candidates share one prefill
+  instead of paying for n;
+- a row that reaches a stop token leaves the batch (its cache rows are dropped), so a batch
+  costs what its rows actually generate, not n_rows x the longest answer;
+- each sampled token's log-probability under the model (before temperature) is kept.
+
+Sampling uses transformers' own temperature and top-p warpers.
 """
 
 from __future__ import annotations
 
 import torch
-from transformers import DynamicCache, GenerationConfig
+from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers.cache_utils import Cache
 
 from autoalign.chat import render_prompt
 from autoalign.generation.base import SamplingParams
+from autoalign.generation.kv_cache import new_cache
 from autoalign.models.loading import LoadedModel
 from autoalign.types import Candidate, Message
+
+
+MIN_SHARED_PREFIX = 16  # below this, a separate prefix forward pass costs more than it saves
+
+
+def shared_prefix_length(token_lists: list[list[int]]) -> int:
+    """Length of the common token prefix, leaving every row at least one token of its own
+    (the last prompt token must be run per row to get that row's next-token logits)."""
+    limit = min(len(t) for t in token_lists) - 1
+    first = token_lists[0]
+    length = 0
+    while length < limit and all(t[length] == first[length] for t in token_lists):
+        length += 1
+    return length
 
 
 class HFGenerator:
@@ -34,55 +60,87 @@ class HFGenerator:
                 results[i] = cands
         return results
 
-    def _generation_config(self, params: SamplingParams) -> GenerationConfig:
-        sample = params.temperature > 0
-        return GenerationConfig(
-            max_new_tokens=params.max_new_tokens,
-            do_sample=sample,
-            temperature=params.temperature if sample else None,
-            top_p=params.top_p if sample else None,
-            top_k=0 if sample else None,
-            pad_token_id=self.loaded.tokenizer.pad_token_id,
-            eos_token_id=self.loaded.stop_token_ids,
-        )
-
     @torch.no_grad()
     def _generate_batch(self, texts: list[str], params: SamplingParams, seed: int) -> list[list[Candidate]]:
-        model, tokenizer = self.loaded.model, self.loaded.tokenizer
-        tokenizer.padding_side = "left"
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        ids, mask = enc.input_ids.to(model.device), enc.attention_mask.to(model.device)
+        token_lists = self.loaded.tokenizer(texts, add_special_tokens=False).input_ids
+        tokens, logprobs, finished = self._decode(token_lists, params, seed)
+        rows = [self._to_candidate(t, lp, f) for t, lp, f in zip(tokens, logprobs, finished)]
         n = params.n
-        torch.manual_seed(seed)
-        config = self._generation_config(params)
-        if n > 1 and ids.shape[1] > 1:
-            cache = self._prefill(ids[:, :-1], mask[:, :-1])
-            cache.batch_repeat_interleave(n)
-            out = model.generate(
-                input_ids=ids.repeat_interleave(n, dim=0),
-                attention_mask=mask.repeat_interleave(n, dim=0),
-                past_key_values=cache,
-                generation_config=config,
-            )
-        else:
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-        new_tokens = out[:, ids.shape[1] :].tolist()
-        rows = [self._to_candidate(tokens) for tokens in new_tokens]
         return [rows[i * n : (i + 1) * n] for i in range(len(texts))]
 
-    def _prefill(self, ids: torch.Tensor, mask: torch.Tensor) -> DynamicCache:
-        """Run all but the last prompt token once; generate() continues from this cache."""
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.loaded.model.config)
-        self.loaded.model(input_ids=ids, attention_mask=mask, position_ids=position_ids, past_key_values=cache, use_cache=True)
-        return cache
+    def _prefill(self, token_lists: list[list[int]]) -> tuple[Cache, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Run the prompts through the model: (cache, last logits, attention mask, positions).
 
-    def _to_candidate(self, tokens: list[int]) -> Candidate:
-        stops = set(self.loaded.stop_token_ids)
-        end = next((i for i, t in enumerate(tokens) if t in stops), None)
-        if end is None:
-            kept, finish, count = tokens, "length", len(tokens)
-        else:
-            kept, finish, count = tokens[:end], "stop", end + 1
+        Layout per row: [shared prefix][left padding][own suffix]; padding is masked out and
+        positions count only real tokens, so every row sees exactly its own prompt."""
+        model, device = self.loaded.model, self.loaded.model.device
+        shared = shared_prefix_length(token_lists) if len(token_lists) > 1 else 0
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
+        cache = new_cache(model.config)
+        rows = len(token_lists)
+        if shared:
+            prefix = torch.tensor([token_lists[0][:shared]], device=device)
+            model(input_ids=prefix, past_key_values=cache, use_cache=True)
+            cache.batch_repeat_interleave(rows)
+        suffixes = [t[shared:] for t in token_lists]
+        width = max(len(t) for t in suffixes)
+        pad = self.loaded.tokenizer.pad_token_id
+        suffix_ids = torch.tensor([[pad] * (width - len(t)) + t for t in suffixes], device=device)
+        suffix_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in suffixes], device=device)
+        mask = torch.cat([suffix_mask.new_ones(rows, shared), suffix_mask], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions[:, shared:], past_key_values=cache, use_cache=True).logits[:, -1, :]
+        return cache, logits, mask, positions
+
+    def _decode(self, token_lists: list[list[int]], params: SamplingParams, seed: int):
+        model, n, device = self.loaded.model, params.n, self.loaded.model.device
+        rng = torch.Generator(device=device).manual_seed(seed)
+        warpers = LogitsProcessorList()
+        if params.temperature > 0:
+            warpers.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_p < 1:
+                warpers.append(TopPLogitsWarper(params.top_p))
+        stops = torch.tensor(self.loaded.stop_token_ids, device=device)
+        cache, logits, mask, positions = self._prefill(token_lists)
+        if n > 1:  # share the prefill: copy cache and state n times
+            cache.batch_repeat_interleave(n)
+            logits, mask, positions = (x.repeat_interleave(n, dim=0) for x in (logits, mask, positions))
+        next_position = positions[:, -1:] + 1
+
+        num_rows = logits.shape[0]
+        active = torch.arange(num_rows, device=device)
+        tokens: list[list[int]] = [[] for _ in range(num_rows)]
+        token_logprobs: list[list[float]] = [[] for _ in range(num_rows)]
+        stopped = [False] * num_rows
+        for step in range(params.max_new_tokens):
+            logits = logits.float()
+            chosen = self._pick(logits, warpers, rng, params.temperature)
+            chosen_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None]).squeeze(1)
+            done = torch.isin(chosen, stops)
+            for row, token, lp, is_done in zip(active.tolist(), chosen.tolist(), chosen_logprobs.tolist(), done.tolist()):
+                tokens[row].append(token)
+                token_logprobs[row].append(lp)
+                stopped[row] = is_done
+            if done.all() or step == params.max_new_tokens - 1:
+                break
+            if done.any():  # finished rows leave the batch
+                keep = (~done).nonzero().squeeze(1)
+                cache.batch_select_indices(keep)
+                active, chosen, mask, next_position = active[keep], chosen[keep], mask[keep], next_position[keep]
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_position, past_key_values=cache, use_cache=True).logits[:, -1, :]
+            next_position = next_position + 1
+        return tokens, token_logprobs, stopped
+
+    @staticmethod
+    def _pick(logits: torch.Tensor, warpers: LogitsProcessorList, rng: torch.Generator, temperature: float) -> torch.Tensor:
+        if temperature == 0:
+            return logits.argmax(dim=-1)
+        probs = torch.softmax(warpers(None, logits.clone()), dim=-1)
+        return torch.multinomial(probs, num_samples=1, generator=rng).squeeze(1)
+
+    def _to_candidate(self, tokens: list[int], logprobs: list[float], stopped: bool) -> Candidate:
+        kept = tokens[:-1] if stopped else tokens  # the stop token is counted, not shown
         text = self.loaded.tokenizer.decode(kept, skip_special_tokens=True).strip()
-        return Candidate(text=text, num_tokens=count, finish_reason=finish)
+        return Candidate(text=text, num_tokens=len(tokens), finish_reason="stop" if stopped else "length", logprobs=logprobs)

@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from autoalign.data import load_prompts, resolve_data_path
 from autoalign.config import CreatePromptsConfig, DPOConfig, JudgeConfig, PairsConfig, SampleConfig, SamplingConfig, SFTConfig
 from autoalign.generation.base import SamplingParams
@@ -43,19 +45,22 @@ def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: 
     generator = pool.generator(model, cfg.sampling.batch_size)
     requests_made, parsed = 0, 0
     raw_rows = []
-    while len(keep.kept) < cfg.num_prompts and requests_made < cfg.max_requests:
-        batch = min(cfg.sampling.batch_size, cfg.max_requests - requests_made)
-        requests = [fewshot_request(seed_instructions, cfg.shots, rng, count=cfg.shots) for _ in range(batch)]
-        params = sampling_params(cfg.sampling, n=1, seed=seed + requests_made)
-        for cands in generator.generate(requests, params):
-            tasks, cut = parse_tasks(cands[0].text, truncated=cands[0].finish_reason == "length")
-            keep.dropped["truncated"] += cut
-            parsed += len(tasks) + cut
-            for task in tasks:
-                if len(keep.kept) < cfg.num_prompts:
-                    keep.offer(task)
-            raw_rows.append({"output": cands[0].text, "finish_reason": cands[0].finish_reason})
-        requests_made += batch
+    with tqdm(total=cfg.num_prompts, desc=f"iter {t}: creating prompts", unit="prompt") as bar:
+        while len(keep.kept) < cfg.num_prompts and requests_made < cfg.max_requests:
+            batch = min(cfg.sampling.batch_size, cfg.max_requests - requests_made)
+            requests = [fewshot_request(seed_instructions, cfg.shots, rng, count=cfg.tasks_per_request) for _ in range(batch)]
+            params = sampling_params(cfg.sampling, n=1, seed=seed + requests_made)
+            for cands in generator.generate(requests, params):
+                tasks, cut = parse_tasks(cands[0].text, truncated=cands[0].finish_reason == "length")
+                keep.dropped["truncated"] += cut
+                parsed += len(tasks) + cut
+                for task in tasks:
+                    if len(keep.kept) >= cfg.num_prompts:
+                        keep.dropped["over_quota"] += 1  # well-formed or not, no longer needed
+                    elif keep.offer(task):
+                        bar.update()
+                raw_rows.append({"output": cands[0].text, "finish_reason": cands[0].finish_reason})
+            requests_made += batch
     prompts = [Prompt(id=f"it{t}-p{i:05d}", messages=[{"role": "user", "content": text}], source="created") for i, text in enumerate(keep.kept)]
     if not prompts:
         raise RuntimeError(f"iteration {t}: the model wrote no usable prompt in {requests_made} requests (dropped: {dict(keep.dropped)})")
@@ -98,7 +103,7 @@ def sample_candidates(store: RunStore, t: int, model: ModelRef, prompts: list[Pr
             return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
 
         started = time.perf_counter()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size * 2, desc=f"iter {t}: sampling")
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size, desc=f"iter {t}: sampling")
         elapsed = time.perf_counter() - started
         cands = [Candidate.from_dict(c) for r in rows for c in r["candidates"]]
         tokens = sum(c.num_tokens for c in cands)

@@ -22,7 +22,7 @@ from autoalign.train.losses import dpo_sigmoid_loss, sequence_logprobs
 from autoalign.types import Pair
 
 
-def _forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> torch.Tensor:
+def forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> torch.Tensor:
     batch = collate(examples, pad_token_id)
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return sequence_logprobs(logits, batch["labels"])
@@ -36,7 +36,7 @@ def reference_logprobs(model: torch.nn.Module, encoded: list[tuple[Encoded, Enco
     for start in tqdm(range(0, len(encoded), batch_size), desc="reference log-probs", unit="batch"):
         chunk = encoded[start : start + batch_size]
         flat = [e for pair in chunk for e in pair]
-        rows.append(_forward_logprobs(model, flat, pad_token_id).view(-1, 2))
+        rows.append(forward_logprobs(model, flat, pad_token_id).view(-1, 2))
     return torch.cat(rows)
 
 
@@ -62,7 +62,7 @@ def train_dpo(loaded: LoadedModel, pairs: list[Pair], cfg: DPOConfig, seed: int,
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         flat = [e for i in indices for e in encoded[i]]
-        policy = _forward_logprobs(model, flat, pad).view(-1, 2)
+        policy = forward_logprobs(model, flat, pad).view(-1, 2)
         ref = reference[indices]
         return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta)
 

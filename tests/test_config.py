@@ -1,0 +1,48 @@
+import pytest
+
+from autoalign.config import ConfigError, load_config
+
+
+def test_defaults_and_overrides_parse_yaml_values(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("iterations: 2\ndpo:\n  beta: 0.2\n")
+    cfg = load_config(recipe, ["dpo.learning_rate=1e-4", "sample.n=8", "dpo.lora.enabled=true", "dpo.lora.target_modules=[q_proj,v_proj]"])
+    assert cfg.name == "r" and cfg.iterations == 2
+    assert cfg.dpo.beta == 0.2 and cfg.dpo.learning_rate == 1e-4
+    assert cfg.sample.n == 8 and cfg.dpo.lora.enabled and cfg.dpo.lora.target_modules == ["q_proj", "v_proj"]
+    assert cfg.run_dir == tmp_path.__class__("runs") / "r"
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("dpo.betta=0.1", "dpo.betta: unknown key"),
+        ("sample.n=many", "sample.n: Input should be a valid integer"),
+        ("sample.n=1", "sample.n: Input should be greater than or equal to 2"),
+        ("data.ift=/nonexistent/seed.jsonl", "data.ift: Value error, file not found: /nonexistent/seed.jsonl"),
+        ("create_prompts.from_file=missing.jsonl", "create_prompts.from_file: Value error, file not found"),
+        ("loop=unknown_loop", "loop: Input should be 'self_reward'"),
+        ("dpo=3", "override 'dpo' must look like key=value"),
+    ],
+)
+def test_config_errors_name_the_key(override, message):
+    if override == "dpo=3":
+        override = "dpo"
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [override])
+    assert message in str(err.value)
+
+
+def test_missing_recipe_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="recipe not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dpo: [unclosed\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(bad)
+
+
+def test_bundled_recipes_validate():
+    for name in ("quickstart", "self_reward_paper"):
+        cfg = load_config(f"recipes/{name}.yaml")
+        assert cfg.name == name

