@@ -46,3 +46,10 @@ def test_bundled_recipes_validate():
     for name in ("quickstart", "self_reward_paper"):
         cfg = load_config(f"recipes/{name}.yaml")
         assert cfg.name == name
+
+
+def test_fewshot_judge_needs_eft_and_valid_scores():
+    with pytest.raises(ConfigError, match="judge.fewshot_scores needs data.eft"):
+        load_config(None, ["judge.fewshot_scores=[5,1]", "data.eft=null"])
+    with pytest.raises(ConfigError, match="judge.fewshot_scores: Value error, scores must be between 0 and 5"):
+        load_config(None, ["judge.fewshot_scores=[7]"])

@@ -109,3 +109,16 @@ def test_oasst_malformed_tree_names_line_and_field(tmp_path):
     path.write_text(good + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=r"trees.jsonl:2: field 'prompt.replies\[0\].text' missing"):
         load_oasst(path)
+
+
+def test_judge_demonstrations_pick_shortest_example_per_score_in_order():
+    from autoalign.data import judge_demonstrations
+
+    examples = load_eft(f"{FIX}/eft_small.jsonl")
+    turns = judge_demonstrations(examples, [1, 4])
+    assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"]
+    assert turns[1]["content"].endswith("Score: 1") and turns[3]["content"].endswith("Score: 4")
+    with pytest.raises(DataError, match="no unused EFT example with score 5"):
+        judge_demonstrations(examples, [5])
+    with pytest.raises(DataError, match="score 4"):
+        judge_demonstrations(examples, [4, 4])

@@ -92,6 +92,13 @@ def test_self_reward_loop_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
         assert em["prompts"] == 3 and em["wins"] + em["ties"] + em["losses"] + em["unscored"] == 3
         assert em["new"] == f"M{t + 1}" and em["old"] == f"M{t}"
 
+    # The pairs load in `datasets` as a conversational preference dataset.
+    from datasets import load_dataset
+
+    dataset = load_dataset("json", data_files=str(run / "iter_1/pairs/data.jsonl"), split="train")
+    assert {"prompt", "chosen", "rejected"} <= set(dataset.column_names)
+    assert dataset[0]["chosen"][0]["role"] == "assistant"
+
     # The first DPO step starts at policy == reference, so its loss is ln 2 (up to float error).
     first = read_jsonl(run / "iter_1/dpo/data.jsonl")[0]
     assert first["loss"] == pytest.approx(0.6931, abs=1e-3)

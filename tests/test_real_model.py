@@ -45,12 +45,21 @@ def test_generation_shared_prefill_matches_independent_sampling(smollm_dir):
     assert "Paris" in shared[0][0].text
 
 
-def test_rubric_judge_scores_a_good_answer_above_an_irrelevant_one(smollm_dir):
-    judge = RubricJudge(HFGenerator(load_model(smollm_dir), batch_size=4), SamplingParams(temperature=0.0, max_new_tokens=128))
+def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_dir):
+    """Zero-shot, the 135M instruct model answers the question instead of judging (0 of 48
+    verdicts parsed in a quickstart run); two EFT demonstrations fix the format."""
+    from autoalign.data import judge_demonstrations, load_eft
+
+    demos = judge_demonstrations(load_eft("builtin:seed_eft.jsonl"), [5, 1])
+    generator = HFGenerator(load_model(smollm_dir), batch_size=4)
     q = [{"role": "user", "content": "What is the capital of France?"}]
-    verdicts = judge.judge([JudgeItem(q, "The capital of France is Paris."), JudgeItem(q, "")])
-    assert all(len(v.raw) == 1 and v.raw[0] for v in verdicts)
-    assert all(v.score is None or 0 <= v.score <= 5 for v in verdicts)
+    items = [JudgeItem(q, "The capital of France is Paris."), JudgeItem(q, "Bananas are yellow."),
+             JudgeItem(q, "France is in Europe."), JudgeItem(q, "Paris, which is also its largest city.")]
+    with_demos = RubricJudge(generator, SamplingParams(temperature=0.0, max_new_tokens=96), demonstrations=demos).judge(items)
+    zero_shot = RubricJudge(generator, SamplingParams(temperature=0.0, max_new_tokens=96)).judge(items)
+    assert sum(v.parsed for v in with_demos) > sum(v.parsed for v in zero_shot)
+    assert sum(v.parsed for v in with_demos) >= 3
+    assert all(v.score is None or 0 <= v.score <= 5 for v in with_demos)
 
 
 def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -124,6 +124,17 @@ class JudgeConfig(Section):
     """k judge samples per candidate; the score is their mean over the ones that parsed."""
     sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=192)
     max_response_chars: int = Field(2000, gt=0)
+    fewshot_scores: list[int] = []
+    """Show EFT judgements with these scores, in this order, as earlier chat turns before each
+    verdict (e.g. [5, 1]). Lets a model that was not trained on EFT data (an instruct model used
+    without SFT) follow the verdict format; needs data.eft."""
+
+    @field_validator("fewshot_scores")
+    @classmethod
+    def _scores_in_range(cls, value: list[int]) -> list[int]:
+        if any(not 0 <= s <= 5 for s in value):
+            raise ValueError("scores must be between 0 and 5")
+        return value
 
 
 class PairsConfig(Section):
@@ -155,6 +166,12 @@ class RunConfig(Section):
     pairs: PairsConfig = PairsConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _fewshot_needs_eft(self) -> RunConfig:
+        if self.judge.fewshot_scores and not self.data.eft:
+            raise ValueError("judge.fewshot_scores needs data.eft (the judgements to show)")
+        return self
 
     @property
     def run_dir(self) -> Path:

@@ -103,3 +103,18 @@ def load_eft(spec: str) -> list[EFTExample]:
             raise DataError(f"{path}:{line}: field 'score' is {row['score']} but the judgement says {score}")
         examples.append(EFTExample(instruction, response, judgement, score))
     return examples
+
+
+def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_response_chars: int = 2000) -> list[Message]:
+    """Chat turns showing one EFT judgement per requested score, in order: for each score the
+    shortest example with that score (short demonstrations keep every judge prompt short)."""
+    turns: list[Message] = []
+    used: set[int] = set()
+    for score in scores:
+        candidates = [i for i, e in enumerate(examples) if e.score == score and i not in used]
+        if not candidates:
+            raise DataError(f"no unused EFT example with score {score} for judge.fewshot_scores")
+        best = min(candidates, key=lambda i: len(examples[i].instruction) + len(examples[i].response) + len(examples[i].judgement))
+        used.add(best)
+        turns += examples[best].to_conversation(max_response_chars)
+    return turns

@@ -18,7 +18,7 @@ from autoalign.types import Judgment, Prompt
 
 def compare_models(store: RunStore, t: int, new: ModelRef, old: ModelRef, judge_model: ModelRef, prompts: list[Prompt], cfg: EvalConfig, judge_cfg: JudgeConfig, pool: ModelPool, make_judge: JudgeFactory, seed: int) -> dict:
     prompts = prompts[: cfg.num_prompts]
-    stage = store.stage(t, "eval", {"cfg": cfg.model_dump(), "judge": judge_cfg.model_dump(), "seed": seed}, [new.key, old.key, judge_model.key, *[p.id + p.text for p in prompts]])
+    stage = store.stage(t, "eval", {"cfg": cfg.model_dump(), "judge": judge_cfg.model_dump(), "seed": seed}, [new.key, old.key, judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text for p in prompts]])
     if stage.done():
         return stage.metrics()
     stage.begin()

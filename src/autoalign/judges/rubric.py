@@ -16,7 +16,7 @@ from statistics import mean
 from autoalign.generation.base import Generator, SamplingParams
 from autoalign.judges.base import JudgeItem
 from autoalign.prompts import render
-from autoalign.types import Judgment
+from autoalign.types import Judgment, Message
 
 MAX_SCORE = 5
 # "Score: 4", "**Score:** 4", "Final score: 4/5", "Score = 4 points." -- one line, nothing else on it.
@@ -51,15 +51,19 @@ def judge_prompt(item: JudgeItem, max_response_chars: int) -> str:
 
 
 class RubricJudge:
-    def __init__(self, generator: Generator, sampling: SamplingParams, samples: int = 1, max_response_chars: int = 2000):
+    """demonstrations: earlier chat turns (rubric prompt, judgement) shown before each verdict.
+    They are the same for every item, so the generator prefills them once per batch."""
+
+    def __init__(self, generator: Generator, sampling: SamplingParams, samples: int = 1, max_response_chars: int = 2000, demonstrations: list[Message] | None = None):
         if samples > 1 and sampling.temperature == 0:
             raise ValueError("averaging k > 1 judge samples needs judge temperature > 0 (greedy samples are identical)")
         self.generator = generator
         self.sampling = SamplingParams(**{**sampling.to_dict(), "n": samples})
         self.max_response_chars = max_response_chars
+        self.demonstrations = list(demonstrations or [])
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
-        requests = [[{"role": "user", "content": judge_prompt(item, self.max_response_chars)}] for item in items]
+        requests = [[*self.demonstrations, {"role": "user", "content": judge_prompt(item, self.max_response_chars)}] for item in items]
         outputs = self.generator.generate(requests, self.sampling)
         return [judgment_from_outputs([c.text for c in cands]) for cands in outputs]
 

@@ -15,7 +15,7 @@ Run it:  autoalign run recipes/quickstart.yaml
 from __future__ import annotations
 
 from autoalign.config import RunConfig
-from autoalign.data import load_eft, load_ift, load_prompts
+from autoalign.data import judge_demonstrations, load_eft, load_ift, load_prompts
 from autoalign.eval.judge_compare import compare_models
 from autoalign.loops import stages
 from autoalign.loops.pool import ModelPool, ModelRef
@@ -34,7 +34,8 @@ def run(cfg: RunConfig, log=print, make_judge: stages.JudgeFactory | None = None
     m0_path = resolve_model(cfg.model.name, log=log)
     m0 = ModelRef("M0", m0_path, content_key(cfg.model.model_dump(), str(m0_path)))
     pool = ModelPool(cfg.model)
-    make_judge = make_judge or stages.rubric_judge_factory(pool)
+    demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars)
+    make_judge = make_judge or stages.RubricJudgeFactory(pool, tuple(demonstrations))
     results: dict = {"iterations": {}}
 
     current = m0

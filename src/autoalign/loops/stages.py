@@ -7,6 +7,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -20,7 +21,7 @@ from autoalign.judges.rubric import RubricJudge
 from autoalign.loops.pool import ModelPool, ModelRef, save_checkpoint
 from autoalign.pairs import JudgedCandidates, best_vs_worst
 from autoalign.prompts import render
-from autoalign.store import RunStore, file_digest
+from autoalign.store import RunStore, content_key, file_digest
 from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_tasks
 from autoalign.train.dpo import train_dpo
 from autoalign.train.sft import train_sft
@@ -119,22 +120,31 @@ def sample_candidates(store: RunStore, t: int, model: ModelRef, prompts: list[Pr
 
 
 JudgeFactory = Callable[[ModelRef, JudgeConfig, int], Judge]
+"""Builds the judge for a model; a factory may carry a `key` naming anything else its verdicts
+depend on (e.g. demonstrations), which goes into the judging stages' keys."""
 
 
-def rubric_judge_factory(pool: ModelPool) -> JudgeFactory:
-    """The default judge: the additive 5-point rubric, asked of the given model."""
+@dataclass(frozen=True)
+class RubricJudgeFactory:
+    """The default judge: the additive 5-point rubric, asked of the given model, optionally after
+    a few EFT demonstrations."""
 
-    def make(ref: ModelRef, cfg: JudgeConfig, seed: int) -> Judge:
+    pool: ModelPool
+    demonstrations: tuple = ()
+
+    @property
+    def key(self) -> str:
+        return content_key(list(self.demonstrations))
+
+    def __call__(self, ref: ModelRef, cfg: JudgeConfig, seed: int) -> Judge:
         params = sampling_params(cfg.sampling, n=1, seed=seed)
-        return RubricJudge(pool.generator(ref, cfg.sampling.batch_size), params, cfg.samples, cfg.max_response_chars)
-
-    return make
+        return RubricJudge(self.pool.generator(ref, cfg.sampling.batch_size), params, cfg.samples, cfg.max_response_chars, list(self.demonstrations))
 
 
 def judge_candidates(store: RunStore, t: int, judge_model: ModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, make_judge: JudgeFactory, seed: int, name: str = "judgments") -> dict[str, list[Judgment]]:
     """Every candidate scored by the judge (by default judge_model with the 5-point rubric);
     the judge is only built, and its model only loaded, if the stage has work to do."""
-    inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
+    inputs = [judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
     stage = store.stage(t, name, {"cfg": cfg.model_dump(), "seed": seed}, inputs)
     if not stage.done():
         stage.begin()
