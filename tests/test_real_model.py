@@ -65,7 +65,7 @@ def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_
 def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
     cfg = load_config("recipes/quickstart.yaml", [
         f"runs_dir={tmp_path}", "create_prompts.num_prompts=4", "create_prompts.max_requests=16",
-        "create_prompts.sampling.max_new_tokens=96", "sample.n=3", "sample.sampling.max_new_tokens=48",
+        "create_prompts.sampling.max_new_tokens=96", "sample.n=4", "sample.sampling.max_new_tokens=48",
         "judge.sampling.max_new_tokens=96", "dpo.epochs=1", "dpo.grad_accum=1", "eval.num_prompts=3",
         "eval.sampling.max_new_tokens=48",
     ])
@@ -75,13 +75,11 @@ def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
     assert len(prompts) == 4 and all(p["source"] == "created" for p in prompts)
     seed = {m["content"] for row in read_jsonl("src/autoalign/data/seed_ift.jsonl") for m in row["messages"]}
     assert not any(p["messages"][0]["content"] in seed for p in prompts)
-    assert all(len(r["candidates"]) == 3 for r in read_jsonl(it / "candidates/data.jsonl"))
+    assert all(len(r["candidates"]) == 4 for r in read_jsonl(it / "candidates/data.jsonl"))
     jm = read_json(it / "judgments/metrics.json")
-    assert jm["judged"] == 12 and jm["parsed"] == sum(jm["score_histogram"].values())
+    assert jm["judged"] == 16 and jm["parse_rate"] > 0.5 and jm["parsed"] == sum(jm["score_histogram"].values())
     pm = read_json(it / "pairs/metrics.json")
-    assert pm["pairs"] + sum(pm["dropped"].values()) == 4
-    if pm["pairs"] == 0:
-        pytest.skip(f"the judge produced no usable pair this time: {pm}")
+    assert pm["pairs"] + sum(pm["dropped"].values()) == 4 and pm["pairs"] >= 1
     dm = read_json(it / "dpo/metrics.json")
     assert dm["pairs"] == pm["pairs"] and dm["final_loss"] > 0
     trained = AutoModelForCausalLM.from_pretrained(result["final_model"])
