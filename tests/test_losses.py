@@ -77,3 +77,24 @@ def test_sft_loss_is_mean_nll_over_response_tokens():
     assert metrics["tokens"] == 3
     _, mask = token_logprobs(logits, labels)
     assert mask.sum().item() == 3
+
+
+def test_response_window_keeps_exactly_the_logits_the_loss_uses(tiny_loaded):
+    from autoalign.train.data import collate, encode_chat
+    from autoalign.train.losses import response_window
+
+    tok = tiny_loaded.tokenizer
+    examples = [encode_chat(tok, [{"role": "user", "content": "Write a short poem about the sea, please."}], "Waves.", 256),
+                encode_chat(tok, [{"role": "user", "content": "Hi"}], "Hello there, friend.", 256)]
+    batch = collate(examples, tok.pad_token_id)
+    labels = batch["labels"]
+    window = response_window(labels)
+    assert window < labels.shape[1]  # some prompt positions are skipped
+    full = tiny_loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    kept = tiny_loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window).logits
+    assert kept.shape[1] == window
+    assert torch.allclose(sequence_logprobs(kept, labels[:, -window:]), sequence_logprobs(full, labels), atol=1e-5)
+    loss_kept, _ = sft_loss(kept, labels[:, -window:])
+    loss_full, _ = sft_loss(full, labels)
+    assert loss_kept.item() == pytest.approx(loss_full.item(), rel=1e-5)
+    assert response_window(torch.full((1, 4), IGNORE_INDEX)) == 1

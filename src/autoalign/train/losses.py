@@ -26,6 +26,17 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     return logps * mask, mask
 
 
+def response_window(labels: torch.Tensor) -> int:
+    """How many trailing positions' logits a loss needs: from the position that predicts the
+    earliest answer token in the batch to the end. Prompt positions before it carry no loss, so
+    their logits (a vocab-sized row each) need not be computed; pass this as `logits_to_keep`
+    and the loss functions below to `labels[:, -window:]`."""
+    has_loss = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    if len(has_loss) == 0:
+        return 1
+    return labels.shape[1] - int(has_loss[0]) + 1
+
+
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Sum of the response tokens' log-probabilities, one value per sequence: log pi(y|x)."""
     logps, _ = token_logprobs(logits, labels)
