@@ -156,7 +156,7 @@ def judge_candidates(store: RunStore, t: int, judge_model: ModelRef, prompts: li
             verdicts = iter(judge.judge(items))
             return [{"id": i, "judgments": [next(verdicts).to_dict() for _ in candidates[i]]} for i in ids]
 
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: judging {name}")
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name}")
         stage.finish(rows, judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]]))
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
 
