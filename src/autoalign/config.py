@@ -146,8 +146,9 @@ class EvalConfig(Section):
     enabled: bool = True
     num_prompts: int = Field(16, gt=0)
     judge: Literal["initial", "previous"] = "initial"
-    """Which model judges the comparison: the run's starting model (fixed across iterations, so
-    scores are comparable) or the previous iterate M_t."""
+    """Which model judges the comparison: "initial" = M1, the loop's first model (M0 after SFT, or
+    M0 itself when SFT is off), fixed across iterations so scores stay comparable; "previous" =
+    the iterate M_t being compared against."""
     sampling: SamplingConfig = SamplingConfig(temperature=0.0)
 
 
