@@ -12,7 +12,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from autoalign.chat import render_completion
-from autoalign.train.losses import IGNORE_INDEX
+from autoalign.train.losses import IGNORE_INDEX, response_window
 from autoalign.types import Message, Pair
 
 
@@ -59,3 +59,13 @@ def collate(examples: list[Encoded], pad_token_id: int) -> dict[str, torch.Tenso
         labels[row, :n] = torch.tensor(e.labels)
         mask[row, :n] = 1
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def answer_logits(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) over the positions a loss needs: the model computes logits only from
+    the position predicting the batch's earliest answer token (`logits_to_keep`), and labels are
+    cut to match, so prompt positions never pay for a vocabulary-sized logit row."""
+    batch = collate(examples, pad_token_id)
+    window = response_window(batch["labels"])
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window).logits
+    return logits, batch["labels"][:, -window:]

@@ -16,17 +16,14 @@ from tqdm.auto import tqdm
 from autoalign.config import DPOConfig
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
-from autoalign.train.data import Encoded, collate, encode_pair
+from autoalign.train.data import Encoded, answer_logits, encode_pair
 from autoalign.train.loop import optimise
-from autoalign.train.losses import dpo_sigmoid_loss, response_window, sequence_logprobs
+from autoalign.train.losses import dpo_sigmoid_loss, sequence_logprobs
 from autoalign.types import Pair
 
 
 def forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> torch.Tensor:
-    batch = collate(examples, pad_token_id)
-    window = response_window(batch["labels"])
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window).logits
-    return sequence_logprobs(logits, batch["labels"][:, -window:])
+    return sequence_logprobs(*answer_logits(model, examples, pad_token_id))
 
 
 @torch.no_grad()

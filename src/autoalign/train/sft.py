@@ -7,9 +7,9 @@ import torch
 from autoalign.config import SFTConfig
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
-from autoalign.train.data import collate, encode_chat
+from autoalign.train.data import answer_logits, encode_chat
 from autoalign.train.loop import optimise
-from autoalign.train.losses import response_window, sft_loss
+from autoalign.train.losses import sft_loss
 from autoalign.types import Message
 
 
@@ -23,10 +23,7 @@ def train_sft(loaded: LoadedModel, conversations: list[list[Message]], cfg: SFTC
     model = lora.wrap(loaded.model, cfg.lora)
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
-        batch = collate([encoded[i] for i in indices], tokenizer.pad_token_id)
-        window = response_window(batch["labels"])
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window).logits
-        return sft_loss(logits, batch["labels"][:, -window:])
+        return sft_loss(*answer_logits(model, [encoded[i] for i in indices], tokenizer.pad_token_id))
 
     history = optimise(model, len(encoded), step, cfg, seed, desc="SFT")
     stats = {"examples": len(encoded), "truncated": sum(e.truncated for e in encoded)}
