@@ -57,10 +57,8 @@ class GrowableLayer(DynamicLayer):
 
 
 def _grown(old: torch.Tensor | None, like: torch.Tensor, capacity: int, length: int) -> torch.Tensor:
-    shape = (*like.shape[:-2], capacity, like.shape[-1])
-    if old is not None:
-        shape = (old.shape[0], *shape[1:])
-    buffer = like.new_empty(shape)
+    """A buffer shaped like `like` with `capacity` positions, holding old's first `length`."""
+    buffer = like.new_empty((*like.shape[:-2], capacity, like.shape[-1]))
     if old is not None and length:
         buffer[..., :length, :] = old[..., :length, :]
     return buffer
