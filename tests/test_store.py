@@ -46,3 +46,19 @@ def test_map_items_skips_finished_and_tolerates_torn_line(tmp_path):
 def test_atomic_write_leaves_no_temp_files(tmp_path):
     write_jsonl(tmp_path / "out.jsonl", [{"a": 1}])
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_training_scratch_survives_restart_and_goes_on_finish(tmp_path):
+    store = RunStore(tmp_path)
+    stage = store.stage(1, "dpo", {"beta": 0.1}, ["m"])
+    stage.begin()
+    reference = stage.resumable_file("reference_logps.json")
+    assert reference.name == f"reference_logps-{stage.key}.json"
+    reference.write_text("[[0.0, 0.0]]")
+    stage.train_state_path.mkdir()
+    (stage.train_state_path / "progress.json").write_text("{}")
+    (stage.dir / "model").mkdir()  # a stale half-saved output from the crashed attempt
+    stage.begin()  # the restart
+    assert reference.exists() and stage.train_state_path.exists() and not (stage.dir / "model").exists()
+    stage.finish([], {})
+    assert reference.exists() and not stage.train_state_path.exists()

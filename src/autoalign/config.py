@@ -76,6 +76,13 @@ class TrainConfig(Section):
     max_grad_norm: float = Field(1.0, gt=0)
     max_length: int = Field(512, gt=8)
     lora: LoraConfig = LoraConfig()
+    checkpoint_minutes: float = Field(10.0, ge=0)
+    """Save a resumable training state this often (wall time); 0 = never. A crashed stage
+    resumes from the last one and ends bit-identical to an uninterrupted run."""
+
+    def result_key(self) -> dict[str, Any]:
+        """The settings that change the trained weights (checkpointing does not)."""
+        return self.model_dump(exclude={"checkpoint_minutes"})
 
 
 class SFTConfig(TrainConfig):

@@ -4,7 +4,8 @@ A stage's key is a hash of its config and its inputs' keys. A finished stage is 
 `manifest.json` with its key; re-running a recipe skips any stage whose recorded key matches,
 and since keys chain through inputs, changing one stage's config invalidates that stage and
 everything after it, nothing before. Within a stage, finished items are appended to a partial
-file named by the key, so a crash loses at most the chunk in flight.
+file named by the key, so a crash loses at most the chunk in flight; training stages keep their
+mid-training checkpoint and reference log-probs in files named by the key too.
 """
 
 from __future__ import annotations
@@ -81,10 +82,11 @@ class Stage:
         return entry is not None and entry["key"] == self.key and self.metrics_path.exists()
 
     def begin(self) -> None:
-        """Clear outputs of a previous, different version of this stage (keep same-key partials)."""
+        """Clear outputs of a previous, different version of this stage; keep what an interrupted
+        run of this same version left to resume from (names carrying the key)."""
         if self.dir.exists():
             for child in self.dir.iterdir():
-                if child.name == self.partial_path.name:
+                if self.key in child.name:
                     continue
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +96,7 @@ class Stage:
             write_jsonl(self.data_path, rows)
         write_json(self.metrics_path, metrics)
         self.partial_path.unlink(missing_ok=True)
+        shutil.rmtree(self.train_state_path, ignore_errors=True)
         self.store.record(self, {"rows": len(rows) if rows is not None else None})
 
     def rows(self) -> list[dict[str, Any]]:
@@ -105,6 +108,17 @@ class Stage:
     @property
     def partial_path(self) -> Path:
         return self.dir / f"partial-{self.key}.jsonl"
+
+    @property
+    def train_state_path(self) -> Path:
+        """Mid-training checkpoint of a training stage; removed when the stage finishes."""
+        return self.dir / f"train_state-{self.key}"
+
+    def resumable_file(self, name: str) -> Path:
+        """A file this version of the stage keeps across an interrupted run (e.g. cached
+        reference log-probs): `name-<key>.<suffix>`."""
+        stem, dot, suffix = name.partition(".")
+        return self.dir / f"{stem}-{self.key}{dot}{suffix}"
 
     def map_items(
         self,

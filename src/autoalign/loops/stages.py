@@ -24,6 +24,7 @@ from autoalign.prompts import render
 from autoalign.store import RunStore, content_key, file_digest
 from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_tasks
 from autoalign.train.dpo import train_dpo
+from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.sft import train_sft
 from autoalign.types import Candidate, Judgment, Message, Pair, Prompt
 
@@ -192,7 +193,7 @@ def build_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict
 
 def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair], cfg: DPOConfig, pool: ModelPool, seed: int) -> ModelRef:
     """M_{t+1} = DPO(M_t, pairs) with reference M_t; the checkpoint lands in iter_t/dpo/model."""
-    stage = store.stage(t, "dpo", {"cfg": cfg.model_dump(), "seed": seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
+    stage = store.stage(t, "dpo", {"cfg": cfg.result_key(), "seed": seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
     out = ModelRef(label=f"M{t + 1}", path=stage.dir / "model", key=stage.key)
     if stage.done():
         return out
@@ -201,7 +202,8 @@ def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair],
     stage.begin()
     loaded = pool.fresh(model)
     started = time.perf_counter()
-    trained, history, stats = train_dpo(loaded, pairs, cfg, seed, reference_cache=stage.dir / "reference_logps.json")
+    checkpointer = TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes)
+    trained, history, stats = train_dpo(loaded, pairs, cfg, seed, stage.resumable_file("reference_logps.json"), checkpointer)
     elapsed = time.perf_counter() - started
     save_checkpoint(trained, loaded, out.path)
     final = history[-1]
@@ -219,14 +221,14 @@ def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair],
 
 def train_sft_stage(store: RunStore, model: ModelRef, conversations: list[list[Message]], cfg: SFTConfig, pool: ModelPool, seed: int) -> ModelRef:
     """M1 = SFT(M0) on the IFT (+ EFT) seed; iteration 0 of the run."""
-    stage = store.stage(0, "sft", {"cfg": cfg.model_dump(), "seed": seed}, [model.key, *[str(c) for c in conversations]])
+    stage = store.stage(0, "sft", {"cfg": cfg.result_key(), "seed": seed}, [model.key, *[str(c) for c in conversations]])
     out = ModelRef(label="M1", path=stage.dir / "model", key=stage.key)
     if stage.done():
         return out
     stage.begin()
     loaded = pool.fresh(model)
     started = time.perf_counter()
-    trained, history, stats = train_sft(loaded, conversations, cfg, seed)
+    trained, history, stats = train_sft(loaded, conversations, cfg, seed, TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes))
     save_checkpoint(trained, loaded, out.path)
     stage.finish(history, {**stats, "steps": len(history), "final_loss": history[-1]["loss"], "seconds": time.perf_counter() - started})
     return out

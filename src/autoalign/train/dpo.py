@@ -18,6 +18,7 @@ from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
 from autoalign.train.data import Encoded, answer_logits, encode_pair
 from autoalign.train.loop import optimise
+from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.losses import dpo_sigmoid_loss, sequence_logprobs
 from autoalign.types import Pair
 
@@ -47,7 +48,14 @@ def _cached_reference(path: Path | None, compute) -> torch.Tensor:
     return values
 
 
-def train_dpo(loaded: LoadedModel, pairs: list[Pair], cfg: DPOConfig, seed: int, reference_cache: Path | None = None) -> tuple[torch.nn.Module, list[dict[str, float]], dict]:
+def train_dpo(
+    loaded: LoadedModel,
+    pairs: list[Pair],
+    cfg: DPOConfig,
+    seed: int,
+    reference_cache: Path | None = None,
+    checkpointer: TrainCheckpointer | None = None,
+) -> tuple[torch.nn.Module, list[dict[str, float]], dict]:
     """Returns (trained model with adapters merged, per-step history, data stats)."""
     if not pairs:
         raise ValueError("DPO needs at least one preference pair")
@@ -64,7 +72,7 @@ def train_dpo(loaded: LoadedModel, pairs: list[Pair], cfg: DPOConfig, seed: int,
         ref = reference[indices]
         return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta)
 
-    history = optimise(model, len(encoded), step, cfg, seed, desc="DPO")
+    history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
     stats = {
         "pairs": len(pairs),
         "truncated": sum(c.truncated or r.truncated for c, r in encoded),

@@ -1,5 +1,6 @@
 """The optimisation loop shared by SFT and DPO: micro-batches, gradient accumulation, clipping,
-warmup + cosine/linear schedule, a progress bar, and one metrics row per optimizer step.
+warmup + cosine/linear schedule, a progress bar, one metrics row per optimizer step, and
+optional mid-training checkpoints to resume from (train/resume.py).
 
 The caller supplies `step_fn(batch_indices) -> (loss, metrics)`; everything method-specific
 (what a batch is, which loss) stays in sft.py / dpo.py.
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from autoalign.config import TrainConfig
+from autoalign.train.resume import TrainCheckpointer
 
 StepFn = Callable[[list[int]], tuple[torch.Tensor, dict[str, float]]]
 
@@ -33,7 +35,15 @@ def micro_batches(num_examples: int, cfg: TrainConfig, seed: int) -> list[list[i
     return [order[i : i + cfg.batch_size] for i in range(0, total, cfg.batch_size)]
 
 
-def optimise(model: torch.nn.Module, num_examples: int, step_fn: StepFn, cfg: TrainConfig, seed: int, desc: str) -> list[dict[str, float]]:
+def optimise(
+    model: torch.nn.Module,
+    num_examples: int,
+    step_fn: StepFn,
+    cfg: TrainConfig,
+    seed: int,
+    desc: str,
+    checkpointer: TrainCheckpointer | None = None,
+) -> list[dict[str, float]]:
     batches = micro_batches(num_examples, cfg, seed)
     num_steps = math.ceil(len(batches) / cfg.grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -44,10 +54,10 @@ def optimise(model: torch.nn.Module, num_examples: int, step_fn: StepFn, cfg: Tr
         num_warmup_steps=round(cfg.warmup_ratio * num_steps),
         num_training_steps=num_steps,
     )
+    done, history = checkpointer.load(model, optimizer, scheduler) if checkpointer else (0, [])
     model.train()
-    history: list[dict[str, float]] = []
-    bar = tqdm(total=num_steps, desc=desc, unit="step")
-    for step in range(num_steps):
+    bar = tqdm(total=num_steps, initial=done, desc=desc, unit="step")
+    for step in range(done, num_steps):
         group = batches[step * cfg.grad_accum : (step + 1) * cfg.grad_accum]
         sums: dict[str, float] = {}
         for indices in group:
@@ -66,6 +76,8 @@ def optimise(model: torch.nn.Module, num_examples: int, step_fn: StepFn, cfg: Tr
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}")
         bar.update()
+        if checkpointer and checkpointer.due() and step + 1 < num_steps:
+            checkpointer.save(model, optimizer, scheduler, step + 1, history)
     bar.close()
     model.eval()
     return history

@@ -9,11 +9,18 @@ from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
 from autoalign.train.data import answer_logits, encode_chat
 from autoalign.train.loop import optimise
+from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.losses import sft_loss
 from autoalign.types import Message
 
 
-def train_sft(loaded: LoadedModel, conversations: list[list[Message]], cfg: SFTConfig, seed: int) -> tuple[torch.nn.Module, list[dict[str, float]], dict]:
+def train_sft(
+    loaded: LoadedModel,
+    conversations: list[list[Message]],
+    cfg: SFTConfig,
+    seed: int,
+    checkpointer: TrainCheckpointer | None = None,
+) -> tuple[torch.nn.Module, list[dict[str, float]], dict]:
     """conversations: message lists ending with the assistant answer to learn."""
     if not conversations:
         raise ValueError("SFT needs at least one example")
@@ -25,6 +32,6 @@ def train_sft(loaded: LoadedModel, conversations: list[list[Message]], cfg: SFTC
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         return sft_loss(*answer_logits(model, [encoded[i] for i in indices], tokenizer.pad_token_id))
 
-    history = optimise(model, len(encoded), step, cfg, seed, desc="SFT")
+    history = optimise(model, len(encoded), step, cfg, seed, desc="SFT", checkpointer=checkpointer)
     stats = {"examples": len(encoded), "truncated": sum(e.truncated for e in encoded)}
     return lora.unwrap(model), history, stats

@@ -1,0 +1,117 @@
+"""Mid-training checkpoints: a training run killed after a checkpoint and restarted ends with
+exactly the weights and metrics of a run that was never interrupted (SFT full, DPO with LoRA)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoalign.config import DPOConfig, SFTConfig
+from autoalign.data import load_ift
+from autoalign.models.loading import load_model
+from autoalign.train.dpo import train_dpo
+from autoalign.train.resume import TrainCheckpointer
+from autoalign.train.sft import train_sft
+from autoalign.types import Pair
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterSaves(TrainCheckpointer):
+    """Checkpoints after every step and dies right after the given number of saves."""
+
+    def __init__(self, dir: Path, saves_before_crash: int):
+        super().__init__(dir, every_minutes=1e-9)
+        self.left = saves_before_crash
+
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        self.left -= 1
+        if self.left == 0:
+            raise Crash
+
+
+class Resuming(TrainCheckpointer):
+    """Records the step it resumed from, to show the restart skipped the finished steps."""
+
+    def __init__(self, dir: Path):
+        super().__init__(dir, every_minutes=0)
+        self.resumed_at = None
+
+    def load(self, *args):
+        step, history = super().load(*args)
+        self.resumed_at = step
+        return step, history
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_sft_resumed_after_crash_matches_uninterrupted(tiny_model_dir, tmp_path):
+    conversations = load_ift(str(FIX / "ift_small.jsonl"))
+    cfg = SFTConfig(learning_rate=1e-3, epochs=2, batch_size=1, grad_accum=2, warmup_ratio=0.25, max_length=128)  # 6 steps
+
+    model, straight_history, _ = train_sft(load_model(tiny_model_dir), conversations, cfg, seed=3)
+    straight = _weights(model)
+
+    state_dir = tmp_path / "train_state"
+    with pytest.raises(Crash):
+        train_sft(load_model(tiny_model_dir), conversations, cfg, seed=3, checkpointer=CrashAfterSaves(state_dir, 2))
+    assert (state_dir / "progress.json").exists()
+    assert not list(tmp_path.glob(".train_state.*"))  # no half-written checkpoint left behind
+
+    resuming = Resuming(state_dir)
+    model, resumed_history, _ = train_sft(load_model(tiny_model_dir), conversations, cfg, seed=3, checkpointer=resuming)
+    assert resuming.resumed_at == 2
+    assert len(resumed_history) == len(straight_history) == 6
+    assert resumed_history == straight_history
+    _assert_same(_weights(model), straight)
+
+
+def test_dpo_lora_resumed_after_crash_matches_uninterrupted(tiny_model_dir, tmp_path):
+    conversations = load_ift(str(FIX / "ift_small.jsonl"))
+    pairs = [
+        Pair(prompt_id=f"p{i}", prompt=c[:-1], chosen=c[-1]["content"], rejected=conversations[(i + 1) % len(conversations)][-1]["content"],
+             chosen_score=5, rejected_score=1, source="test")
+        for i, c in enumerate(conversations)
+    ]
+    cfg = DPOConfig.model_validate({"learning_rate": 1e-2, "epochs": 2, "batch_size": 2, "grad_accum": 1, "max_length": 128,
+                                    "lora": {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}})
+    model, straight_history, _ = train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=1)
+    straight = _weights(model)
+
+    ref = tmp_path / "reference.json"
+    state_dir = tmp_path / "train_state"
+    with pytest.raises(Crash):
+        train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=1, reference_cache=ref, checkpointer=CrashAfterSaves(state_dir, 3))
+    saved = torch.load(state_dir / "train_state.pt", weights_only=True)["trainable"]
+    assert saved and all("lora_" in name for name in saved)  # LoRA checkpoints hold only the adapters
+
+    resuming = Resuming(state_dir)
+    model, resumed_history, _ = train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=1, reference_cache=ref, checkpointer=resuming)
+    assert resuming.resumed_at == 3
+    assert resumed_history == straight_history
+    _assert_same(_weights(model), straight)
+
+
+def test_checkpoint_of_another_model_is_refused(tiny_model_dir, tmp_path):
+    state_dir = tmp_path / "train_state"
+    state_dir.mkdir()
+    (state_dir / "progress.json").write_text('{"step": 1, "history": []}')
+    torch.save({"trainable": {"not.a.param": torch.zeros(1)}, "optimizer": {}, "scheduler": {}, "torch_rng": torch.get_rng_state()}, state_dir / "train_state.pt")
+    cfg = SFTConfig(epochs=1, batch_size=1, grad_accum=1, max_length=64)
+    with pytest.raises(RuntimeError, match="does not match the model"):
+        train_sft(load_model(tiny_model_dir), load_ift(str(FIX / "ift_small.jsonl")), cfg, seed=0, checkpointer=TrainCheckpointer(state_dir, 0))
