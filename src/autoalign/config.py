@@ -76,6 +76,9 @@ class TrainConfig(Section):
     max_grad_norm: float = Field(1.0, gt=0)
     max_length: int = Field(512, gt=8)
     lora: LoraConfig = LoraConfig()
+    freeze_embeddings: bool = False
+    """Keep the token embeddings (and a tied output layer) fixed. With a large vocabulary (Gemma's
+    262k) they are most of the parameters; freezing them cuts a full fine-tuning step by ~40%."""
     checkpoint_minutes: float = Field(10.0, ge=0)
     """Save a resumable training state this often (wall time); 0 = never. A crashed stage
     resumes from the last one and ends bit-identical to an uninterrupted run."""

@@ -17,7 +17,7 @@ from autoalign.config import DPOConfig
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
 from autoalign.train.data import Encoded, answer_logits, encode_pair
-from autoalign.train.loop import optimise
+from autoalign.train.loop import freeze_embeddings, optimise
 from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.losses import dpo_sigmoid_loss, sequence_logprobs
 from autoalign.types import Pair
@@ -64,6 +64,8 @@ def train_dpo(
     encoded = [encode_pair(tokenizer, p, cfg.max_length) for p in pairs]
     torch.manual_seed(seed)
     model = lora.wrap(loaded.model, cfg.lora)
+    if cfg.freeze_embeddings:
+        freeze_embeddings(model)
     reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size))
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:

@@ -22,6 +22,13 @@ from autoalign.train.resume import TrainCheckpointer
 StepFn = Callable[[list[int]], tuple[torch.Tensor, dict[str, float]]]
 
 
+def freeze_embeddings(model: torch.nn.Module) -> None:
+    """Fix the input embeddings and the output layer (one matrix when they are tied)."""
+    for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+        if module is not None:
+            module.weight.requires_grad_(False)
+
+
 def micro_batches(num_examples: int, cfg: TrainConfig, seed: int) -> list[list[int]]:
     """Shuffled index batches covering cfg.epochs passes (a fractional last pass is allowed)."""
     rng = random.Random(seed)

@@ -8,7 +8,7 @@ from autoalign.config import SFTConfig
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
 from autoalign.train.data import answer_logits, encode_chat
-from autoalign.train.loop import optimise
+from autoalign.train.loop import freeze_embeddings, optimise
 from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.losses import sft_loss
 from autoalign.types import Message
@@ -28,6 +28,8 @@ def train_sft(
     encoded = [encode_chat(tokenizer, conv[:-1], conv[-1]["content"], cfg.max_length) for conv in conversations]
     torch.manual_seed(seed)
     model = lora.wrap(loaded.model, cfg.lora)
+    if cfg.freeze_embeddings:
+        freeze_embeddings(model)
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         return sft_loss(*answer_logits(model, [encoded[i] for i in indices], tokenizer.pad_token_id))

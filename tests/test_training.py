@@ -1,5 +1,5 @@
-"""Mid-training checkpoints: a training run killed after a checkpoint and restarted ends with
-exactly the weights and metrics of a run that was never interrupted (SFT full, DPO with LoRA)."""
+"""Training options: mid-training checkpoints (a run killed after a checkpoint and restarted ends
+with exactly the weights and metrics of an uninterrupted run) and frozen embeddings."""
 
 from __future__ import annotations
 
@@ -115,3 +115,12 @@ def test_checkpoint_of_another_model_is_refused(tiny_model_dir, tmp_path):
     cfg = SFTConfig(epochs=1, batch_size=1, grad_accum=1, max_length=64)
     with pytest.raises(RuntimeError, match="does not match the model"):
         train_sft(load_model(tiny_model_dir), load_ift(str(FIX / "ift_small.jsonl")), cfg, seed=0, checkpointer=TrainCheckpointer(state_dir, 0))
+
+
+def test_freeze_embeddings_keeps_the_vocabulary_matrix(tiny_model_dir):
+    before = _weights(load_model(tiny_model_dir).model)
+    cfg = SFTConfig(learning_rate=1e-2, epochs=1, batch_size=2, grad_accum=1, max_length=128, freeze_embeddings=True)
+    model, _, _ = train_sft(load_model(tiny_model_dir), load_ift(str(FIX / "ift_small.jsonl")), cfg, seed=0)
+    after = _weights(model)
+    assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
+    assert not torch.equal(before["model.layers.0.mlp.up_proj.weight"], after["model.layers.0.mlp.up_proj.weight"])
