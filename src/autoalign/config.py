@@ -40,6 +40,38 @@ class ModelConfig(Section):
     that carry none."""
 
 
+class EndpointConfig(Section):
+    """Any OpenAI-compatible chat-completions server: vLLM, llama.cpp server, Ollama, hosted APIs."""
+
+    base_url: str
+    """Up to and including the version prefix, e.g. http://127.0.0.1:8000/v1"""
+    model: str
+    """The model name the server expects in requests."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the API key (the key itself is never written
+    to the run store or the logs); None = send no key, as local servers expect."""
+    max_concurrency: int = Field(4, gt=0)
+    timeout_seconds: float = Field(120.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    """Retries per request on timeouts, connection errors, malformed replies, 429 and 5xx."""
+    backoff_seconds: float = Field(1.0, gt=0)
+    """First retry delay; doubles each retry, with jitter, up to backoff_max_seconds. A 429's
+    Retry-After header takes precedence."""
+    backoff_max_seconds: float = Field(60.0, gt=0)
+    max_requests: int | None = Field(None, gt=0)
+    """Budget: at most this many HTTP requests over the whole run, resumes included; items beyond
+    it are recorded as failed ("request budget exhausted"). Cached answers cost nothing."""
+    top_logprobs: int = Field(0, ge=0, le=20)
+    """Ask for this many alternatives per generated token (0 = no logprobs); judges can use them."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
 class SamplingConfig(Section):
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(0.95, gt=0, le=1)

@@ -39,12 +39,21 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One sampled answer. finish_reason is "stop" (EOS reached) or "length" (max tokens)."""
+    """One sampled answer. finish_reason is "stop" (EOS reached), "length" (max tokens) or
+    "error" (a remote backend gave no answer; `error` says why, text is empty).
+    logprobs: each generated token's log-probability; top_logprobs: per generated token, the
+    most likely alternatives {token text: log-probability}, when the backend was asked for them."""
 
     text: str
     num_tokens: int
     finish_reason: str
     logprobs: list[float] | None = None
+    top_logprobs: list[dict[str, float]] | None = None
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, error: str) -> Candidate:
+        return cls(text="", num_tokens=0, finish_reason="error", error=error)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +73,8 @@ class Judgment:
     parsed: bool
     samples: list[int | None] = field(default_factory=list)
     confidence: float | None = None
+    error: str | None = None
+    """Why there is no verdict when the judge could not be asked (e.g. a failed request)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,247 @@
+"""Generation through any OpenAI-compatible chat-completions server (vLLM, llama.cpp server,
+Ollama, hosted APIs), behind the same Generator contract as the in-process backend.
+
+- n candidates per request are n requests with seeds seed, seed+1, ... (not the `n` field, which
+  several servers ignore), sent concurrently up to `max_concurrency`;
+- timeouts, connection errors, malformed replies, 429 and 5xx are retried with exponential
+  backoff and jitter, a 429's Retry-After honoured; 401/403/404 mean the configuration is wrong
+  and stop the run with a message saying so; other 4xx fail only that item;
+- an item that still has no answer is returned as a failed Candidate (finish_reason "error",
+  with the reason), never dropped;
+- answers are cached by a hash of the request (ResponseCache), so a resumed run never pays twice,
+  and every HTTP request counts against an optional budget kept in the same cache;
+- requests, retries, cache hits, failures and tokens are counted in `usage`.
+
+The API key is read from the environment variable the config names, at construction, and lives
+only in the client's headers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tqdm.auto import tqdm
+
+from autoalign.config import EndpointConfig
+from autoalign.generation.base import SamplingParams
+from autoalign.generation.http_cache import ResponseCache, request_key
+from autoalign.types import Candidate, Message
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+FATAL_STATUS = {401: "authentication failed", 403: "access denied", 404: "model or endpoint not found"}
+
+
+class TransientError(Exception):
+    """Worth another try: timeout, connection trouble, 429/5xx, a reply that is not valid JSON."""
+
+    def __init__(self, kind: str, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+class ItemError(Exception):
+    """This request cannot succeed (a 4xx other than auth/not-found, budget spent)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+class EndpointConfigError(RuntimeError):
+    """The server refuses every request (bad key, unknown model or URL): stop the run."""
+
+
+class Usage:
+    """Thread-safe counters for the run metrics."""
+
+    FIELDS = ("requests", "retries", "cache_hits", "answered", "failed", "prompt_tokens", "completion_tokens")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            self.counts.update(amounts)
+
+    def error(self, kind: str) -> None:
+        with self._lock:
+            self.errors[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {**{f: self.counts.get(f, 0) for f in self.FIELDS}, "errors": dict(self.errors)}
+
+
+def usage_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    out = {f: after[f] - before[f] for f in Usage.FIELDS}
+    kinds = set(before["errors"]) | set(after["errors"])
+    out["errors"] = {k: after["errors"].get(k, 0) - before["errors"].get(k, 0) for k in sorted(kinds) if after["errors"].get(k, 0) != before["errors"].get(k, 0)}
+    return out
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+def candidate_from_response(data: dict[str, Any]) -> Candidate:
+    """Raises KeyError/TypeError/IndexError on a reply that lacks the chat-completions shape."""
+    choice = data["choices"][0]
+    text = choice["message"]["content"] or ""
+    logprob_rows = (choice.get("logprobs") or {}).get("content") or []
+    logprobs = [row["logprob"] for row in logprob_rows] or None
+    top = [{alt["token"]: alt["logprob"] for alt in row.get("top_logprobs") or []} for row in logprob_rows]
+    usage = data.get("usage") or {}
+    return Candidate(
+        text=text,
+        num_tokens=int(usage.get("completion_tokens") or len(logprob_rows)),
+        finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+        logprobs=logprobs,
+        top_logprobs=top if any(top) else None,
+    )
+
+
+class OpenAIGenerator:
+    def __init__(self, cfg: EndpointConfig, cache: ResponseCache | None = None, transport: httpx.BaseTransport | None = None):
+        self.cfg = cfg
+        self.cache = cache
+        self.usage = Usage()
+        headers = {}
+        if cfg.api_key_env:
+            key = os.environ.get(cfg.api_key_env)
+            if not key:
+                raise EndpointConfigError(f"endpoint {cfg.base_url}: environment variable {cfg.api_key_env} (endpoint.api_key_env) is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        self.client = httpx.Client(base_url=cfg.base_url, timeout=cfg.timeout_seconds, headers=headers, transport=transport)
+        self._sent_lock = threading.Lock()
+        self._sent = 0  # budget count when there is no cache to keep it
+        self._backoff = wait_exponential_jitter(initial=cfg.backoff_seconds, max=cfg.backoff_max_seconds, jitter=cfg.backoff_seconds)
+
+    @property
+    def label(self) -> str:
+        return f"{self.cfg.model} @ {self.cfg.base_url}"
+
+    def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
+        results: list[list[Candidate | None]] = [[None] * params.n for _ in requests]
+        jobs = [(i, j) for i in range(len(requests)) for j in range(params.n)]
+        executor = ThreadPoolExecutor(max_workers=self.cfg.max_concurrency)
+        try:
+            futures = {executor.submit(self._answer, requests[i], params, j): (i, j) for i, j in jobs}
+            with tqdm(total=len(jobs), desc=f"requests to {self.cfg.model}", unit="req", leave=False) as bar:
+                for future in as_completed(futures):
+                    i, j = futures[future]
+                    results[i][j] = future.result()  # re-raises EndpointConfigError
+                    bar.update()
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+        return results  # type: ignore[return-value]
+
+    def body(self, messages: list[Message], params: SamplingParams, sample_index: int) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.cfg.model,
+            "messages": messages,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+            "seed": params.seed + sample_index,
+        }
+        if self.cfg.top_logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = self.cfg.top_logprobs
+        return body
+
+    def _answer(self, messages: list[Message], params: SamplingParams, sample_index: int) -> Candidate:
+        body = self.body(messages, params, sample_index)
+        key = request_key(self.cfg.base_url + "/chat/completions", body)
+        if self.cache is not None and (cached := self.cache.get(key)) is not None:
+            self.usage.add(cache_hits=1, answered=1)
+            return candidate_from_response(cached)
+        try:
+            data = self._post_with_retries(body)
+        except (TransientError, ItemError) as e:
+            self.usage.add(failed=1)
+            return Candidate.failed(f"{e.kind}: {e}")
+        if self.cache is not None:
+            self.cache.put(key, data)
+        usage = data.get("usage") or {}
+        self.usage.add(answered=1, prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=int(usage.get("completion_tokens") or 0))
+        return candidate_from_response(data)
+
+    def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.cfg.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception_type(TransientError),
+            before_sleep=lambda state: self.usage.add(retries=1),
+            reraise=True,
+        )
+        return retrying(self._post_once, body)
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return min(retry_after, self.cfg.backoff_max_seconds)
+        return self._backoff(state)
+
+    def _post_once(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not self._take_request():
+            raise ItemError("budget", f"request budget exhausted (endpoint.max_requests={self.cfg.max_requests})")
+        self.usage.add(requests=1)
+        try:
+            response = self.client.post("/chat/completions", json=body)
+        except httpx.TimeoutException as e:
+            self.usage.error("timeout")
+            raise TransientError("timeout", f"no reply within {self.cfg.timeout_seconds}s") from e
+        except httpx.TransportError as e:
+            self.usage.error("connection")
+            raise TransientError("connection", f"{type(e).__name__}: {e}") from e
+        status = response.status_code
+        if status in FATAL_STATUS:
+            hint = f"; is ${self.cfg.api_key_env} right?" if status in (401, 403) and self.cfg.api_key_env else ""
+            raise EndpointConfigError(f"{self.label}: HTTP {status} {FATAL_STATUS[status]}{hint} ({response.text[:200]})")
+        if status in RETRYABLE_STATUS:
+            self.usage.error(f"http_{status}")
+            raise TransientError(f"http_{status}", response.text[:200], retry_after_seconds(response.headers.get("retry-after")))
+        if status >= 400:
+            self.usage.error(f"http_{status}")
+            raise ItemError(f"http_{status}", response.text[:200])
+        try:
+            data = response.json()
+            candidate_from_response(data)  # shape check before it is cached
+        except (ValueError, KeyError, IndexError, TypeError) as e:
+            self.usage.error("malformed")
+            raise TransientError("malformed", f"reply is not a chat completion: {response.text[:120]!r}") from e
+        return data
+
+    def _take_request(self) -> bool:
+        if self.cache is not None:
+            return self.cache.take_request(self.cfg.max_requests)
+        with self._sent_lock:
+            if self.cfg.max_requests is not None and self._sent >= self.cfg.max_requests:
+                return False
+            self._sent += 1
+            return True
+
+    def close(self) -> None:
+        self.client.close()
