@@ -93,20 +93,16 @@ class FaultServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 action = server._next(body, dict(self.headers))
-                try:
-                    time.sleep(server.delay)
-                    if action == "ok":
-                        self._send(200, json.dumps(server.completion(body)).encode())
-                    elif action == "timeout":
-                        time.sleep(server.slow_seconds)
-                        self._send(200, json.dumps(server.completion(body)).encode())
-                    elif action == "malformed":
-                        self._send(200, b'{"choices": [{"message": ')
-                    elif action == "429":
-                        self._send(429, b'{"error": "rate limited"}', {"Retry-After": str(server.retry_after)})
-                    else:
-                        self._send(int(action), json.dumps({"error": f"injected {action}"}).encode())
-                finally:
-                    server._done()
+                time.sleep(server.delay + (server.slow_seconds if action == "timeout" else 0))
+                if action in ("ok", "timeout"):
+                    reply = (200, json.dumps(server.completion(body)).encode(), None)
+                elif action == "malformed":
+                    reply = (200, b'{"choices": [{"message": ', None)
+                elif action == "429":
+                    reply = (429, b'{"error": "rate limited"}', {"Retry-After": str(server.retry_after)})
+                else:
+                    reply = (int(action), json.dumps({"error": f"injected {action}"}).encode(), None)
+                server._done()  # before replying: the client may send its next request at once
+                self._send(*reply)
 
         return Handler

@@ -75,3 +75,22 @@ def test_shared_prefix_length_leaves_each_row_a_token():
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 5]]) == 2
     assert shared_prefix_length([[7, 2], [1, 2]]) == 0
+
+
+def test_top_logprobs_hold_the_chosen_token_and_match_a_full_forward(tiny_loaded):
+    gen = HFGenerator(tiny_loaded, batch_size=3)
+    plain = gen.generate(REQUESTS, SamplingParams(temperature=0.0, max_new_tokens=8))
+    outputs = gen.generate(REQUESTS, SamplingParams(temperature=0.0, max_new_tokens=8, top_logprobs=3))
+    assert [c[0].text for c in outputs] == [c[0].text for c in plain]  # asking changes nothing else
+    assert plain[0][0].top_logprobs is None
+    tok = tiny_loaded.tokenizer
+    for messages, (cand,) in zip(REQUESTS, outputs):
+        assert len(cand.tokens) == len(cand.top_logprobs) == cand.num_tokens
+        for token, lp, top in zip(cand.tokens, cand.logprobs, cand.top_logprobs):
+            assert len(top) <= 3 and max(top.values()) == top[token] == lp  # greedy: the chosen token is the best
+        # The first step's alternatives equal a plain forward pass over the prompt.
+        ids = tok(render_prompt(tok, messages), return_tensors="pt", add_special_tokens=False).input_ids
+        with torch.no_grad():
+            expected = torch.log_softmax(tiny_loaded.model(ids).logits[0, -1].float(), -1).topk(3)
+        got = sorted(cand.top_logprobs[0].values(), reverse=True)
+        assert torch.allclose(torch.tensor(got), expected.values, atol=1e-4)

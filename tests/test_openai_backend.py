@@ -129,7 +129,8 @@ def test_wrong_key_stops_the_run_with_a_clear_error():
 
 def test_logprobs_are_requested_and_kept():
     with FaultServer() as server:
-        gen = OpenAIGenerator(endpoint(server, top_logprobs=2), None)
-        cand = gen.generate(ask("x"), PARAMS)[0][0]
+        gen = OpenAIGenerator(endpoint(server), None)
+        cand = gen.generate(ask("x"), SamplingParams(temperature=0, top_logprobs=2))[0][0]
         assert server.bodies[0]["logprobs"] is True and server.bodies[0]["top_logprobs"] == 2
     assert cand.logprobs == [-0.5, -0.5, -0.5] and cand.top_logprobs[0] == {"Answer": -0.5}
+    assert cand.tokens == ["Answer", "to:", "x"]

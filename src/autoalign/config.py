@@ -61,8 +61,6 @@ class EndpointConfig(Section):
     max_requests: int | None = Field(None, gt=0)
     """Budget: at most this many HTTP requests over the whole run, resumes included; items beyond
     it are recorded as failed ("request budget exhausted"). Cached answers cost nothing."""
-    top_logprobs: int = Field(0, ge=0, le=20)
-    """Ask for this many alternatives per generated token (0 = no logprobs); judges can use them."""
 
     @field_validator("base_url")
     @classmethod

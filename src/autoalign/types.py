@@ -41,13 +41,15 @@ class Prompt:
 class Candidate:
     """One sampled answer. finish_reason is "stop" (EOS reached), "length" (max tokens) or
     "error" (a remote backend gave no answer; `error` says why, text is empty).
-    logprobs: each generated token's log-probability; top_logprobs: per generated token, the
-    most likely alternatives {token text: log-probability}, when the backend was asked for them."""
+    logprobs: each generated token's log-probability. When the backend was asked for them
+    (SamplingParams.top_logprobs > 0), tokens holds each generated token's text and top_logprobs,
+    per generated token, the most likely alternatives {token text: log-probability}."""
 
     text: str
     num_tokens: int
     finish_reason: str
     logprobs: list[float] | None = None
+    tokens: list[str] | None = None
     top_logprobs: list[dict[str, float]] | None = None
     error: str | None = None
 

@@ -15,6 +15,8 @@ class SamplingParams:
     top_p: float = 0.95
     max_new_tokens: int = 160
     seed: int = 0
+    top_logprobs: int = 0
+    """Also return, per generated token, this many most likely alternatives (judges use them)."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,7 +10,8 @@ padded and decoded in batches by a small loop over the model's KV cache:
   instead of paying for n;
 - a row that reaches a stop token leaves the batch (its cache rows are dropped), so a batch
   costs what its rows actually generate, not n_rows x the longest answer;
-- each sampled token's log-probability under the model (before temperature) is kept.
+- each sampled token's log-probability under the model (before temperature) is kept, and on
+  request the top-k alternatives at each step.
 
 Sampling uses transformers' own temperature and top-p warpers.
 """
@@ -63,8 +64,8 @@ class HFGenerator:
     @torch.no_grad()
     def _generate_batch(self, texts: list[str], params: SamplingParams, seed: int) -> list[list[Candidate]]:
         token_lists = self.loaded.tokenizer(texts, add_special_tokens=False).input_ids
-        tokens, logprobs, finished = self._decode(token_lists, params, seed)
-        rows = [self._to_candidate(t, lp, f) for t, lp, f in zip(tokens, logprobs, finished)]
+        tokens, logprobs, top, finished = self._decode(token_lists, params, seed)
+        rows = [self._to_candidate(t, lp, tp, f) for t, lp, tp, f in zip(tokens, logprobs, top, finished)]
         n = params.n
         return [rows[i * n : (i + 1) * n] for i in range(len(texts))]
 
@@ -112,16 +113,22 @@ class HFGenerator:
         active = torch.arange(num_rows, device=device)
         tokens: list[list[int]] = [[] for _ in range(num_rows)]
         token_logprobs: list[list[float]] = [[] for _ in range(num_rows)]
+        top: list[list[tuple[list[int], list[float]]]] = [[] for _ in range(num_rows)]
         stopped = [False] * num_rows
         for step in range(params.max_new_tokens):
             logits = logits.float()
             chosen = self._pick(logits, warpers, rng, params.temperature)
-            chosen_logprobs = torch.log_softmax(logits, dim=-1).gather(1, chosen[:, None]).squeeze(1)
+            all_logprobs = torch.log_softmax(logits, dim=-1)
+            chosen_logprobs = all_logprobs.gather(1, chosen[:, None]).squeeze(1)
             done = torch.isin(chosen, stops)
             for row, token, lp, is_done in zip(active.tolist(), chosen.tolist(), chosen_logprobs.tolist(), done.tolist()):
                 tokens[row].append(token)
                 token_logprobs[row].append(lp)
                 stopped[row] = is_done
+            if params.top_logprobs:
+                values, ids = all_logprobs.topk(params.top_logprobs, dim=-1)
+                for row, row_ids, row_values in zip(active.tolist(), ids.tolist(), values.tolist()):
+                    top[row].append((row_ids, row_values))
             if done.all() or step == params.max_new_tokens - 1:
                 break
             if done.any():  # finished rows leave the batch
@@ -131,7 +138,7 @@ class HFGenerator:
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
             logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_position, past_key_values=cache, use_cache=True).logits[:, -1, :]
             next_position = next_position + 1
-        return tokens, token_logprobs, stopped
+        return tokens, token_logprobs, top, stopped
 
     @staticmethod
     def _pick(logits: torch.Tensor, warpers: LogitsProcessorList, rng: torch.Generator, temperature: float) -> torch.Tensor:
@@ -140,7 +147,12 @@ class HFGenerator:
         probs = torch.softmax(warpers(None, logits.clone()), dim=-1)
         return torch.multinomial(probs, num_samples=1, generator=rng).squeeze(1)
 
-    def _to_candidate(self, tokens: list[int], logprobs: list[float], stopped: bool) -> Candidate:
+    def _to_candidate(self, tokens: list[int], logprobs: list[float], top: list[tuple[list[int], list[float]]], stopped: bool) -> Candidate:
+        tokenizer = self.loaded.tokenizer
         kept = tokens[:-1] if stopped else tokens  # the stop token is counted, not shown
-        text = self.loaded.tokenizer.decode(kept, skip_special_tokens=True).strip()
-        return Candidate(text=text, num_tokens=len(tokens), finish_reason="stop" if stopped else "length", logprobs=logprobs)
+        text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+        extra = {}
+        if top:
+            extra["tokens"] = [tokenizer.decode([t]) for t in tokens]
+            extra["top_logprobs"] = [{tokenizer.decode([i]): v for i, v in zip(ids, values)} for ids, values in top]
+        return Candidate(text=text, num_tokens=len(tokens), finish_reason="stop" if stopped else "length", logprobs=logprobs, **extra)

@@ -110,6 +110,7 @@ def candidate_from_response(data: dict[str, Any]) -> Candidate:
     text = choice["message"]["content"] or ""
     logprob_rows = (choice.get("logprobs") or {}).get("content") or []
     logprobs = [row["logprob"] for row in logprob_rows] or None
+    tokens = [row["token"] for row in logprob_rows]
     top = [{alt["token"]: alt["logprob"] for alt in row.get("top_logprobs") or []} for row in logprob_rows]
     usage = data.get("usage") or {}
     return Candidate(
@@ -117,6 +118,7 @@ def candidate_from_response(data: dict[str, Any]) -> Candidate:
         num_tokens=int(usage.get("completion_tokens") or len(logprob_rows)),
         finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
         logprobs=logprobs,
+        tokens=tokens if any(top) else None,
         top_logprobs=top if any(top) else None,
     )
 
@@ -165,9 +167,9 @@ class OpenAIGenerator:
             "max_tokens": params.max_new_tokens,
             "seed": params.seed + sample_index,
         }
-        if self.cfg.top_logprobs:
+        if params.top_logprobs:
             body["logprobs"] = True
-            body["top_logprobs"] = self.cfg.top_logprobs
+            body["top_logprobs"] = params.top_logprobs
         return body
 
     def _answer(self, messages: list[Message], params: SamplingParams, sample_index: int) -> Candidate:
