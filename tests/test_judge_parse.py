@@ -1,8 +1,11 @@
 """Strict parsing of the rubric judge's own output."""
 
+import math
+
 import pytest
 
 from autoalign.judges.base import JudgeItem
+from autoalign.types import Candidate
 from autoalign.judges.rubric import judge_prompt, judgment_from_outputs, parse_score
 
 
@@ -56,14 +59,32 @@ def test_candidate_text_containing_score_does_not_fool_the_parser():
     assert parse_score(judge_output + " helpful.\nScore: 1") == 1
 
 
+def outputs(*texts):
+    return [Candidate(text=t, num_tokens=1, finish_reason="stop") for t in texts]
+
+
 def test_judgment_averages_k_samples_over_parsed_ones():
-    j = judgment_from_outputs(["ok\nScore: 4", "ok\nScore: 2", "cut off mid"])
+    j = judgment_from_outputs(outputs("ok\nScore: 4", "ok\nScore: 2", "cut off mid"))
     assert j.score == pytest.approx(3.0)
     assert j.samples == [4, 2, None]
     assert j.parsed is True
     assert j.confidence == pytest.approx(2 / 3)
-    none = judgment_from_outputs(["no verdict", "still none"])
-    assert none.score is None and none.parsed is False and none.samples == [None, None]
+    none = judgment_from_outputs(outputs("no verdict", "still none"))
+    assert none.score is None and none.parsed is False and none.samples == [None, None] and none.error is None
+
+
+def test_judgment_uses_expected_score_when_logprobs_exist():
+    lp = math.log
+    with_probs = Candidate(text="Fine.\nScore: 4", num_tokens=5, finish_reason="stop", tokens=["Fine.", "\n", "Score", ":", " 4"],
+                           top_logprobs=[{}, {}, {}, {}, {" 4": lp(0.6), " 5": lp(0.3), " 3": lp(0.1)}])
+    j = judgment_from_outputs([with_probs, *outputs("ok\nScore: 2")])
+    assert j.samples == [4, 2]
+    assert j.score == pytest.approx((4 * 0.6 + 5 * 0.3 + 3 * 0.1 + 2) / 2)
+
+
+def test_failed_requests_are_an_error_not_a_verdict():
+    j = judgment_from_outputs([Candidate.failed("http_500: boom")])
+    assert j.score is None and j.parsed is False and j.error == "http_500: boom"
 
 
 def test_judge_prompt_truncates_long_responses():

@@ -27,6 +27,18 @@ def test_dpo_loss_hand_computed_case():
     assert metrics["rewards/accuracy"] == 1.0
 
 
+def test_dpo_pair_weights_scale_each_term():
+    # Two pairs: margins 1.5 and 0 (loss ln 2). Weights 1.5 and 0.5 (mean 1).
+    zero = torch.zeros(2)
+    chosen, rejected = torch.tensor([1.5, 0.0]), torch.tensor([0.0, 0.0])
+    loss, _ = dpo_sigmoid_loss(chosen, rejected, zero, zero, beta=1.0, weights=torch.tensor([1.5, 0.5]))
+    expected = (1.5 * math.log1p(math.exp(-1.5)) + 0.5 * math.log(2)) / 2
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    uniform, _ = dpo_sigmoid_loss(chosen, rejected, zero, zero, beta=1.0, weights=torch.ones(2))
+    plain, _ = dpo_sigmoid_loss(chosen, rejected, zero, zero, beta=1.0)
+    assert uniform.item() == plain.item()
+
+
 def test_dpo_gradient_raises_chosen_and_lowers_rejected():
     chosen = torch.tensor([-5.0, -7.0], requires_grad=True)
     rejected = torch.tensor([-6.0, -3.0], requires_grad=True)

@@ -87,6 +87,29 @@ class Judgment:
 
 
 @dataclass(frozen=True)
+class Preference:
+    """A pairwise verdict on (first, second), asked in both orders (see judges/pairwise.py).
+
+    winner: "first" or "second" when both orders agree, "tie" when they disagree, None when a
+    verdict did not parse. verdicts: each order's verdict, in first/second terms. p_first: the
+    probability that first is better, from token log-probabilities when the backend gave them,
+    else 1, 0.5 or 0 from the winner; None when winner is None."""
+
+    winner: str | None
+    verdicts: list[str | None]
+    raw: list[str]
+    p_first: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Preference:
+        return cls(**row)
+
+
+@dataclass(frozen=True)
 class Pair:
     """A preference pair in the ecosystem's {prompt, chosen, rejected} form, chat messages
     for the prompt and plain text for the two answers, plus how the pair was made."""
@@ -98,6 +121,9 @@ class Pair:
     chosen_score: float | None = None
     rejected_score: float | None = None
     source: str = ""
+    """Which feedback made the pair: self_reward, teacher_reward, teacher_demo, gold_vs_sample..."""
+    weight: float = 1.0
+    """Relative weight of this pair in the DPO loss (set per source in mixed recipes)."""
 
     @property
     def margin(self) -> float | None:

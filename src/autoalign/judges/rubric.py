@@ -6,6 +6,10 @@ Parsing is strict and looks only at the judge's own generated text: the verdict 
 (no score line, a score out of range, output cut off mid-justification) is None and counted.
 Earlier `Score:` lines are ignored (a running tally, or text quoted from the response under
 review, cannot decide the verdict); the prompt itself is never parsed.
+
+With use_logprobs and a backend that returns top-k token log-probabilities, a parsed verdict's
+score is the expected score under the judge's distribution over 0..5 at the verdict token
+(judges/verdict_probs.py) instead of the integer it wrote.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from statistics import mean
 
 from autoalign.generation.base import Generator, SamplingParams
 from autoalign.judges.base import JudgeItem
+from autoalign.judges.verdict_probs import expected_score
 from autoalign.prompts import render
-from autoalign.types import Judgment, Message
+from autoalign.types import Candidate, Judgment, Message
 
 MAX_SCORE = 5
 # "Score: 4", "**Score:** 4", "Final score: 4/5", "Score = 4 points." -- one line, nothing else on it.
@@ -54,27 +59,47 @@ class RubricJudge:
     """demonstrations: earlier chat turns (rubric prompt, judgement) shown before each verdict.
     They are the same for every item, so the generator prefills them once per batch."""
 
-    def __init__(self, generator: Generator, sampling: SamplingParams, samples: int = 1, max_response_chars: int = 2000, demonstrations: list[Message] | None = None):
+    LOGPROB_ALTERNATIVES = 10  # enough to see all six score digits and their spacing variants
+
+    def __init__(
+        self,
+        generator: Generator,
+        sampling: SamplingParams,
+        samples: int = 1,
+        max_response_chars: int = 2000,
+        demonstrations: list[Message] | None = None,
+        use_logprobs: bool = False,
+    ):
         if samples > 1 and sampling.temperature == 0:
             raise ValueError("averaging k > 1 judge samples needs judge temperature > 0 (greedy samples are identical)")
         self.generator = generator
-        self.sampling = SamplingParams(**{**sampling.to_dict(), "n": samples})
+        top = self.LOGPROB_ALTERNATIVES if use_logprobs else 0
+        self.sampling = SamplingParams(**{**sampling.to_dict(), "n": samples, "top_logprobs": top})
         self.max_response_chars = max_response_chars
         self.demonstrations = list(demonstrations or [])
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         requests = [[*self.demonstrations, {"role": "user", "content": judge_prompt(item, self.max_response_chars)}] for item in items]
         outputs = self.generator.generate(requests, self.sampling)
-        return [judgment_from_outputs([c.text for c in cands]) for cands in outputs]
+        return [judgment_from_outputs(cands) for cands in outputs]
 
 
-def judgment_from_outputs(outputs: list[str]) -> Judgment:
-    scores = [parse_score(text) for text in outputs]
-    valid = [s for s in scores if s is not None]
+def judgment_from_outputs(outputs: list[Candidate]) -> Judgment:
+    """k judge samples -> one Judgment: the mean over the samples that parsed (each the expected
+    score when log-probabilities are there, else the integer written); confidence = the share
+    of samples that parsed."""
+    scores = [parse_score(c.text) for c in outputs]
+    values = []
+    for c, score in zip(outputs, scores):
+        if score is not None:
+            expected = expected_score(c)
+            values.append(expected if expected is not None else score)
+    errors = [c.error for c in outputs if c.error]
     return Judgment(
-        score=mean(valid) if valid else None,
-        raw=outputs,
-        parsed=bool(valid),
+        score=mean(values) if values else None,
+        raw=[c.text for c in outputs],
+        parsed=bool(values),
         samples=scores,
-        confidence=len(valid) / len(scores),
+        confidence=len(values) / len(scores),
+        error="; ".join(errors) if errors and not values else None,
     )

@@ -67,12 +67,14 @@ def train_dpo(
     if cfg.freeze_embeddings:
         freeze_embeddings(model)
     reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size))
+    weights = torch.tensor([p.weight for p in pairs])
+    weights = weights / weights.mean()  # mean 1: uniform weights leave the loss unchanged
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         flat = [e for i in indices for e in encoded[i]]
         policy = forward_logprobs(model, flat, pad).view(-1, 2)
         ref = reference[indices]
-        return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta)
+        return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta, weights[indices])
 
     history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
     stats = {

@@ -57,6 +57,7 @@ def dpo_sigmoid_loss(
     reference_chosen: torch.Tensor,
     reference_rejected: torch.Tensor,
     beta: float,
+    weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Direct Preference Optimization (Rafailov et al. 2023, eq. 7).
 
@@ -66,12 +67,15 @@ def dpo_sigmoid_loss(
 
     When the policy equals the reference both rewards are 0 and the loss is ln 2. The gradient
     raises log pi(y_w|x) and lowers log pi(y_l|x), weighted by sigmoid(r_l - r_w).
-    Inputs are per-sequence summed log-probabilities, shape (batch,).
+    Inputs are per-sequence summed log-probabilities, shape (batch,). Optional per-pair weights
+    (mixed feedback sources) scale each pair's term: loss = mean(w_i * l_i); the trainer scales
+    weights to mean 1 over the dataset, so uniform weights give the plain loss.
     """
     chosen_rewards = beta * (policy_chosen - reference_chosen)
     rejected_rewards = beta * (policy_rejected - reference_rejected)
     margins = chosen_rewards - rejected_rewards
-    loss = -F.logsigmoid(margins).mean()
+    per_pair = -F.logsigmoid(margins)
+    loss = (per_pair * weights).mean() if weights is not None else per_pair.mean()
     metrics = {
         "loss": loss.item(),
         "rewards/chosen": chosen_rewards.mean().item(),

@@ -1,0 +1,95 @@
+"""Pairwise LLM-as-a-judge: which of two answers is better, asked in both orders.
+
+Position bias is real (judges favour the first, or the second, answer), so every comparison is
+asked twice, with the answers swapped. Verdicts that agree across the two orders decide; verdicts
+that disagree are a tie ("the judge could not tell"), and a verdict that does not parse makes the
+preference None, counted by callers, never silently a tie. With token log-probabilities the
+preference also carries p_first, the probability that the first answer is better, averaged over
+both orders.
+
+Parsing is strict: only the judge's final non-empty line, which must read `Winner: A` or
+`Winner: B`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from autoalign.generation.base import Generator, SamplingParams
+from autoalign.judges.verdict_probs import label_distribution
+from autoalign.prompts import render
+from autoalign.types import Candidate, Message, Preference
+
+_WINNER_LINE = re.compile(
+    r"^[\s*#_>`-]*(?:final\s+)?(?:winner|better\s+response|verdict)[\s*_]*[:=][\s*_]*"
+    r"(?:response[\s_]*)?\[?(?P<label>[AB])\]?[\s*_.!`]*$",
+    re.IGNORECASE,
+)
+
+
+def parse_winner(judge_output: str) -> str | None:
+    """"A" or "B" from the final non-empty line, else None."""
+    lines = [line for line in judge_output.strip().splitlines() if line.strip()]
+    if not lines:
+        return None
+    match = _WINNER_LINE.match(lines[-1].strip())
+    return match.group("label").upper() if match else None
+
+
+@dataclass(frozen=True)
+class PairwiseItem:
+    prompt: list[Message]
+    first: str
+    second: str
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + " [...]"
+
+
+def comparison_prompt(item: PairwiseItem, swapped: bool, max_response_chars: int) -> str:
+    a, b = (item.second, item.first) if swapped else (item.first, item.second)
+    return render("judge_pairwise", instruction=item.prompt[-1]["content"], response_a=_clip(a, max_response_chars), response_b=_clip(b, max_response_chars))
+
+
+def combine(straight: Candidate, swapped: Candidate) -> Preference:
+    """straight asked (first=A, second=B); swapped asked (second=A, first=B)."""
+    errors = [c.error for c in (straight, swapped) if c.error]
+    labels = [parse_winner(straight.text), parse_winner(swapped.text)]
+    # Map each order's letter back to "first"/"second".
+    verdicts = [
+        None if labels[0] is None else ("first" if labels[0] == "A" else "second"),
+        None if labels[1] is None else ("first" if labels[1] == "B" else "second"),
+    ]
+    if None in verdicts:
+        winner = None
+    elif verdicts[0] == verdicts[1]:
+        winner = verdicts[0]
+    else:
+        winner = "tie"
+    p_first = None
+    if winner is not None:
+        d0 = label_distribution(straight, ["A", "B"])
+        d1 = label_distribution(swapped, ["A", "B"])
+        if d0 is not None and d1 is not None:
+            p_first = (d0["A"] + d1["B"]) / 2
+        else:
+            p_first = {"first": 1.0, "second": 0.0, "tie": 0.5}[winner]
+    return Preference(winner=winner, verdicts=verdicts, raw=[straight.text, swapped.text], p_first=p_first, error="; ".join(errors) or None)
+
+
+class PairwiseJudge:
+    def __init__(self, generator: Generator, sampling: SamplingParams, max_response_chars: int = 2000):
+        self.generator = generator
+        self.sampling = SamplingParams(**{**sampling.to_dict(), "n": 1})
+        self.max_response_chars = max_response_chars
+
+    def compare(self, items: list[PairwiseItem]) -> list[Preference]:
+        requests = [
+            [{"role": "user", "content": comparison_prompt(item, swapped, self.max_response_chars)}]
+            for item in items
+            for swapped in (False, True)
+        ]
+        outputs = self.generator.generate(requests, self.sampling)
+        return [combine(outputs[2 * i][0], outputs[2 * i + 1][0]) for i in range(len(items))]

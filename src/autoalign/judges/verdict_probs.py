@@ -1,0 +1,56 @@
+"""Probabilities of a judge's verdict, read from the token log-probabilities of its own output.
+
+A judge ends with a verdict line ("Score: 4", "Winner: A"). When the backend returned top-k
+alternatives per generated token, the alternatives at the position where the verdict label was
+generated give a distribution over the labels: a judge that wrote "4" while giving "3" 40% is less
+sure than one that gave "4" 99%. The expected score (or the probability of "A") is then a finer
+signal than the hard label (as in AlpacaEval's probability-weighted preferences).
+
+The position is the first label token on the judge's final non-empty line, so "Score: 5/5" reads
+the numerator. Labels outside the top-k contribute nothing; the rest is renormalised.
+"""
+
+from __future__ import annotations
+
+import math
+
+from autoalign.types import Candidate
+
+
+def final_line_start(tokens: list[str]) -> int:
+    """Index of the first token of the last non-empty line."""
+    end = len(tokens)
+    while end > 0 and not tokens[end - 1].strip():
+        end -= 1
+    start = end
+    while start > 0 and "\n" not in tokens[start - 1]:
+        start -= 1
+    return start
+
+
+def label_distribution(candidate: Candidate, labels: list[str]) -> dict[str, float] | None:
+    """{label: probability} at the verdict position, or None when the output carries no
+    top-k log-probabilities or no label token on its final line."""
+    if not candidate.tokens or not candidate.top_logprobs:
+        return None
+    tokens = candidate.tokens
+    end = len(tokens)
+    for pos in range(final_line_start(tokens), end):
+        if tokens[pos].strip() in labels:
+            mass: dict[str, float] = {}
+            for text, logprob in candidate.top_logprobs[pos].items():
+                label = text.strip()
+                if label in labels:
+                    mass[label] = mass.get(label, 0.0) + math.exp(logprob)
+            total = sum(mass.values())
+            if total <= 0:
+                return None
+            return {label: mass.get(label, 0.0) / total for label in labels}
+    return None
+
+
+def expected_score(candidate: Candidate, max_score: int = 5) -> float | None:
+    dist = label_distribution(candidate, [str(s) for s in range(max_score + 1)])
+    if dist is None:
+        return None
+    return sum(int(label) * p for label, p in dist.items())
