@@ -18,7 +18,11 @@ def test_defaults_and_overrides_parse_yaml_values(tmp_path):
     [
         ("dpo.betta=0.1", "dpo.betta: unknown key"),
         ("sample.n=many", "sample.n: Input should be a valid integer"),
-        ("sample.n=1", "sample.n: Input should be greater than or equal to 2"),
+        ("sample.n=0", "sample.n: Input should be greater than or equal to 1"),
+        ("sample.n=1", "self_reward picks best vs worst of sample.n candidates: sample.n must be >= 2"),
+        ("loop=teacher_demo", "teacher_demo needs a teacher: set teacher.name or teacher.endpoint"),
+        ("loop=mixed", "loop=mixed needs mix"),
+        ("teacher.endpoint.model=x", "teacher.endpoint.base_url: Field required"),
         ("data.ift=/nonexistent/seed.jsonl", "data.ift: Value error, file not found: /nonexistent/seed.jsonl"),
         ("create_prompts.from_file=missing.jsonl", "create_prompts.from_file: Value error, file not found"),
         ("loop=unknown_loop", "loop: Input should be 'self_reward'"),

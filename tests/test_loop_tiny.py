@@ -13,7 +13,7 @@ from transformers import AutoModelForCausalLM
 from autoalign.config import load_config
 from autoalign.io import read_json, read_jsonl
 from autoalign.loops import pool as pool_module
-from autoalign.loops import self_reward
+from autoalign.loops import iterate
 from autoalign.types import Judgment
 
 FIX = Path(__file__).parent / "fixtures"
@@ -63,7 +63,7 @@ def state(model_dir: Path) -> dict[str, torch.Tensor]:
 def test_self_reward_loop_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
     m0_digest = weights_digest(tiny_model_dir)
     cfg = tiny_config(tiny_model_dir, tmp_path)
-    result = self_reward.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    result = iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     run = tmp_path / "tiny"
 
     for t in (1, 2):
@@ -119,18 +119,18 @@ def test_self_reward_loop_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
         raise AssertionError("a cached run must not load a model")
 
     monkeypatch.setattr(pool_module, "load_model", no_loading)
-    again = self_reward.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    again = iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     assert again["final_model"] == result["final_model"]
     assert weights_digest(m3) == weights_digest(m3)
 
 
 def test_changing_dpo_config_reruns_only_dpo_and_after(tiny_model_dir, tmp_path):
     cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1")
-    self_reward.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     before = read_json(tmp_path / "tiny/manifest.json")["stages"]
     LetterVarietyJudge.calls = 0
     cfg2 = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "dpo.beta=0.5")
-    self_reward.run(cfg2, log=lambda m: None, make_judge=make_verifier)
+    iterate.run(cfg2, log=lambda m: None, make_judge=make_verifier)
     after = read_json(tmp_path / "tiny/manifest.json")["stages"]
     for stage in ("prompts", "candidates", "judgments", "pairs"):
         assert after[f"iter_1/{stage}"] == before[f"iter_1/{stage}"]
@@ -149,13 +149,13 @@ def test_crash_mid_judging_resumes_without_redoing_finished_items(tiny_model_dir
     cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "judge.sampling.batch_size=4")
     LetterVarietyJudge.calls = 0
     with pytest.raises(KeyboardInterrupt):
-        self_reward.run(cfg, log=lambda m: None, make_judge=lambda *a: CrashingJudge())
+        iterate.run(cfg, log=lambda m: None, make_judge=lambda *a: CrashingJudge())
     partial = list((tmp_path / "tiny/iter_1/judgments").glob("partial-*.jsonl"))
     assert len(partial) == 1 and len(read_jsonl(partial[0])) == 2
     assert not (tmp_path / "tiny/iter_1/judgments/data.jsonl").exists()
 
     LetterVarietyJudge.calls = 0
-    self_reward.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     # 4 remaining prompts x 4 candidates, plus the eval's 3 + 3 answers; the first 2 prompts were kept.
     assert LetterVarietyJudge.calls == 16 + 6
     assert len(read_jsonl(tmp_path / "tiny/iter_1/judgments/data.jsonl")) == 6
@@ -165,7 +165,7 @@ def test_crash_mid_judging_resumes_without_redoing_finished_items(tiny_model_dir
 def test_sft_stage_builds_m1_from_ift_and_eft(tiny_model_dir, tmp_path):
     cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "sft.enabled=true", "sft.learning_rate=0.001",
                       "sft.batch_size=4", "sft.grad_accum=1", "sft.max_length=512", "eval.enabled=false")
-    self_reward.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     sft = read_json(tmp_path / "tiny/iter_0/sft/metrics.json")
     assert sft["examples"] == 6 + 2  # IFT + EFT
     history = read_jsonl(tmp_path / "tiny/iter_0/sft/data.jsonl")
@@ -178,7 +178,7 @@ def test_sft_stage_builds_m1_from_ift_and_eft(tiny_model_dir, tmp_path):
 def test_lora_dpo_merges_into_a_plain_checkpoint(tiny_model_dir, tmp_path):
     cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "dpo.lora.enabled=true", "dpo.lora.r=4", "dpo.lora.alpha=8",
                       "dpo.learning_rate=0.01", "eval.enabled=false")
-    result = self_reward.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    result = iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     trained = Path(result["final_model"])
     assert not (trained / "adapter_config.json").exists()
     before, after = state(tiny_model_dir), state(trained)

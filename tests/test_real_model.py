@@ -13,7 +13,7 @@ from autoalign.config import load_config
 from autoalign.io import read_json, read_jsonl
 from autoalign.judges import JudgeItem, RubricJudge
 from autoalign.generation.base import SamplingParams
-from autoalign.loops import self_reward
+from autoalign.loops import iterate
 from autoalign.models import resolve_model
 from autoalign.models.loading import load_model
 from autoalign.generation.hf import HFGenerator
@@ -69,7 +69,7 @@ def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
         "judge.sampling.max_new_tokens=96", "dpo.epochs=1", "dpo.grad_accum=1", "eval.num_prompts=3",
         "eval.sampling.max_new_tokens=48",
     ])
-    result = self_reward.run(cfg, log=lambda m: None)
+    result = iterate.run(cfg, log=lambda m: None)
     it = tmp_path / "quickstart/iter_1"
     prompts = read_jsonl(it / "prompts/data.jsonl")
     assert len(prompts) == 4 and all(p["source"] == "created" for p in prompts)

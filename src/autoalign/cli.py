@@ -43,7 +43,7 @@ def run(
     except USER_ERRORS as e:
         _fail(e)
     from autoalign.io import atomic_write_text
-    from autoalign.loops import self_reward
+    from autoalign.loops import iterate
     from autoalign.summary import print_summary
 
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +51,7 @@ def run(
     console.print(f"[bold]autoalign[/] {cfg.loop} -> {cfg.run_dir}")
     started = time.perf_counter()
     try:
-        result = self_reward.run(cfg, log=lambda m: console.print(m))
+        result = iterate.run(cfg, log=lambda m: console.print(m))
     except USER_ERRORS as e:
         _fail(e)
     elapsed = time.perf_counter() - started

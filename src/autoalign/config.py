@@ -153,7 +153,8 @@ class CreatePromptsConfig(Section):
 
 
 class SampleConfig(Section):
-    n: int = Field(4, ge=2)
+    n: int = Field(4, ge=1)
+    """Candidates per prompt; best-vs-worst feedback (self_reward, teacher_reward) needs >= 2."""
     control_instruction: bool = True
     """Append the short "answer directly and concisely" instruction to each prompt."""
     sampling: SamplingConfig = SamplingConfig()
@@ -164,6 +165,9 @@ class JudgeConfig(Section):
     """k judge samples per candidate; the score is their mean over the ones that parsed."""
     sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=192)
     max_response_chars: int = Field(2000, gt=0)
+    use_logprobs: bool = False
+    """Score = the expected score under the judge's token probabilities at its verdict, when the
+    backend returns top-k log-probabilities (both backends here do); else the integer written."""
     fewshot_scores: list[int] = []
     """Show EFT judgements with these scores, in this order, as earlier chat turns before each
     verdict (e.g. [5, 1]). Lets a model that was not trained on EFT data (an instruct model used
@@ -177,6 +181,59 @@ class JudgeConfig(Section):
         return value
 
 
+class TeacherConfig(Section):
+    """A stronger (or better aligned) model that supplies the feedback: either in-process
+    (`name`: a bundled name, local directory or hub id) or behind an OpenAI-compatible server
+    (`endpoint`)."""
+
+    name: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    chat_template: str | None = None
+    endpoint: EndpointConfig | None = None
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=256)
+    """How the teacher writes its own answers (teacher_demo)."""
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> TeacherConfig:
+        if (self.name is None) == (self.endpoint is None):
+            raise ValueError("set exactly one of teacher.name (in-process model) and teacher.endpoint (OpenAI-compatible server)")
+        return self
+
+    def model_config_for_pool(self) -> ModelConfig:
+        return ModelConfig(name=self.name or "", dtype=self.dtype, chat_template=self.chat_template)
+
+
+class TeacherRewardConfig(Section):
+    mode: Literal["pointwise", "pairwise"] = "pointwise"
+    """pointwise: the teacher scores each candidate with the 5-point rubric, best vs worst.
+    pairwise: the teacher compares candidates two at a time, in both orders; an order-
+    inconsistent verdict is a tie."""
+
+
+class TeacherDemoConfig(Section):
+    min_chars: int = Field(1, ge=1)
+    """Teacher answers shorter than this count as empty and make no pair."""
+
+
+class GoldConfig(Section):
+    """gold_vs_sample: chosen = the dataset's reference answer, rejected = the student's sample."""
+
+    file: str = "builtin:seed_ift.jsonl"
+    """SFT data with reference answers: {messages} or {prompt, response} rows."""
+    num_prompts: int = Field(16, gt=0)
+    """The same prompts every iteration (the newest model plays against the data, as in SPIN)."""
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        return DataConfig._exists(value)
+
+
+FeedbackSource = Literal["self_reward", "teacher_reward", "teacher_demo", "gold_vs_sample"]
+NEEDS_TEACHER = {"teacher_reward", "teacher_demo"}
+BEST_VS_WORST = {"self_reward", "teacher_reward"}
+
+
 class PairsConfig(Section):
     min_margin: float = Field(0.0, ge=0)
     """Keep a pair only if chosen - rejected score exceeds this (ties are always dropped)."""
@@ -185,16 +242,22 @@ class PairsConfig(Section):
 class EvalConfig(Section):
     enabled: bool = True
     num_prompts: int = Field(16, gt=0)
-    judge: Literal["initial", "previous"] = "initial"
+    judge: Literal["initial", "previous", "teacher"] = "initial"
     """Which model judges the comparison: "initial" = M1, the loop's first model (M0 after SFT, or
     M0 itself when SFT is off), fixed across iterations so scores stay comparable; "previous" =
-    the iterate M_t being compared against."""
+    the iterate M_t being compared against; "teacher" = the recipe's teacher."""
     sampling: SamplingConfig = SamplingConfig(temperature=0.0)
 
 
 class RunConfig(Section):
     name: str = "run"
-    loop: Literal["self_reward"] = "self_reward"
+    loop: Literal["self_reward", "teacher_reward", "teacher_demo", "gold_vs_sample", "mixed"] = "self_reward"
+    """Where the preference signal comes from; "mixed" combines the sources listed in `mix`."""
+    mix: dict[FeedbackSource, float] = {}
+    """loop=mixed: source -> weight of its pairs in the DPO loss, e.g. {teacher_demo: 1, self_reward: 0.5}."""
+    branches: list[FeedbackSource] = []
+    """Compare paradigms: from one M1 and the same prompts, train one M2 per listed source, each
+    under runs/<name>/<source>/, and print a table comparing M1 and every M2."""
     runs_dir: str = "runs"
     seed: int = 0
     iterations: int = Field(1, ge=1)
@@ -205,13 +268,37 @@ class RunConfig(Section):
     sample: SampleConfig = SampleConfig()
     judge: JudgeConfig = JudgeConfig()
     pairs: PairsConfig = PairsConfig()
+    teacher: TeacherConfig | None = None
+    teacher_reward: TeacherRewardConfig = TeacherRewardConfig()
+    teacher_demo: TeacherDemoConfig = TeacherDemoConfig()
+    gold: GoldConfig = GoldConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
 
+    @property
+    def sources(self) -> dict[str, float]:
+        """Feedback source -> pair weight, for this run (or its first branch)."""
+        if self.loop == "mixed":
+            return dict(self.mix)
+        return {self.loop: 1.0}
+
     @model_validator(mode="after")
-    def _fewshot_needs_eft(self) -> RunConfig:
+    def _consistent(self) -> RunConfig:
         if self.judge.fewshot_scores and not self.data.eft:
             raise ValueError("judge.fewshot_scores needs data.eft (the judgements to show)")
+        if self.loop == "mixed" and not self.mix:
+            raise ValueError("loop=mixed needs mix: {source: weight, ...}")
+        if self.loop != "mixed" and self.mix:
+            raise ValueError(f"mix is only read when loop=mixed (loop is {self.loop})")
+        if any(w <= 0 for w in self.mix.values()):
+            raise ValueError("mix weights must be > 0")
+        used = set(self.branches) or set(self.sources)
+        if used & NEEDS_TEACHER and self.teacher is None:
+            raise ValueError(f"{', '.join(sorted(used & NEEDS_TEACHER))} needs a teacher: set teacher.name or teacher.endpoint")
+        if self.eval.judge == "teacher" and self.teacher is None:
+            raise ValueError("eval.judge=teacher needs a teacher")
+        if used & BEST_VS_WORST and self.sample.n < 2:
+            raise ValueError(f"{', '.join(sorted(used & BEST_VS_WORST))} picks best vs worst of sample.n candidates: sample.n must be >= 2")
         return self
 
     @property
@@ -240,6 +327,8 @@ def _format_errors(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key")
+        elif not key:  # a rule across keys: the message names them
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
     return f"invalid config {source}:\n" + "\n".join(lines)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from autoalign.types import Candidate, Judgment, Prompt, Pair
+from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,82 @@ def best_vs_worst(groups: list[JudgedCandidates], min_margin: float = 0.0, sourc
             )
         )
     return pairs, dropped
+
+
+def _same_answer(a: str, b: str) -> bool:
+    return " ".join(a.split()).lower() == " ".join(b.split()).lower()
+
+
+def demonstration_pairs(
+    prompts: list[Prompt],
+    references: dict[str, Candidate],
+    students: dict[str, list[Candidate]],
+    source: str,
+    min_chars: int = 1,
+) -> tuple[list[Pair], Counter]:
+    """Chosen = a reference answer (the teacher's own answer, or a dataset's gold answer),
+    rejected = the student's first usable sample for the same prompt.
+
+    A prompt makes no pair, and the reason is counted, when the reference failed, is empty
+    (shorter than min_chars) or was cut off at max tokens, when the student has no usable
+    sample, or when the two answers are the same text (up to whitespace and case): training to
+    prefer an answer over itself teaches nothing.
+    """
+    pairs: list[Pair] = []
+    dropped: Counter = Counter()
+    for prompt in prompts:
+        ref = references[prompt.id]
+        student = next((c for c in students.get(prompt.id, []) if c.finish_reason != "error"), None)
+        if ref.finish_reason == "error":
+            dropped["reference_failed"] += 1
+        elif len(ref.text.strip()) < min_chars:
+            dropped["reference_empty"] += 1
+        elif ref.finish_reason == "length":
+            dropped["reference_truncated"] += 1
+        elif student is None:
+            dropped["student_failed"] += 1
+        elif _same_answer(ref.text, student.text):
+            dropped["identical"] += 1
+        else:
+            pairs.append(Pair(prompt_id=prompt.id, prompt=prompt.messages, chosen=ref.text, rejected=student.text, source=source))
+    return pairs, dropped
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One pairwise verdict between candidates i and j of a prompt (i asked as "first")."""
+
+    first: int
+    second: int
+    preference: Preference
+
+
+def pairwise_best_vs_worst(prompt: Prompt, candidates: list[Candidate], comparisons: list[Comparison], source: str) -> tuple[Pair | None, str | None]:
+    """From round-robin pairwise verdicts (each asked in both orders): chosen = the candidate with
+    most consistent wins, rejected = the one with fewest (first sampled on equal counts). The pair
+    is kept only if chosen beat rejected in their own comparison; otherwise the reason is
+    returned: "order_inconsistent" (the two orders disagreed: a tie), "unparsed", or "tie".
+    With two candidates this is exactly: keep the pair iff both orders agree."""
+    if len(candidates) < 2:
+        return None, "fewer_than_two_candidates"
+    wins = [0] * len(candidates)
+    direct: dict[tuple[int, int], Preference] = {}
+    for comp in comparisons:
+        direct[(comp.first, comp.second)] = comp.preference
+        if comp.preference.winner in ("first", "second"):
+            wins[comp.first if comp.preference.winner == "first" else comp.second] += 1
+    best = max(range(len(wins)), key=lambda i: (wins[i], -i))
+    worst = min((i for i in range(len(wins)) if i != best), key=lambda i: (wins[i], i))
+    best_is_first = (best, worst) in direct
+    pref = direct.get((best, worst)) or direct.get((worst, best))
+    if pref is None or pref.winner is None:
+        return None, "unparsed"
+    if pref.winner == "tie":
+        return None, "order_inconsistent"
+    best_won = (pref.winner == "first") == best_is_first
+    if not best_won or wins[best] == wins[worst]:
+        return None, "tie"
+    return Pair(
+        prompt_id=prompt.id, prompt=prompt.messages, chosen=candidates[best].text, rejected=candidates[worst].text,
+        chosen_score=float(wins[best]), rejected_score=float(wins[worst]), source=source,
+    ), None

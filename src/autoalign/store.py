@@ -52,6 +52,10 @@ class RunStore:
         rel = f"iter_{iteration}/{name}"
         return Stage(store=self, rel=rel, dir=self.root / rel, key=content_key(name, config, list(inputs)))
 
+    def metrics(self, iteration: int, name: str) -> dict[str, Any]:
+        """A finished stage's metrics, read without knowing its key."""
+        return read_json(self.root / f"iter_{iteration}/{name}/metrics.json")
+
     def record(self, stage: Stage, summary: dict[str, Any]) -> None:
         manifest = self.manifest()
         manifest["stages"][stage.rel] = {

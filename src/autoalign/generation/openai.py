@@ -83,6 +83,9 @@ class Usage:
             return {**{f: self.counts.get(f, 0) for f in self.FIELDS}, "errors": dict(self.errors)}
 
 
+ZERO_USAGE = {**{f: 0 for f in Usage.FIELDS}, "errors": {}}
+
+
 def usage_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     out = {f: after[f] - before[f] for f in Usage.FIELDS}
     kinds = set(before["errors"]) | set(after["errors"])

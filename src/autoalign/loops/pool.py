@@ -1,4 +1,8 @@
-"""Models a run refers to, and loading them lazily (a fully cached run loads nothing)."""
+"""Models a run refers to, and loading them lazily (a fully cached run loads nothing).
+
+A ModelRef is a checkpoint on disk, run in-process; an EndpointRef is a model behind an
+OpenAI-compatible server. Stages ask the pool for a generator and never know which they got.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +10,88 @@ import gc
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from autoalign.config import ModelConfig
+from autoalign.config import EndpointConfig, ModelConfig
 from autoalign.generation.hf import HFGenerator
+from autoalign.generation.http_cache import ResponseCache
+from autoalign.generation.openai import OpenAIGenerator
 from autoalign.models.loading import LoadedModel, load_model
+from autoalign.store import content_key
 
 
 @dataclass(frozen=True)
 class ModelRef:
     """A checkpoint on disk; key identifies its content for stage keys (the key of the stage that
-    wrote it, or the spec of a starting model)."""
+    wrote it, or the spec of a starting model). config overrides the pool's dtype / chat template
+    (a teacher loaded alongside the student)."""
 
     label: str
     path: Path
     key: str
+    config: ModelConfig | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class EndpointRef:
+    """A model served over HTTP; its key is what identifies its answers (URL and model name)."""
+
+    label: str
+    endpoint: EndpointConfig = field(compare=False)
+
+    @property
+    def key(self) -> str:
+        return content_key("endpoint", self.endpoint.base_url, self.endpoint.model)
+
+
+AnyModelRef = ModelRef | EndpointRef
 
 
 class ModelPool:
-    def __init__(self, cfg: ModelConfig, generation_batch_size: int = 8):
+    """http_cache_dir: where remote answers are cached (one SQLite file per endpoint), normally
+    inside the run directory so a resumed run never pays twice."""
+
+    def __init__(self, cfg: ModelConfig, generation_batch_size: int = 8, http_cache_dir: Path | None = None):
         self.cfg = cfg
         self.batch_size = generation_batch_size
+        self.http_cache_dir = http_cache_dir
         self._loaded: dict[Path, LoadedModel] = {}
+        self._remote: dict[str, OpenAIGenerator] = {}
+
+    def _load(self, ref: ModelRef) -> LoadedModel:
+        cfg = ref.config or self.cfg
+        return load_model(ref.path, cfg.dtype, cfg.chat_template)
 
     def get(self, ref: ModelRef) -> LoadedModel:
         if ref.path not in self._loaded:
-            self._loaded[ref.path] = load_model(ref.path, self.cfg.dtype, self.cfg.chat_template)
+            self._loaded[ref.path] = self._load(ref)
         return self._loaded[ref.path]
 
     def fresh(self, ref: ModelRef) -> LoadedModel:
         """A private copy for training, which changes weights in place."""
-        return load_model(ref.path, self.cfg.dtype, self.cfg.chat_template)
+        return self._load(ref)
 
-    def generator(self, ref: ModelRef, batch_size: int | None = None) -> HFGenerator:
+    def generator(self, ref: AnyModelRef, batch_size: int | None = None) -> HFGenerator | OpenAIGenerator:
+        if isinstance(ref, EndpointRef):
+            return self.remote(ref)
         return HFGenerator(self.get(ref), batch_size=batch_size or self.batch_size)
+
+    def remote(self, ref: EndpointRef) -> OpenAIGenerator:
+        if ref.key not in self._remote:
+            cache = None
+            if self.http_cache_dir is not None:
+                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ref.endpoint.model)[:60]
+                cache = ResponseCache(self.http_cache_dir / f"{name}-{ref.key}.sqlite")
+            self._remote[ref.key] = OpenAIGenerator(ref.endpoint, cache)
+        return self._remote[ref.key]
+
+    def remote_usage(self) -> dict[str, dict]:
+        """Request/token accounting of every endpoint used so far in this process."""
+        return {gen.label: gen.usage.snapshot() for gen in self._remote.values()}
 
     def release(self, keep: set[Path] = frozenset()) -> None:
         for path in [p for p in self._loaded if p not in keep]:

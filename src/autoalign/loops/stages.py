@@ -18,8 +18,8 @@ from autoalign.generation.base import SamplingParams
 from autoalign.io import write_jsonl
 from autoalign.judges.base import Judge, JudgeItem
 from autoalign.judges.rubric import RubricJudge
-from autoalign.loops.pool import ModelPool, ModelRef, save_checkpoint
-from autoalign.pairs import JudgedCandidates, best_vs_worst
+from autoalign.generation.openai import ZERO_USAGE, usage_delta
+from autoalign.loops.pool import AnyModelRef, ModelPool, ModelRef, save_checkpoint
 from autoalign.prompts import render
 from autoalign.store import RunStore, content_key, file_digest
 from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_tasks
@@ -29,8 +29,8 @@ from autoalign.train.sft import train_sft
 from autoalign.types import Candidate, Judgment, Message, Pair, Prompt
 
 
-def sampling_params(cfg: SamplingConfig, n: int, seed: int) -> SamplingParams:
-    return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed)
+def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:
+    return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed, top_logprobs=top_logprobs)
 
 
 def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: list[str], cfg: CreatePromptsConfig, pool: ModelPool, seed: int) -> list[Prompt]:
@@ -91,7 +91,18 @@ def _answer_request(prompt: Prompt, control: bool) -> list[Message]:
     return [*prompt.messages[:-1], {"role": "user", "content": render("answer_control", instruction=last["content"])}]
 
 
-def sample_candidates(store: RunStore, t: int, model: ModelRef, prompts: list[Prompt], cfg: SampleConfig, pool: ModelPool, seed: int, name: str = "candidates") -> dict[str, list[Candidate]]:
+def remote_usage_since(pool: ModelPool, before: dict[str, dict]) -> dict:
+    """{"remote": {endpoint: requests, retries, cache hits, failures, tokens}} for the calls made
+    since `before`; {} when no endpoint was used."""
+    deltas = {}
+    for label, after in pool.remote_usage().items():
+        delta = usage_delta(before.get(label, ZERO_USAGE), after)
+        if delta["requests"] or delta["cache_hits"] or delta["failed"]:
+            deltas[label] = delta
+    return {"remote": deltas} if deltas else {}
+
+
+def sample_candidates(store: RunStore, t: int, model: AnyModelRef, prompts: list[Prompt], cfg: SampleConfig, pool: ModelPool, seed: int, name: str = "candidates") -> dict[str, list[Candidate]]:
     """N samples per prompt from M_t at temperature > 0, each prompt with the short control
     instruction (answer directly, no follow-up questions)."""
     stage = store.stage(t, name, {"cfg": cfg.model_dump(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]])
@@ -104,23 +115,26 @@ def sample_candidates(store: RunStore, t: int, model: ModelRef, prompts: list[Pr
             outputs = pool.generator(model, cfg.sampling.batch_size).generate([_answer_request(by_id[i], cfg.control_instruction) for i in ids], params)
             return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
 
-        started = time.perf_counter()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size, desc=f"iter {t}: sampling")
+        started, usage_before = time.perf_counter(), pool.remote_usage()
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size, desc=f"iter {t}: {name} ({model.label})")
         elapsed = time.perf_counter() - started
         cands = [Candidate.from_dict(c) for r in rows for c in r["candidates"]]
         tokens = sum(c.num_tokens for c in cands)
         stage.finish(rows, {
+            "model": model.label,
             "prompts": len(rows),
             "candidates": len(cands),
             "mean_tokens": tokens / max(1, len(cands)),
             "truncated": sum(c.finish_reason == "length" for c in cands),
-            "empty": sum(not c.text for c in cands),
+            "empty": sum(not c.text and c.finish_reason != "error" for c in cands),
+            "failed": sum(c.finish_reason == "error" for c in cands),
             "tokens_per_second": tokens / elapsed if elapsed > 0 else None,
+            **remote_usage_since(pool, usage_before),
         })
     return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in stage.rows()}
 
 
-JudgeFactory = Callable[[ModelRef, JudgeConfig, int], Judge]
+JudgeFactory = Callable[[AnyModelRef, JudgeConfig, int], Judge]
 """Builds the judge for a model; a factory may carry a `key` naming anything else its verdicts
 depend on (e.g. demonstrations), which goes into the judging stages' keys."""
 
@@ -137,14 +151,17 @@ class RubricJudgeFactory:
     def key(self) -> str:
         return content_key(list(self.demonstrations))
 
-    def __call__(self, ref: ModelRef, cfg: JudgeConfig, seed: int) -> Judge:
+    def __call__(self, ref: AnyModelRef, cfg: JudgeConfig, seed: int) -> Judge:
         params = sampling_params(cfg.sampling, n=1, seed=seed)
-        return RubricJudge(self.pool.generator(ref, cfg.sampling.batch_size), params, cfg.samples, cfg.max_response_chars, list(self.demonstrations))
+        generator = self.pool.generator(ref, cfg.sampling.batch_size)
+        return RubricJudge(generator, params, cfg.samples, cfg.max_response_chars, list(self.demonstrations), cfg.use_logprobs)
 
 
-def judge_candidates(store: RunStore, t: int, judge_model: ModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, make_judge: JudgeFactory, seed: int, name: str = "judgments") -> dict[str, list[Judgment]]:
+def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, make_judge: JudgeFactory, pool: ModelPool, seed: int, name: str = "judgments") -> dict[str, list[Judgment]]:
     """Every candidate scored by the judge (by default judge_model with the 5-point rubric);
-    the judge is only built, and its model only loaded, if the stage has work to do."""
+    the judge is only built, and its model only loaded, if the stage has work to do. A candidate
+    that failed (no answer from a remote backend) is not sent to the judge: its judgment is
+    None with the reason."""
     inputs = [judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
     stage = store.stage(t, name, {"cfg": cfg.model_dump(), "seed": seed}, inputs)
     if not stage.done():
@@ -153,12 +170,16 @@ def judge_candidates(store: RunStore, t: int, judge_model: ModelRef, prompts: li
         judge = make_judge(judge_model, cfg, seed)
 
         def process(ids: list[str]) -> list[dict]:
-            items = [JudgeItem(prompt=by_id[i].messages, response=c.text) for i in ids for c in candidates[i]]
-            verdicts = iter(judge.judge(items))
-            return [{"id": i, "judgments": [next(verdicts).to_dict() for _ in candidates[i]]} for i in ids]
+            usable = [(i, k) for i in ids for k, c in enumerate(candidates[i]) if c.finish_reason != "error"]
+            verdicts = judge.judge([JudgeItem(prompt=by_id[i].messages, response=candidates[i][k].text) for i, k in usable]) if usable else []
+            by_key = dict(zip(usable, verdicts))
+            unjudged = lambda c: Judgment(score=None, raw=[], parsed=False, error=f"candidate failed: {c.error}")
+            return [{"id": i, "judgments": [(by_key.get((i, k)) or unjudged(c)).to_dict() for k, c in enumerate(candidates[i])]} for i in ids]
 
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name}")
-        stage.finish(rows, judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]]))
+        usage_before = pool.remote_usage()
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name} ({judge_model.label})")
+        metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
+        stage.finish(rows, {"judge": judge_model.label, **metrics, **remote_usage_since(pool, usage_before)})
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
 
 
@@ -169,26 +190,10 @@ def judgment_metrics(judgments: list[Judgment]) -> dict:
         "judged": len(judgments),
         "parsed": len(scores),
         "parse_rate": len(scores) / max(1, len(judgments)),
+        "failed": sum(j.error is not None for j in judgments),
         "mean_score": sum(scores) / len(scores) if scores else None,
         "score_histogram": {str(k): histogram.get(str(k), 0) for k in range(6)},
     }
-
-
-def build_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], judgments: dict[str, list[Judgment]], cfg: PairsConfig, source: str) -> list[Pair]:
-    groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
-    inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
-    stage = store.stage(t, "pairs", {"cfg": cfg.model_dump(), "source": source}, inputs)
-    if not stage.done():
-        stage.begin()
-        pairs, dropped = best_vs_worst(groups, cfg.min_margin, source)
-        margins = [p.margin for p in pairs]
-        stage.finish([p.to_dict() for p in pairs], {
-            "prompts": len(groups),
-            "pairs": len(pairs),
-            "dropped": dict(dropped),
-            "mean_margin": sum(margins) / len(margins) if margins else None,
-        })
-    return [Pair.from_dict(r) for r in stage.rows()]
 
 
 def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair], cfg: DPOConfig, pool: ModelPool, seed: int) -> ModelRef:

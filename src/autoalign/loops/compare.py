@@ -1,0 +1,32 @@
+"""Compare feedback paradigms on equal terms: one M1, the same created prompts and the same
+student samples, then one M2 per source in `branches`, each evaluated against M1 by the same
+judge on the same held-out prompts.
+
+    runs/<name>/iter_0/sft, iter_1/prompts, iter_1/candidates    shared by every branch
+    runs/<name>/<source>/iter_1/...                               that source's feedback, DPO, eval
+
+Run it:  autoalign run recipes/paper_replica.yaml
+"""
+
+from __future__ import annotations
+
+from autoalign.config import RunConfig
+from autoalign.io import write_json
+from autoalign.loops import stages
+from autoalign.loops.context import build_context
+from autoalign.store import RunStore
+
+
+def run(cfg: RunConfig, log=print, make_judge: stages.JudgeFactory | None = None) -> dict:
+    from autoalign.loops.iterate import initial_model, iterate
+
+    ctx, m0 = build_context(cfg, log, make_judge)
+    m1 = initial_model(ctx, m0)
+    results: dict = {"branches": {}}
+    for source in cfg.branches:
+        log(f"branch {source}")
+        branch_cfg = cfg.model_copy(update={"loop": source, "mix": {}, "branches": []})
+        branch = ctx.branch(branch_cfg, RunStore(ctx.store.root / source))
+        results["branches"][source] = iterate(branch, m1)
+    write_json(ctx.store.root / "branches.json", {"m1": str(m1.path), "branches": list(cfg.branches), "results": results["branches"]})
+    return results

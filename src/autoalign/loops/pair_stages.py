@@ -1,0 +1,124 @@
+"""Stages that turn feedback into preference pairs, one per policy, plus the stage that mixes
+the pairs of several feedback sources into the DPO training set (iter_t/pairs)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from autoalign.config import JudgeConfig, PairsConfig
+from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge
+from autoalign.loops.pool import AnyModelRef, ModelPool
+from autoalign.loops.stages import remote_usage_since, sampling_params
+from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
+from autoalign.store import RunStore
+from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
+
+
+def _pair_metrics(prompts: int, pairs: list[Pair], dropped: Counter) -> dict:
+    margins = [p.margin for p in pairs if p.margin is not None]
+    return {
+        "prompts": prompts,
+        "pairs": len(pairs),
+        "dropped": dict(dropped),
+        "mean_margin": sum(margins) / len(margins) if margins else None,
+    }
+
+
+def best_vs_worst_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], judgments: dict[str, list[Judgment]], cfg: PairsConfig, source: str) -> list[Pair]:
+    groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
+    inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
+    stage = store.stage(t, f"pairs_{source}", {"cfg": cfg.model_dump(), "source": source}, inputs)
+    if not stage.done():
+        stage.begin()
+        pairs, dropped = best_vs_worst(groups, cfg.min_margin, source)
+        stage.finish([p.to_dict() for p in pairs], _pair_metrics(len(groups), pairs, dropped))
+    return [Pair.from_dict(r) for r in stage.rows()]
+
+
+def reference_pairs(store: RunStore, t: int, prompts: list[Prompt], references: dict[str, Candidate], students: dict[str, list[Candidate]], source: str, min_chars: int) -> list[Pair]:
+    """Chosen = reference (teacher answer or gold answer), rejected = student sample."""
+    inputs = [p.id + str(references[p.id].to_dict()) + str([c.text for c in students.get(p.id, [])]) for p in prompts]
+    stage = store.stage(t, f"pairs_{source}", {"source": source, "min_chars": min_chars}, inputs)
+    if not stage.done():
+        stage.begin()
+        pairs, dropped = demonstration_pairs(prompts, references, students, source, min_chars)
+        stage.finish([p.to_dict() for p in pairs], _pair_metrics(len(prompts), pairs, dropped))
+    return [Pair.from_dict(r) for r in stage.rows()]
+
+
+def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, pool: ModelPool, seed: int) -> dict[str, list[Comparison]]:
+    """Round-robin pairwise verdicts on each prompt's candidates, each asked in both orders."""
+    inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
+    stage = store.stage(t, "comparisons", {"cfg": cfg.model_dump(), "seed": seed}, inputs)
+    if not stage.done():
+        stage.begin()
+        by_id = {p.id: p for p in prompts}
+        params = sampling_params(cfg.sampling, 1, seed, top_logprobs=5 if cfg.use_logprobs else 0)
+        judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars)
+
+        def process(ids: list[str]) -> list[dict]:
+            jobs = [(pid, i, j) for pid in ids for i in range(len(candidates[pid])) for j in range(i + 1, len(candidates[pid]))]
+            items = [PairwiseItem(by_id[pid].messages, candidates[pid][i].text, candidates[pid][j].text) for pid, i, j in jobs]
+            prefs = judge.compare(items) if items else []
+            out = {pid: [] for pid in ids}
+            for (pid, i, j), pref in zip(jobs, prefs):
+                out[pid].append({"first": i, "second": j, "preference": pref.to_dict()})
+            return [{"id": pid, "comparisons": out[pid]} for pid in ids]
+
+        usage_before = pool.remote_usage()
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 4), desc=f"iter {t}: comparisons ({judge_model.label})")
+        prefs = [Preference.from_dict(c["preference"]) for r in rows for c in r["comparisons"]]
+        winners = Counter(str(p.winner) for p in prefs)
+        stage.finish(rows, {
+            "judge": judge_model.label,
+            "comparisons": len(prefs),
+            "consistent": winners["first"] + winners["second"],
+            "order_inconsistent": winners["tie"],
+            "unparsed": winners["None"],
+            "consistency_rate": (winners["first"] + winners["second"]) / max(1, len(prefs) - winners["None"]),
+            **remote_usage_since(pool, usage_before),
+        })
+    return {
+        r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]
+        for r in stage.rows()
+    }
+
+
+def pairwise_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], comparisons: dict[str, list[Comparison]], source: str) -> list[Pair]:
+    inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([(c.first, c.second, c.preference.winner) for c in comparisons[p.id]]) for p in prompts]
+    stage = store.stage(t, f"pairs_{source}", {"source": source, "mode": "pairwise"}, inputs)
+    if not stage.done():
+        stage.begin()
+        pairs, dropped = [], Counter()
+        for p in prompts:
+            pair, reason = pairwise_best_vs_worst(p, candidates[p.id], comparisons[p.id], source)
+            if pair is None:
+                dropped[reason] += 1
+            else:
+                pairs.append(pair)
+        stage.finish([p.to_dict() for p in pairs], _pair_metrics(len(prompts), pairs, dropped))
+    return [Pair.from_dict(r) for r in stage.rows()]
+
+
+def mix_pairs(store: RunStore, t: int, by_source: dict[str, list[Pair]], weights: dict[str, float]) -> list[Pair]:
+    """The DPO training set: every source's pairs, each carrying its source's weight."""
+    inputs = [f"{source}:{weights[source]}:{[p.to_dict() for p in pairs]}" for source, pairs in by_source.items()]
+    stage = store.stage(t, "pairs", {"weights": weights}, inputs)
+    if not stage.done():
+        stage.begin()
+        mixed = [Pair(**{**p.__dict__, "weight": weights[source]}) for source, pairs in by_source.items() for p in pairs]
+        per_source = {s: store.metrics(t, f"pairs_{s}") for s in by_source}
+        single = len(by_source) == 1
+        dropped = Counter()
+        for s, m in per_source.items():
+            dropped.update({(k if single else f"{s}/{k}"): v for k, v in m["dropped"].items()})
+        margins = [p.margin for p in mixed if p.margin is not None]
+        stage.finish([p.to_dict() for p in mixed], {
+            "prompts": sum(m["prompts"] for m in per_source.values()),
+            "pairs": len(mixed),
+            "dropped": dict(dropped),
+            "by_source": {s: len(pairs) for s, pairs in by_source.items()},
+            "weights": weights,
+            "mean_margin": sum(margins) / len(margins) if margins else None,
+        })
+    return [Pair.from_dict(r) for r in stage.rows()]

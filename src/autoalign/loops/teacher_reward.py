@@ -1,0 +1,31 @@
+"""Teacher-reward feedback (online AI feedback; Guo et al. 2024, "Direct Language Model
+Alignment from Online AI Feedback"): the student samples, a stronger teacher judges.
+
+    candidates = N samples per prompt from the student M_t
+    pointwise:  the teacher scores each with the same 5-point rubric; pairs = best vs worst
+    pairwise:   the teacher compares candidates two at a time, asked in both orders; an
+                order-inconsistent verdict is a tie and makes no pair (counted)
+
+The teacher is an in-process model or any OpenAI-compatible server (recipe key `teacher`).
+Run it:  autoalign run recipes/teacher_reward.yaml
+"""
+
+from __future__ import annotations
+
+from autoalign.loops import stages
+from autoalign.loops.context import RunContext
+from autoalign.loops.pair_stages import best_vs_worst_pairs, compare_candidates, pairwise_pairs
+from autoalign.loops.pool import ModelRef
+from autoalign.types import Pair, Prompt
+
+SOURCE = "teacher_reward"
+
+
+def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
+    cfg = ctx.cfg
+    candidates = stages.sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
+    if cfg.teacher_reward.mode == "pairwise":
+        comparisons = compare_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.pool, ctx.seed)
+        return pairwise_pairs(ctx.store, t, prompts, candidates, comparisons, SOURCE)
+    judgments = stages.judge_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.make_judge, ctx.pool, ctx.seed, name="teacher_judgments")
+    return best_vs_worst_pairs(ctx.store, t, prompts, candidates, judgments, cfg.pairs, SOURCE)
