@@ -138,6 +138,19 @@ def convert_gguf(gguf_path: Path, out_dir: Path, model: BundledModel) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
+def ensure_gguf(name: str, log=print) -> Path:
+    """The bundled model's original GGUF file, kept in the cache (for llama.cpp servers)."""
+    model = BUNDLED[name]
+    final = cache_root() / "gguf" / model.gguf_name
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    log(f"[autoalign] fetching the GGUF of '{name}'")
+    with tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{name}.") as tmp:
+        os.replace(fetch_gguf(model, Path(tmp)), final)
+    return final
+
+
 def ensure_bundled(name: str, log=print) -> Path:
     """Return the cached HF directory of a bundled model, fetching and converting it once."""
     model = BUNDLED[name]
