@@ -105,3 +105,16 @@ def test_branches_share_m1_prompts_and_samples(tiny_model_dir, tmp_path):
         em = read_json(root / source / "iter_1/eval/metrics.json")
         assert em["new"] == "M2" and em["old"] == "M1"
         assert Path(result["branches"][source]["final_model"]) == root / source / "iter_1/dpo/model"
+
+    # The comparison table lists M1 and each branch's M2 with its numbers.
+    from rich.console import Console
+
+    from autoalign.summary import comparison_rows, print_comparison
+
+    rows = comparison_rows(root, ["self_reward", "teacher_demo"])
+    assert [r["model"] for r in rows] == ["M1 (start)", "M2", "M2"] and [r["source"] for r in rows] == ["-", "self_reward", "teacher_demo"]
+    assert rows[2]["pairs"] == read_json(root / "teacher_demo/iter_1/pairs/metrics.json")["pairs"]
+    console = Console(record=True, width=200)
+    print_comparison(root, ["self_reward", "teacher_demo"], console=console)
+    text = console.export_text()
+    assert "paradigm comparison" in text and "teacher_demo" in text and "requests to teacher @" in text

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from autoalign.config import ConfigError, load_config
 from autoalign.io import DataError, write_json, write_jsonl, iter_rows, require_field
+from autoalign.generation.openai import EndpointConfigError
 from autoalign.models import ModelNotFound
 
 app = typer.Typer(
@@ -23,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError, EndpointConfigError)
 
 
 def _fail(err: Exception) -> None:
@@ -44,7 +45,7 @@ def run(
         _fail(e)
     from autoalign.io import atomic_write_text
     from autoalign.loops import iterate
-    from autoalign.summary import print_summary
+    from autoalign.summary import print_comparison, print_summary
 
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
@@ -56,8 +57,13 @@ def run(
         _fail(e)
     elapsed = time.perf_counter() - started
     write_json(cfg.run_dir / "result.json", {**result, "wall_seconds": elapsed})
-    print_summary(cfg.run_dir, cfg.iterations, Console())
-    console.print(f"final model: {result['final_model']}  ({elapsed:.0f}s)")
+    if cfg.branches:
+        print_comparison(cfg.run_dir, cfg.branches, cfg.iterations, Console())
+        finals = ", ".join(f"{s}: {r['final_model']}" for s, r in result["branches"].items())
+        console.print(f"final models: {finals}  ({elapsed:.0f}s)")
+    else:
+        print_summary(cfg.run_dir, cfg.iterations, Console())
+        console.print(f"final model: {result['final_model']}  ({elapsed:.0f}s)")
 
 
 @app.command()

@@ -122,6 +122,8 @@ class SFTConfig(TrainConfig):
     enabled: bool = False
     learning_rate: float = Field(2e-5, gt=0)
     use_eft: bool = True
+    max_examples: int | None = Field(None, gt=0)
+    """Train on a random subset of this many IFT (+EFT) examples (for quick runs)."""
 
 
 class DPOConfig(TrainConfig):

@@ -17,6 +17,8 @@ Run it:  autoalign run recipes/quickstart.yaml
 
 from __future__ import annotations
 
+import random
+
 from autoalign.config import RunConfig
 from autoalign.eval.judge_compare import compare_models
 from autoalign.loops import gold_vs_sample, self_reward, stages, teacher_demo, teacher_reward
@@ -48,6 +50,8 @@ def initial_model(ctx: RunContext, m0: ModelRef) -> ModelRef:
     if not cfg.sft.enabled:
         return ModelRef("M1", m0.path, m0.key)
     conversations = ctx.ift + (ctx.eft_conversations if cfg.sft.use_eft else [])
+    if cfg.sft.max_examples and cfg.sft.max_examples < len(conversations):
+        conversations = random.Random(ctx.seed).sample(conversations, cfg.sft.max_examples)
     return stages.train_sft_stage(ctx.shared, m0, conversations, cfg.sft, ctx.pool, ctx.seed)
 
 
