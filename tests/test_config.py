@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from autoalign.config import ConfigError, load_config
@@ -47,9 +49,15 @@ def test_missing_recipe_and_bad_yaml(tmp_path):
 
 
 def test_bundled_recipes_validate():
-    for name in ("quickstart", "self_reward_paper"):
-        cfg = load_config(f"recipes/{name}.yaml")
-        assert cfg.name == name
+    recipes = sorted(Path("recipes").glob("*.yaml"))
+    assert len(recipes) >= 9
+    for path in recipes:
+        cfg = load_config(path)
+        assert cfg.name == path.stem
+    replica = load_config("recipes/paper_replica.yaml")
+    assert replica.branches == ["self_reward", "teacher_reward", "teacher_demo"] and replica.model.name == "gemma-3-270m"
+    assert replica.teacher.name == "smollm2-135m-instruct" and replica.create_prompts.num_prompts == 1000 and replica.sft.max_examples is None
+    assert load_config("recipes/teacher_endpoint.yaml").teacher.endpoint.model == "smollm2"
 
 
 def test_fewshot_judge_needs_eft_and_valid_scores():
@@ -57,3 +65,18 @@ def test_fewshot_judge_needs_eft_and_valid_scores():
         load_config(None, ["judge.fewshot_scores=[5,1]", "data.eft=null"])
     with pytest.raises(ConfigError, match="judge.fewshot_scores: Value error, scores must be between 0 and 5"):
         load_config(None, ["judge.fewshot_scores=[7]"])
+
+
+def test_recipe_extends_another_and_keeps_its_own_name(tmp_path):
+    (tmp_path / "base.yaml").write_text("name: base\nsample:\n  n: 6\n  sampling: {temperature: 0.5, max_new_tokens: 99}\ndpo: {beta: 0.3}\n")
+    (tmp_path / "child.yaml").write_text("extends: base.yaml\nsample:\n  sampling: {temperature: 0.9}\n")
+    cfg = load_config(tmp_path / "child.yaml", ["dpo.beta=0.2"])
+    assert cfg.name == "child"
+    assert cfg.sample.n == 6 and cfg.sample.sampling.temperature == 0.9 and cfg.sample.sampling.max_new_tokens == 99
+    assert cfg.dpo.beta == 0.2
+    (tmp_path / "loop.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="recipe not found: .*missing.yaml"):
+        load_config(tmp_path / "orphan.yaml")

@@ -67,9 +67,19 @@ def run(
 
 
 @app.command()
-def models() -> None:
+def models(
+    gguf: Annotated[str | None, typer.Option(help="Print the path of this bundled model's GGUF file (fetched once), e.g. to serve it with llama.cpp")] = None,
+) -> None:
     """List the bundled models and whether they are cached locally."""
     from autoalign.models import list_models
+
+    if gguf is not None:
+        from autoalign.models.bundled import BUNDLED, ensure_gguf
+
+        if gguf not in BUNDLED:
+            _fail(ValueError(f"unknown bundled model '{gguf}' (bundled: {', '.join(BUNDLED)})"))
+        print(ensure_gguf(gguf, log=lambda m: console.print(m)))
+        return
 
     table = Table(title="bundled models (any local Hugging Face directory or hub id also works)")
     for column in ("name", "cached", "description", "path"):

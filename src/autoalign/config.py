@@ -336,21 +336,41 @@ def _format_errors(err: ValidationError, source: str) -> str:
     return f"invalid config {source}:\n" + "\n".join(lines)
 
 
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The recipe's keys, with `extends: other.yaml` (relative to this file) merged underneath:
+    a recipe states only what differs from the one it extends. `name` is never inherited."""
+    if not path.exists():
+        raise ConfigError(f"recipe not found: {path}" + (f" (extended by {seen[-1]})" if seen else ""))
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: recipes extend each other in a cycle")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: a recipe must be a mapping of keys to values")
+    name = tree.get("name", path.stem)
+    if "extends" in tree:
+        base = read_recipe(path.parent / str(tree.pop("extends")), (*seen, path.resolve()))
+        tree = _deep_merge(base, tree)
+    tree["name"] = name
+    return tree
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     tree: dict[str, Any] = {}
     source = "(defaults)"
     if path is not None:
         path = Path(path)
         source = str(path)
-        if not path.exists():
-            raise ConfigError(f"recipe not found: {path}")
-        try:
-            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: invalid YAML: {e}") from e
-        if not isinstance(tree, dict):
-            raise ConfigError(f"{path}: a recipe must be a mapping of keys to values")
-        tree.setdefault("name", path.stem)
+        tree = read_recipe(path)
     for assignment in overrides or []:
         apply_override(tree, assignment)
     try:
