@@ -118,3 +118,14 @@ def test_branches_share_m1_prompts_and_samples(tiny_model_dir, tmp_path):
     print_comparison(root, ["self_reward", "teacher_demo"], console=console)
     text = console.export_text()
     assert "paradigm comparison" in text and "teacher_demo" in text and "requests to teacher @" in text
+
+
+def test_in_process_teacher_with_its_own_template(tiny_model_dir, tmp_path):
+    cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "loop=teacher_reward", f"teacher.name={tiny_model_dir}",
+                      "teacher.chat_template=chatml", "eval.judge=teacher")
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    it = tmp_path / "tiny/iter_1"
+    judged = read_json(it / "teacher_judgments/metrics.json")
+    assert judged["judge"] == f"teacher {tiny_model_dir}" and judged["judged"] == 24 and "remote" not in judged
+    assert read_json(it / "eval/metrics.json")["judge"] == f"teacher {tiny_model_dir}"
+    assert read_json(it / "pairs/metrics.json")["by_source"] == {"teacher_reward": read_json(it / "pairs_teacher_reward/metrics.json")["pairs"]}

@@ -59,7 +59,7 @@ def run(
     write_json(cfg.run_dir / "result.json", {**result, "wall_seconds": elapsed})
     if cfg.branches:
         print_comparison(cfg.run_dir, cfg.branches, cfg.iterations, Console())
-        finals = ", ".join(f"{s}: {r['final_model']}" for s, r in result["branches"].items())
+        finals = ", ".join(f"{s}: {r['final_model'] or 'none'}" for s, r in result["branches"].items())
         console.print(f"final models: {finals}  ({elapsed:.0f}s)")
     else:
         print_summary(cfg.run_dir, cfg.iterations, Console())

@@ -102,7 +102,7 @@ def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> l
         if not rows and ev:
             rows.append({"model": f"{ev['old']} (start)", "source": "-", "judge": ev["judge"], "mean_score": ev["old_mean_score"]})
         rows.append({
-            "model": ev.get("new", f"M{iteration + 1}"), "source": source, "judge": ev.get("judge"),
+            "model": ev.get("new", f"M{iteration + 1}" if dpo else "none (no pairs)"), "source": source, "judge": ev.get("judge"),
             "mean_score": ev.get("new_mean_score"), "wtl": f"{ev['wins']}/{ev['ties']}/{ev['losses']}" if ev else None,
             "win_rate": ev.get("win_rate"), "unscored": ev.get("unscored"), "pairs": pairs.get("pairs"),
             "dpo_loss": dpo.get("final_loss"), "dpo_acc": dpo.get("final_accuracy"), "dpo_margin": dpo.get("final_margin"),

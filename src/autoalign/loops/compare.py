@@ -27,6 +27,10 @@ def run(cfg: RunConfig, log=print, make_judge: stages.JudgeFactory | None = None
         log(f"branch {source}")
         branch_cfg = cfg.model_copy(update={"loop": source, "mix": {}, "branches": []})
         branch = ctx.branch(branch_cfg, RunStore(ctx.store.root / source))
-        results["branches"][source] = iterate(branch, m1)
+        try:
+            results["branches"][source] = iterate(branch, m1)
+        except stages.NoPairsError as e:  # one paradigm giving no signal must not hide the others
+            log(f"branch {source}: {e}")
+            results["branches"][source] = {"error": str(e), "final_model": None}
     write_json(ctx.store.root / "branches.json", {"m1": str(m1.path), "branches": list(cfg.branches), "results": results["branches"]})
     return results

@@ -29,6 +29,10 @@ from autoalign.train.sft import train_sft
 from autoalign.types import Candidate, Judgment, Message, Pair, Prompt
 
 
+class NoPairsError(RuntimeError):
+    """The feedback produced no usable preference pair, so there is nothing to train on."""
+
+
 def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:
     return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed, top_logprobs=top_logprobs)
 
@@ -203,7 +207,7 @@ def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair],
     if stage.done():
         return out
     if not pairs:
-        raise RuntimeError(f"iteration {t}: no preference pairs to train on (see {store.root}/iter_{t}/pairs/metrics.json)")
+        raise NoPairsError(f"iteration {t}: no preference pairs to train on (see {store.root}/iter_{t}/pairs/metrics.json)")
     stage.begin()
     loaded = pool.fresh(model)
     started = time.perf_counter()
