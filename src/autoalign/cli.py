@@ -57,12 +57,15 @@ def run(
         _fail(e)
     elapsed = time.perf_counter() - started
     write_json(cfg.run_dir / "result.json", {**result, "wall_seconds": elapsed})
+    out = Console()
+    if not out.is_terminal:  # logs and pipes: wide enough that the tables do not wrap
+        out = Console(width=180)
     if cfg.branches:
-        print_comparison(cfg.run_dir, cfg.branches, cfg.iterations, Console())
+        print_comparison(cfg.run_dir, cfg.branches, cfg.iterations, out)
         finals = ", ".join(f"{s}: {r['final_model'] or 'none'}" for s, r in result["branches"].items())
         console.print(f"final models: {finals}  ({elapsed:.0f}s)")
     else:
-        print_summary(cfg.run_dir, cfg.iterations, Console())
+        print_summary(cfg.run_dir, cfg.iterations, out)
         console.print(f"final model: {result['final_model']}  ({elapsed:.0f}s)")
 
 

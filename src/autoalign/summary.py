@@ -94,13 +94,14 @@ def _remote_line(u: dict) -> str:
 def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> list[dict]:
     """One row per model: M1, then the M2 of each branch, with its evaluation against M1."""
     rows = []
+    evals = [e for s in branches if (e := _metrics(run_dir / s, f"iter_{iteration}/eval"))]
+    if evals:  # the starting model, as scored in the first evaluation (same judge and prompts in all)
+        rows.append({"model": f"{evals[0]['old']} (start)", "source": "-", "judge": evals[0]["judge"], "mean_score": evals[0]["old_mean_score"]})
     for source in branches:
         b = run_dir / source
         pairs = _metrics(b, f"iter_{iteration}/pairs") or {}
         dpo = _metrics(b, f"iter_{iteration}/dpo") or {}
         ev = _metrics(b, f"iter_{iteration}/eval") or {}
-        if not rows and ev:
-            rows.append({"model": f"{ev['old']} (start)", "source": "-", "judge": ev["judge"], "mean_score": ev["old_mean_score"]})
         rows.append({
             "model": ev.get("new", f"M{iteration + 1}" if dpo else "none (no pairs)"), "source": source, "judge": ev.get("judge"),
             "mean_score": ev.get("new_mean_score"), "wtl": f"{ev['wins']}/{ev['ties']}/{ev['losses']}" if ev else None,
@@ -133,7 +134,7 @@ def print_comparison(run_dir: Path, branches: list[str], iterations: int = 1, co
     for row in rows:
         table.add_row(*[_fmt(row.get(key), 2) for key, _ in columns])
     console.print(table)
-    if rows:
+    if rows and rows[0]["judge"]:
         console.print(f"judge: {rows[0]['judge']}")
     for label, u in remote_totals(run_dir, *[run_dir / s for s in branches]).items():
         console.print(f"requests to {label}: {_remote_line(u)}")
