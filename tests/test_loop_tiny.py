@@ -128,6 +128,8 @@ def test_changing_dpo_config_reruns_only_dpo_and_after(tiny_model_dir, tmp_path)
     cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1")
     iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     before = read_json(tmp_path / "tiny/manifest.json")["stages"]
+    m2_answers = lambda: [r["candidates"][0]["text"] for r in read_jsonl(tmp_path / "tiny/iter_1/eval_answers_M2/data.jsonl")]
+    answers_before = m2_answers()
     LetterVarietyJudge.calls = 0
     cfg2 = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "dpo.beta=0.5")
     iterate.run(cfg2, log=lambda m: None, make_judge=make_verifier)
@@ -136,7 +138,11 @@ def test_changing_dpo_config_reruns_only_dpo_and_after(tiny_model_dir, tmp_path)
         assert after[f"iter_1/{stage}"] == before[f"iter_1/{stage}"]
     assert after["iter_1/dpo"]["key"] != before["iter_1/dpo"]["key"]
     assert after["iter_1/eval"]["key"] != before["iter_1/eval"]["key"]
-    assert LetterVarietyJudge.calls == 6  # only the eval's 3 + 3 answers were judged again
+    # Only the new M2's eval answers go to the judge, and only if their text changed (verdicts
+    # are keyed by content); M1's answers and verdicts are reused.
+    assert LetterVarietyJudge.calls == (0 if m2_answers() == answers_before else 3)
+    assert after["iter_1/eval_answers_M1"] == before["iter_1/eval_answers_M1"]
+    assert after["iter_1/eval_answers_M2"]["key"] != before["iter_1/eval_answers_M2"]["key"]
 
 
 def test_crash_mid_judging_resumes_without_redoing_finished_items(tiny_model_dir, tmp_path):

@@ -98,9 +98,11 @@ def test_branches_share_m1_prompts_and_samples(tiny_model_dir, tmp_path):
         assert len(server.bodies) == 6  # one teacher answer per shared prompt
     root = tmp_path / "tiny"
     assert set(result["branches"]) == {"self_reward", "teacher_demo"}
+    assert len(read_jsonl(root / "iter_1/eval_judgments_M1/data.jsonl")) == 3  # M1 answered and judged once
     assert (root / "iter_1/prompts/data.jsonl").exists() and (root / "iter_1/candidates/data.jsonl").exists()
     for source in ("self_reward", "teacher_demo"):
         assert not (root / source / "iter_1/candidates").exists()  # shared, not recomputed
+        assert not (root / source / "iter_1/eval_answers_M1").exists() and (root / source / "iter_1/eval_answers_M2").exists()
         assert read_json(root / source / "iter_1/pairs/metrics.json")["by_source"] == {source: read_json(root / source / "iter_1/pairs/metrics.json")["pairs"]}
         em = read_json(root / source / "iter_1/eval/metrics.json")
         assert em["new"] == "M2" and em["old"] == "M1"

@@ -8,39 +8,51 @@ from __future__ import annotations
 
 from statistics import mean
 
-from autoalign.config import EvalConfig, JudgeConfig
-from autoalign.judges.base import JudgeItem
-from autoalign.loops.pool import ModelPool, ModelRef
-from autoalign.loops.stages import JudgeFactory, judgment_metrics, sampling_params
+from autoalign.config import EvalConfig, JudgeConfig, SampleConfig
+from autoalign.loops.pool import AnyModelRef, ModelPool, ModelRef
+from autoalign.loops.stages import JudgeFactory, judge_candidates, judgment_metrics, sample_candidates
 from autoalign.store import RunStore
 from autoalign.types import Judgment, Prompt
 
 
-def compare_models(store: RunStore, t: int, new: ModelRef, old: ModelRef, judge_model: ModelRef, prompts: list[Prompt], cfg: EvalConfig, judge_cfg: JudgeConfig, pool: ModelPool, make_judge: JudgeFactory, seed: int) -> dict:
+def compare_models(
+    store: RunStore,
+    t: int,
+    new: ModelRef,
+    old: ModelRef,
+    judge_model: AnyModelRef,
+    prompts: list[Prompt],
+    cfg: EvalConfig,
+    judge_cfg: JudgeConfig,
+    pool: ModelPool,
+    make_judge: JudgeFactory,
+    seed: int,
+    old_store: RunStore | None = None,
+) -> dict:
+    """Each model's answers and their verdicts are stages of their own (eval_answers_<label>,
+    eval_judgments_<label>); old_store, when given, holds the old model's, so branches that
+    start from the same M1 answer and judge it once."""
     prompts = prompts[: cfg.num_prompts]
-    stage = store.stage(t, "eval", {"cfg": cfg.model_dump(), "judge": judge_cfg.model_dump(), "seed": seed}, [new.key, old.key, judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text for p in prompts]])
-    if stage.done():
-        return stage.metrics()
-    stage.begin()
-    params = sampling_params(cfg.sampling, n=1, seed=seed)
-    requests = [p.messages for p in prompts]
-    answers = {}
-    for ref in (new, old):
-        outputs = pool.generator(ref, cfg.sampling.batch_size).generate(requests, params)
-        answers[ref.label] = [cands[0].text for cands in outputs]
-    judge = make_judge(judge_model, judge_cfg, seed)
-    items = [JudgeItem(prompt=p.messages, response=answers[ref.label][i]) for ref in (new, old) for i, p in enumerate(prompts)]
-    verdicts = judge.judge(items)
-    new_j, old_j = verdicts[: len(prompts)], verdicts[len(prompts) :]
-    rows = [
-        {"id": p.id, "prompt": p.messages, new.label: answers[new.label][i], old.label: answers[old.label][i],
-         f"{new.label}_judgment": new_j[i].to_dict(), f"{old.label}_judgment": old_j[i].to_dict()}
-        for i, p in enumerate(prompts)
-    ]
-    metrics = {"new": new.label, "old": old.label, "judge": judge_model.label, **score_comparison(new_j, old_j),
-               "new_judging": judgment_metrics(new_j), "old_judging": judgment_metrics(old_j)}
-    stage.finish(rows, metrics)
-    return metrics
+    answer_cfg = SampleConfig(n=1, control_instruction=False, sampling=cfg.sampling)
+    answers, verdicts = {}, {}
+    for ref, st in ((new, store), (old, old_store or store)):
+        answers[ref.label] = sample_candidates(st, t, ref, prompts, answer_cfg, pool, seed, name=f"eval_answers_{ref.label}")
+        verdicts[ref.label] = judge_candidates(st, t, judge_model, prompts, answers[ref.label], judge_cfg, make_judge, pool, seed, name=f"eval_judgments_{ref.label}")
+    new_j = [verdicts[new.label][p.id][0] for p in prompts]
+    old_j = [verdicts[old.label][p.id][0] for p in prompts]
+    inputs = [new.key, old.key, *[str(j.to_dict()) for j in new_j + old_j]]
+    stage = store.stage(t, "eval", {"cfg": cfg.model_dump(), "judge": judge_model.key}, inputs)
+    if not stage.done():
+        stage.begin()
+        rows = [
+            {"id": p.id, "prompt": p.messages, new.label: answers[new.label][p.id][0].text, old.label: answers[old.label][p.id][0].text,
+             f"{new.label}_judgment": new_j[i].to_dict(), f"{old.label}_judgment": old_j[i].to_dict()}
+            for i, p in enumerate(prompts)
+        ]
+        metrics = {"new": new.label, "old": old.label, "judge": judge_model.label, **score_comparison(new_j, old_j),
+                   "new_judging": judgment_metrics(new_j), "old_judging": judgment_metrics(old_j)}
+        stage.finish(rows, metrics)
+    return stage.metrics()
 
 
 def score_comparison(new: list[Judgment], old: list[Judgment]) -> dict:

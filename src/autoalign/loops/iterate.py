@@ -69,7 +69,9 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
         pool.release()
         trained = stages.train_dpo_stage(ctx.store, t, current, pairs, cfg.dpo, pool, ctx.seed)
         if cfg.eval.enabled:
-            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_judge, ctx.seed)
+            # M1's answers and verdicts live with the shared stages: branches judge M1 only once.
+            old_store = ctx.shared if current == m1 else ctx.store
+            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_judge, ctx.seed, old_store)
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}
         current = trained
