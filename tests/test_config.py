@@ -80,3 +80,20 @@ def test_recipe_extends_another_and_keeps_its_own_name(tmp_path):
     (tmp_path / "orphan.yaml").write_text("extends: missing.yaml\n")
     with pytest.raises(ConfigError, match="recipe not found: .*missing.yaml"):
         load_config(tmp_path / "orphan.yaml")
+
+
+def test_stage_keys_hash_only_settings_that_differ_from_defaults():
+    from autoalign.config import CreatePromptsConfig, SamplingConfig, SFTConfig
+
+    assert SFTConfig().key() == {} and SFTConfig(checkpoint_minutes=1).key() == {}  # checkpointing never changes results
+    assert SFTConfig(learning_rate=1e-4).key() == {"learning_rate": 1e-4}
+
+    class NewerSFT(SFTConfig):  # a later version adds a setting whose default keeps the old behaviour
+        new_option: bool = False
+
+    assert NewerSFT().key() == SFTConfig().key()
+    # Dumps relative to the defaults still tell different configs apart (nested sections too).
+    keys = [CreatePromptsConfig().key(), CreatePromptsConfig(sampling=SamplingConfig()).key(),
+            CreatePromptsConfig(sampling=SamplingConfig(temperature=1.0, max_new_tokens=200)).key(),
+            CreatePromptsConfig(sampling=SamplingConfig(temperature=0.8, max_new_tokens=200)).key()]
+    assert keys[0] == keys[2] and len({str(k) for k in keys}) == 3

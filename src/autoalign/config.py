@@ -7,7 +7,7 @@ full dotted key in the message. Paths to data files are checked for existence he
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +21,15 @@ class ConfigError(ValueError):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset()
+    """Settings that never change a stage's result (e.g. how often to checkpoint)."""
+
+    def key(self) -> dict[str, Any]:
+        """What a stage key hashes: the settings that differ from their defaults (a dump relative
+        to the defaults still tells any two configs apart). A setting added in a later version,
+        with a default that keeps the old behaviour, so leaves finished stages and resumable
+        checkpoints valid; changing a default's value means giving that setting a new name."""
+        return self.model_dump(mode="json", exclude_defaults=True, exclude=set(self.NOT_IN_KEY))
 
 
 class LoraConfig(Section):
@@ -112,10 +121,7 @@ class TrainConfig(Section):
     checkpoint_minutes: float = Field(10.0, ge=0)
     """Save a resumable training state this often (wall time); 0 = never. A crashed stage
     resumes from the last one and ends bit-identical to an uninterrupted run."""
-
-    def result_key(self) -> dict[str, Any]:
-        """The settings that change the trained weights (checkpointing does not)."""
-        return self.model_dump(exclude={"checkpoint_minutes"})
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"checkpoint_minutes"})
 
 
 class SFTConfig(TrainConfig):

@@ -41,7 +41,7 @@ def compare_models(
     new_j = [verdicts[new.label][p.id][0] for p in prompts]
     old_j = [verdicts[old.label][p.id][0] for p in prompts]
     inputs = [new.key, old.key, *[str(j.to_dict()) for j in new_j + old_j]]
-    stage = store.stage(t, "eval", {"cfg": cfg.model_dump(), "judge": judge_model.key}, inputs)
+    stage = store.stage(t, "eval", {"cfg": cfg.key(), "judge": judge_model.key}, inputs)
     if not stage.done():
         stage.begin()
         rows = [

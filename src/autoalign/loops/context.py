@@ -52,7 +52,7 @@ def teacher_ref(cfg: RunConfig, log: Callable[[str], None]) -> AnyModelRef | Non
         return EndpointRef(label=f"teacher {teacher.endpoint.model}", endpoint=teacher.endpoint)
     path = resolve_model(teacher.name, log=log)
     model_cfg = teacher.model_config_for_pool()
-    return ModelRef(label=f"teacher {teacher.name}", path=path, key=content_key(model_cfg.model_dump(), str(path)), config=model_cfg)
+    return ModelRef(label=f"teacher {teacher.name}", path=path, key=content_key(model_cfg.key(), str(path)), config=model_cfg)
 
 
 def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages.JudgeFactory | None = None) -> tuple[RunContext, ModelRef]:
@@ -62,7 +62,7 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
     eft = load_eft(cfg.data.eft) if cfg.data.eft else []
     heldout = load_prompts(cfg.data.heldout, source="heldout")
     m0_path = resolve_model(cfg.model.name, log=log)
-    m0 = ModelRef("M0", m0_path, content_key(cfg.model.model_dump(), str(m0_path)))
+    m0 = ModelRef("M0", m0_path, content_key(cfg.model.key(), str(m0_path)))
     pool = ModelPool(cfg.model, http_cache_dir=Path(cfg.run_dir) / "http_cache")
     demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars)
     ctx = RunContext(

@@ -27,7 +27,7 @@ def _pair_metrics(prompts: int, pairs: list[Pair], dropped: Counter) -> dict:
 def best_vs_worst_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], judgments: dict[str, list[Judgment]], cfg: PairsConfig, source: str) -> list[Pair]:
     groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
     inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
-    stage = store.stage(t, f"pairs_{source}", {"cfg": cfg.model_dump(), "source": source}, inputs)
+    stage = store.stage(t, f"pairs_{source}", {"cfg": cfg.key(), "source": source}, inputs)
     if not stage.done():
         stage.begin()
         pairs, dropped = best_vs_worst(groups, cfg.min_margin, source)
@@ -49,7 +49,7 @@ def reference_pairs(store: RunStore, t: int, prompts: list[Prompt], references: 
 def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, pool: ModelPool, seed: int) -> dict[str, list[Comparison]]:
     """Round-robin pairwise verdicts on each prompt's candidates, each asked in both orders."""
     inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
-    stage = store.stage(t, "comparisons", {"cfg": cfg.model_dump(), "seed": seed}, inputs)
+    stage = store.stage(t, "comparisons", {"cfg": cfg.key(), "seed": seed}, inputs)
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}

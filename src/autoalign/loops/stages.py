@@ -40,7 +40,7 @@ def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 
 def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: list[str], cfg: CreatePromptsConfig, pool: ModelPool, seed: int) -> list[Prompt]:
     """M_t writes new instructions from few-shot seed examples; filtered and deduplicated."""
     source_file = file_digest(resolve_data_path(cfg.from_file)) if cfg.from_file else None
-    stage = store.stage(t, "prompts", {"cfg": cfg.model_dump(), "seed": seed, "file": source_file}, [model.key, *seed_instructions])
+    stage = store.stage(t, "prompts", {"cfg": cfg.key(), "seed": seed, "file": source_file}, [model.key, *seed_instructions])
     if stage.done():
         return [Prompt.from_dict(r) for r in stage.rows()]
     stage.begin()
@@ -109,7 +109,7 @@ def remote_usage_since(pool: ModelPool, before: dict[str, dict]) -> dict:
 def sample_candidates(store: RunStore, t: int, model: AnyModelRef, prompts: list[Prompt], cfg: SampleConfig, pool: ModelPool, seed: int, name: str = "candidates") -> dict[str, list[Candidate]]:
     """N samples per prompt from M_t at temperature > 0, each prompt with the short control
     instruction (answer directly, no follow-up questions)."""
-    stage = store.stage(t, name, {"cfg": cfg.model_dump(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]])
+    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]])
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
@@ -167,7 +167,7 @@ def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts:
     that failed (no answer from a remote backend) is not sent to the judge: its judgment is
     None with the reason."""
     inputs = [judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
-    stage = store.stage(t, name, {"cfg": cfg.model_dump(), "seed": seed}, inputs)
+    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed}, inputs)
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
@@ -202,7 +202,7 @@ def judgment_metrics(judgments: list[Judgment]) -> dict:
 
 def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair], cfg: DPOConfig, pool: ModelPool, seed: int) -> ModelRef:
     """M_{t+1} = DPO(M_t, pairs) with reference M_t; the checkpoint lands in iter_t/dpo/model."""
-    stage = store.stage(t, "dpo", {"cfg": cfg.result_key(), "seed": seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
+    stage = store.stage(t, "dpo", {"cfg": cfg.key(), "seed": seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
     out = ModelRef(label=f"M{t + 1}", path=stage.dir / "model", key=stage.key)
     if stage.done():
         return out
@@ -230,7 +230,7 @@ def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair],
 
 def train_sft_stage(store: RunStore, model: ModelRef, conversations: list[list[Message]], cfg: SFTConfig, pool: ModelPool, seed: int) -> ModelRef:
     """M1 = SFT(M0) on the IFT (+ EFT) seed; iteration 0 of the run."""
-    stage = store.stage(0, "sft", {"cfg": cfg.result_key(), "seed": seed}, [model.key, *[str(c) for c in conversations]])
+    stage = store.stage(0, "sft", {"cfg": cfg.key(), "seed": seed}, [model.key, *[str(c) for c in conversations]])
     out = ModelRef(label="M1", path=stage.dir / "model", key=stage.key)
     if stage.done():
         return out
