@@ -70,17 +70,25 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
     return rows
 
 
-def print_summary(run_dir: Path, iterations: int, console: Console | None = None) -> None:
-    console = console or Console()
-    table = Table(title=f"autoalign run: {run_dir}", show_lines=False)
+def run_table(title: str, run_dir: Path, iterations: int, shared: Path | None = None) -> Table:
+    """iteration / measure / value rows for one run (or one branch, whose SFT and shared stages
+    live in `shared`)."""
+    table = Table(title=title)
     table.add_column("iteration")
     table.add_column("measure")
     table.add_column("value")
-    if s := _metrics(run_dir, "iter_0/sft"):
-        table.add_row("0", "SFT final loss", f"{_fmt(s['final_loss'])}  ({s['examples']} examples, {s['steps']} steps)")
+    if s := _metrics(shared or run_dir, "iter_0/sft"):
+        label = "SFT final loss (shared M1)" if shared else "SFT final loss"
+        table.add_row("0", label, f"{_fmt(s['final_loss'])}  ({s['examples']} examples, {s['steps']} steps)")
     for t in range(1, iterations + 1):
-        for i, (name, value) in enumerate(iteration_rows(run_dir, t)):
+        for i, (name, value) in enumerate(iteration_rows(run_dir, t, shared)):
             table.add_row(str(t) if i == 0 else "", name, value)
+    return table
+
+
+def print_summary(run_dir: Path, iterations: int, console: Console | None = None) -> None:
+    console = console or Console()
+    table = run_table(f"autoalign run: {run_dir}", run_dir, iterations)
     for label, u in remote_totals(run_dir).items():
         table.add_row("all", f"requests to {label}", _remote_line(u))
     console.print(table)
@@ -115,16 +123,7 @@ def print_comparison(run_dir: Path, branches: list[str], iterations: int = 1, co
     """The paradigm comparison of a run with `branches`: per-branch details, then one table."""
     console = console or Console()
     for source in branches:
-        table = Table(title=f"branch {source}")
-        table.add_column("iteration")
-        table.add_column("measure")
-        table.add_column("value")
-        if s := _metrics(run_dir, "iter_0/sft"):
-            table.add_row("0", "SFT final loss (shared M1)", f"{_fmt(s['final_loss'])}  ({s['examples']} examples, {s['steps']} steps)")
-        for t in range(1, iterations + 1):
-            for i, (name, value) in enumerate(iteration_rows(run_dir / source, t, shared=run_dir)):
-                table.add_row(str(t) if i == 0 else "", name, value)
-        console.print(table)
+        console.print(run_table(f"branch {source}", run_dir / source, iterations, shared=run_dir))
     rows = comparison_rows(run_dir, branches, iterations)
     table = Table(title=f"paradigm comparison: {run_dir}")
     columns = [("model", "model"), ("source", "feedback"), ("mean_score", "mean judge score"), ("wtl", "W/T/L vs M1"), ("win_rate", "win rate"),

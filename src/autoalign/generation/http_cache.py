@@ -49,15 +49,6 @@ class ResponseCache:
             self._db.execute("INSERT OR REPLACE INTO counters VALUES ('requests', ?)", (used + 1,))
             return True
 
-    def requests_sent(self) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM counters WHERE name = 'requests'").fetchone()
-        return row[0] if row else 0
-
-    def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
-
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -182,7 +182,7 @@ class OpenAIGenerator:
             self.usage.add(cache_hits=1, answered=1)
             return candidate_from_response(cached)
         try:
-            data = self._post_with_retries(body)
+            data, candidate = self._post_with_retries(body)
         except (TransientError, ItemError) as e:
             self.usage.add(failed=1)
             return Candidate.failed(f"{e.kind}: {e}")
@@ -190,9 +190,9 @@ class OpenAIGenerator:
             self.cache.put(key, data)
         usage = data.get("usage") or {}
         self.usage.add(answered=1, prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=int(usage.get("completion_tokens") or 0))
-        return candidate_from_response(data)
+        return candidate
 
-    def _post_with_retries(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _post_with_retries(self, body: dict[str, Any]) -> tuple[dict[str, Any], Candidate]:
         retrying = Retrying(
             stop=stop_after_attempt(self.cfg.max_retries + 1),
             wait=self._wait,
@@ -209,7 +209,8 @@ class OpenAIGenerator:
             return min(retry_after, self.cfg.backoff_max_seconds)
         return self._backoff(state)
 
-    def _post_once(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _post_once(self, body: dict[str, Any]) -> tuple[dict[str, Any], Candidate]:
+        """(the reply, as cached; the Candidate parsed from it)."""
         if not self._take_request():
             raise ItemError("budget", f"request budget exhausted (endpoint.max_requests={self.cfg.max_requests})")
         self.usage.add(requests=1)
@@ -233,11 +234,10 @@ class OpenAIGenerator:
             raise ItemError(f"http_{status}", response.text[:200])
         try:
             data = response.json()
-            candidate_from_response(data)  # shape check before it is cached
+            return data, candidate_from_response(data)  # parsed before anything is cached
         except (ValueError, KeyError, IndexError, TypeError) as e:
             self.usage.error("malformed")
             raise TransientError("malformed", f"reply is not a chat completion: {response.text[:120]!r}") from e
-        return data
 
     def _take_request(self) -> bool:
         if self.cache is not None:

@@ -4,6 +4,8 @@ the pairs of several feedback sources into the DPO training set (iter_t/pairs)."
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
 
 from autoalign.config import JudgeConfig, PairsConfig
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge
@@ -24,26 +26,27 @@ def _pair_metrics(prompts: int, pairs: list[Pair], dropped: Counter) -> dict:
     }
 
 
+def _pairs_stage(store: RunStore, t: int, source: str, config: dict, inputs: list[str], prompts: int, build: Callable[[], tuple[list[Pair], Counter]]) -> list[Pair]:
+    """iter_t/pairs_<source>: `build` runs only when the stage is not already done."""
+    stage = store.stage(t, f"pairs_{source}", {"source": source, **config}, inputs)
+    if not stage.done():
+        stage.begin()
+        pairs, dropped = build()
+        stage.finish([p.to_dict() for p in pairs], _pair_metrics(prompts, pairs, dropped))
+    return [Pair.from_dict(r) for r in stage.rows()]
+
+
 def best_vs_worst_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], judgments: dict[str, list[Judgment]], cfg: PairsConfig, source: str) -> list[Pair]:
     groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
     inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
-    stage = store.stage(t, f"pairs_{source}", {"cfg": cfg.key(), "source": source}, inputs)
-    if not stage.done():
-        stage.begin()
-        pairs, dropped = best_vs_worst(groups, cfg.min_margin, source)
-        stage.finish([p.to_dict() for p in pairs], _pair_metrics(len(groups), pairs, dropped))
-    return [Pair.from_dict(r) for r in stage.rows()]
+    return _pairs_stage(store, t, source, {"cfg": cfg.key()}, inputs, len(groups), lambda: best_vs_worst(groups, cfg.min_margin, source))
 
 
 def reference_pairs(store: RunStore, t: int, prompts: list[Prompt], references: dict[str, Candidate], students: dict[str, list[Candidate]], source: str, min_chars: int) -> list[Pair]:
     """Chosen = reference (teacher answer or gold answer), rejected = student sample."""
     inputs = [p.id + str(references[p.id].to_dict()) + str([c.text for c in students.get(p.id, [])]) for p in prompts]
-    stage = store.stage(t, f"pairs_{source}", {"source": source, "min_chars": min_chars}, inputs)
-    if not stage.done():
-        stage.begin()
-        pairs, dropped = demonstration_pairs(prompts, references, students, source, min_chars)
-        stage.finish([p.to_dict() for p in pairs], _pair_metrics(len(prompts), pairs, dropped))
-    return [Pair.from_dict(r) for r in stage.rows()]
+    return _pairs_stage(store, t, source, {"min_chars": min_chars}, inputs, len(prompts),
+                        lambda: demonstration_pairs(prompts, references, students, source, min_chars))
 
 
 def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, pool: ModelPool, seed: int) -> dict[str, list[Comparison]]:
@@ -86,9 +89,8 @@ def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompt
 
 def pairwise_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], comparisons: dict[str, list[Comparison]], source: str) -> list[Pair]:
     inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([(c.first, c.second, c.preference.winner) for c in comparisons[p.id]]) for p in prompts]
-    stage = store.stage(t, f"pairs_{source}", {"source": source, "mode": "pairwise"}, inputs)
-    if not stage.done():
-        stage.begin()
+
+    def build() -> tuple[list[Pair], Counter]:
         pairs, dropped = [], Counter()
         for p in prompts:
             pair, reason = pairwise_best_vs_worst(p, candidates[p.id], comparisons[p.id], source)
@@ -96,8 +98,9 @@ def pairwise_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: d
                 dropped[reason] += 1
             else:
                 pairs.append(pair)
-        stage.finish([p.to_dict() for p in pairs], _pair_metrics(len(prompts), pairs, dropped))
-    return [Pair.from_dict(r) for r in stage.rows()]
+        return pairs, dropped
+
+    return _pairs_stage(store, t, source, {"mode": "pairwise"}, inputs, len(prompts), build)
 
 
 def mix_pairs(store: RunStore, t: int, by_source: dict[str, list[Pair]], weights: dict[str, float]) -> list[Pair]:
@@ -106,7 +109,7 @@ def mix_pairs(store: RunStore, t: int, by_source: dict[str, list[Pair]], weights
     stage = store.stage(t, "pairs", {"weights": weights}, inputs)
     if not stage.done():
         stage.begin()
-        mixed = [Pair(**{**p.__dict__, "weight": weights[source]}) for source, pairs in by_source.items() for p in pairs]
+        mixed = [replace(p, weight=weights[source]) for source, pairs in by_source.items() for p in pairs]
         per_source = {s: store.metrics(t, f"pairs_{s}") for s in by_source}
         single = len(by_source) == 1
         dropped = Counter()
