@@ -29,5 +29,5 @@ def test_sample_monitors_flag_a_collapsed_iteration():
     assert bad["answers"] == 4  # failed remote answers are not samples
     assert bad["truncated_rate"] == 1.0 and good["truncated_rate"] == 0.0
     assert bad["self_bleu"] == pytest.approx(1.0) and good["self_bleu"] < 0.5
-    assert bad["distinct_2"] == pytest.approx(3 / 44) and good["distinct_2"] > 0.9
+    assert bad["distinct_2"] == pytest.approx(3 / 44) and good["distinct_2"] > 0.8
     assert good["mean_tokens"] == pytest.approx(41 / 4)
