@@ -62,7 +62,8 @@ def state(model_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_self_reward_loop_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
     m0_digest = weights_digest(tiny_model_dir)
-    cfg = tiny_config(tiny_model_dir, tmp_path)
+    cfg = tiny_config(tiny_model_dir, tmp_path, "eval.ifeval_prompts=4", "eval.ifeval_sampling.max_new_tokens=8",
+                      f"eval.reward_data={FIX / 'oasst_small.jsonl'}")
     result = iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     run = tmp_path / "tiny"
 
@@ -92,6 +93,20 @@ def test_self_reward_loop_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
         em = read_json(it / "eval/metrics.json")
         assert em["prompts"] == 3 and em["wins"] + em["ties"] + em["losses"] + em["unscored"] == 3
         assert em["new"] == f"M{t + 1}" and em["old"] == f"M{t}"
+        h2h = read_json(it / "eval_h2h/metrics.json")
+        assert h2h["wins"] + h2h["ties"] + h2h["losses"] + h2h["unparsed"] == 3
+        assert h2h["n"] + h2h["dropped"] == 3 and (h2h["model"], h2h["baseline"]) == (f"M{t + 1}", f"M{t}")
+        assert len(read_jsonl(it / "eval_h2h/data.jsonl")) == 3
+        ifeval = read_json(it / f"ifeval_M{t + 1}/metrics.json")
+        assert ifeval["prompts"] == 4 and 0 <= ifeval["prompt_loose"] <= 1
+        rm = read_json(it / f"reward_modeling_M{t + 1}/metrics.json")
+        assert rm["responses"] == 5 and rm["coverage"] == 1.0 and rm["pairs"] == 4  # 3 + 1 gold-ordered pairs
+    # The older model's judge-independent stages are read from where they were made: M1's in
+    # iteration 1, M2's (the newer model of iteration 1) are not made again in iteration 2.
+    assert (run / "iter_1/eval_answers_M1").exists() and (run / "iter_1/ifeval_M1").exists()
+    for stage in ("eval_answers_M2", "ifeval_answers_M2", "ifeval_M2", "reward_modeling_M2"):
+        assert not (run / "iter_2" / stage).exists(), stage
+    assert (run / "iter_2/eval_judgments_M2").exists()  # judged again: the judge may differ per iteration
 
     # The pairs load in `datasets` as a conversational preference dataset.
     from datasets import load_dataset

@@ -47,3 +47,28 @@ def test_reversed_judge_and_constant_scores():
     assert out["spearman"] == pytest.approx(-1.0)
     flat = agreement_metrics([group(1, 2, 3)], [[2, 2, 2]])
     assert flat["spearman"] is None and flat["pairs_model_tied"] == 3 and flat["pairwise_accuracy"] == 0.0
+
+
+def test_pooled_groups_rank_absolute_scores_across_prompts():
+    from autoalign.eval.reward_modeling import pool_groups
+
+    groups, scores = pool_groups([group(5), group(1), group(3)], [[4], [2], [None]])
+    out = agreement_metrics(groups, scores)
+    assert out["groups"] == 1 and out["pairs"] == 1 and out["pairs_unscored"] == 2
+    assert out["pairwise_accuracy"] == 1.0
+
+
+def test_ranked_loaders(tmp_path):
+    import json
+
+    from autoalign.data.ranked import load_ranked
+    from autoalign.io import DataError
+
+    path = tmp_path / "ranked.jsonl"
+    path.write_text(json.dumps({"prompt": "q", "responses": ["a", "b"], "ranks": [1, 0]}) + "\n")
+    [g] = load_ranked(str(path))
+    assert g.gold == [-1.0, 0.0]  # rank 0 = best = highest score
+    assert len(load_ranked("builtin:seed_eft.jsonl")) == 100
+    path.write_text(json.dumps({"prompt": "q", "responses": ["a", "b"], "scores": [1]}) + "\n")
+    with pytest.raises(DataError, match=r"ranked.jsonl:1: field 'responses' has 2 entries"):
+        load_ranked(str(path))

@@ -1,18 +1,30 @@
-"""A basic judge-based comparison of two models on held-out prompts: each model answers every
-prompt (greedy by default), a fixed judge scores each answer with the rubric, and the scores
-are compared per prompt. The full evaluation suite (both-order pairwise judging, win rates,
-IFEval) is separate; this is the per-iteration signal the loop records.
+"""The evaluation each loop iteration records: M_{t+1} against M_t on held-out prompts.
+
+- rubric: a fixed judge scores each model's greedy answer with the 5-point rubric; per-prompt
+  win/tie/loss by score (the signal the loop has recorded from the start);
+- head to head (eval.pairwise): the same judge compares the two answers in both orders, giving
+  order consistency and the AlpacaEval-style win rate and length-controlled win rate;
+- IFEval (eval.ifeval_prompts) and reward-modeling agreement (eval.reward_data) per model.
+
+Stages of the older model that do not depend on the judge (its answers, its IFEval score, its
+own judging ability) are read from where they were made when it was the newer model, so
+nothing is generated twice.
 """
 
 from __future__ import annotations
 
 from statistics import mean
 
-from autoalign.config import EvalConfig, JudgeConfig, SampleConfig
+from autoalign.config import EvalConfig, JudgeConfig
+from autoalign.data.ranked import load_ranked
+from autoalign.eval import suite
+from autoalign.eval.ifeval import load_ifeval
 from autoalign.loops.pool import AnyModelRef, ModelPool, ModelRef
-from autoalign.loops.stages import JudgeFactory, judge_candidates, judgment_metrics, sample_candidates
+from autoalign.loops.stages import JudgeFactory, judge_candidates, judgment_metrics
 from autoalign.store import RunStore
 from autoalign.types import Judgment, Prompt
+
+Location = tuple[RunStore, int]
 
 
 def compare_models(
@@ -27,17 +39,21 @@ def compare_models(
     pool: ModelPool,
     make_judge: JudgeFactory,
     seed: int,
-    old_store: RunStore | None = None,
+    old_at: Location | None = None,
 ) -> dict:
-    """Each model's answers and their verdicts are stages of their own (eval_answers_<label>,
-    eval_judgments_<label>); old_store, when given, holds the old model's, so branches that
-    start from the same M1 answer and judge it once."""
+    """new's stages go to (store, t); old's judge-independent stages are read from old_at, where
+    old was evaluated as the newer model (or, for M1, the shared store of a comparison); its
+    verdicts under this iteration's judge go to old_at's store at iteration t."""
+    old_store, old_t = old_at or (store, t)
     prompts = prompts[: cfg.num_prompts]
-    answer_cfg = SampleConfig(n=1, control_instruction=False, sampling=cfg.sampling)
+    located = {new.label: (store, t), old.label: (old_store, old_t)}
+    judged_in = {new.label: store, old.label: old_store}
     answers, verdicts = {}, {}
-    for ref, st in ((new, store), (old, old_store or store)):
-        answers[ref.label] = sample_candidates(st, t, ref, prompts, answer_cfg, pool, seed, name=f"eval_answers_{ref.label}")
-        verdicts[ref.label] = judge_candidates(st, t, judge_model, prompts, answers[ref.label], judge_cfg, make_judge, pool, seed, name=f"eval_judgments_{ref.label}")
+    for ref in (new, old):
+        st, at = located[ref.label]
+        answers[ref.label] = suite.answers(st, at, ref, prompts, cfg.sampling, pool, seed, name=f"eval_answers_{ref.label}")
+        as_candidates = {pid: [c] for pid, c in answers[ref.label].items()}
+        verdicts[ref.label] = judge_candidates(judged_in[ref.label], t, judge_model, prompts, as_candidates, judge_cfg, make_judge, pool, seed, name=f"eval_judgments_{ref.label}")
     new_j = [verdicts[new.label][p.id][0] for p in prompts]
     old_j = [verdicts[old.label][p.id][0] for p in prompts]
     inputs = [new.key, old.key, *[str(j.to_dict()) for j in new_j + old_j]]
@@ -45,13 +61,23 @@ def compare_models(
     if not stage.done():
         stage.begin()
         rows = [
-            {"id": p.id, "prompt": p.messages, new.label: answers[new.label][p.id][0].text, old.label: answers[old.label][p.id][0].text,
+            {"id": p.id, "prompt": p.messages, new.label: answers[new.label][p.id].text, old.label: answers[old.label][p.id].text,
              f"{new.label}_judgment": new_j[i].to_dict(), f"{old.label}_judgment": old_j[i].to_dict()}
             for i, p in enumerate(prompts)
         ]
         metrics = {"new": new.label, "old": old.label, "judge": judge_model.label, **score_comparison(new_j, old_j),
                    "new_judging": judgment_metrics(new_j), "old_judging": judgment_metrics(old_j)}
         stage.finish(rows, metrics)
+    if cfg.pairwise:
+        suite.head_to_head(store, t, new.label, old.label, prompts, answers[new.label], answers[old.label], judge_model, judge_cfg, pool, seed)
+    if cfg.ifeval_prompts:
+        items = load_ifeval(cfg.ifeval_file)[: cfg.ifeval_prompts]
+        for ref in (new, old):
+            suite.ifeval(*located[ref.label], ref, items, cfg.ifeval_sampling, pool, seed)
+    if cfg.reward_data:
+        groups = load_ranked(cfg.reward_data)
+        for ref in (new, old):
+            suite.reward_modeling(*located[ref.label], ref, groups, judge_cfg, make_judge, pool, seed, cfg.reward_pool)
     return stage.metrics()
 
 

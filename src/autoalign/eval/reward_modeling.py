@@ -34,6 +34,13 @@ class RankedGroup:
     gold: list[float]
 
 
+def pool_groups(groups: list[RankedGroup], scores: list[list[float | None]]) -> tuple[list[RankedGroup], list[list[float | None]]]:
+    """One group of every response: for gold scores on an absolute scale (rubric scores of
+    single responses), where responses to different prompts can be ordered too."""
+    pooled = RankedGroup("(pooled)", [r for g in groups for r in g.responses], [s for g in groups for s in g.gold])
+    return [pooled], [[s for row in scores for s in row]]
+
+
 def _sign(x: float) -> int:
     return (x > 0) - (x < 0)
 

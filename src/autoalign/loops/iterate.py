@@ -69,9 +69,10 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
         pool.release()
         trained = stages.train_dpo_stage(ctx.store, t, current, pairs, cfg.dpo, pool, ctx.seed)
         if cfg.eval.enabled:
-            # M1's answers and verdicts live with the shared stages: branches judge M1 only once.
-            old_store = ctx.shared if current == m1 else ctx.store
-            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_judge, ctx.seed, old_store)
+            # M1's answers and verdicts live with the shared stages (branches judge M1 only once);
+            # a later M_t was evaluated as the newer model in iteration t-1.
+            old_at = (ctx.shared, 1) if current == m1 else (ctx.store, t - 1)
+            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_judge, ctx.seed, old_at)
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}
         current = trained

@@ -1,6 +1,8 @@
 """IFEval-format prompt files: one JSON object per line with `key`, `prompt`,
 `instruction_id_list` and `kwargs` (one argument dict per instruction id). The public file is
-../shared/data/ifeval/input_data.jsonl; any file in this format works (JSONL or Parquet).
+bundled as builtin:ifeval_input_data.jsonl (the 541 IFEval prompts, Zhou et al. 2023, from
+google-research/google-research, Apache License 2.0); any file in this format works (JSONL or
+Parquet).
 
 Every row is checked against the checkers before anything is generated: an unknown instruction
 id, a missing or unexpected argument, or a wrong type is an error naming file, line and field.
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoalign.data import resolve_data_path
 from autoalign.eval.ifeval.checkers import CHECKERS, RELATIONS
 from autoalign.io import DataError, iter_rows, require_field
 from autoalign.types import Prompt, user_message
@@ -50,8 +53,8 @@ def _check_arguments(path: Path, line: int, index: int, instruction_id: str, kwa
     return given
 
 
-def load_ifeval(path: str | Path) -> list[IFEvalPrompt]:
-    path = Path(path)
+def load_ifeval(spec: str | Path) -> list[IFEvalPrompt]:
+    path = resolve_data_path(str(spec))
     prompts = []
     for line, row in iter_rows(path):
         prompt = require_field(path, line, row, "prompt", str)
