@@ -12,10 +12,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from autoalign.config import ConfigError, load_config
-from autoalign.io import DataError, write_json, write_jsonl, iter_rows, require_field
-from autoalign.generation.openai import EndpointConfigError
-from autoalign.models import ModelNotFound
+from autoalign.cli_common import USER_ERRORS, console, fail as _fail, stdout_console
+from autoalign.cli_eval import eval_app
+from autoalign.config import load_config
+from autoalign.io import write_json, write_jsonl, iter_rows, require_field
 
 app = typer.Typer(
     help="Automated alignment of language models: self-rewarding and teacher-guided loops, DPO, evaluation.",
@@ -23,13 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
-USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError, EndpointConfigError)
-
-
-def _fail(err: Exception) -> None:
-    console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
-    raise typer.Exit(code=2)
+app.add_typer(eval_app, name="eval")
 
 
 @app.command()
@@ -57,9 +51,7 @@ def run(
         _fail(e)
     elapsed = time.perf_counter() - started
     write_json(cfg.run_dir / "result.json", {**result, "wall_seconds": elapsed})
-    out = Console()
-    if not out.is_terminal:  # logs and pipes: wide enough that the tables do not wrap
-        out = Console(width=180)
+    out = stdout_console()
     if cfg.branches:
         print_comparison(cfg.run_dir, cfg.branches, cfg.iterations, out)
         finals = ", ".join(f"{s}: {r['final_model'] or 'none'}" for s, r in result["branches"].items())

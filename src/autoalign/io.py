@@ -64,6 +64,10 @@ def require_field(path: Path | str, line_no: int, row: dict[str, Any], name: str
     return value
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temporary file in the same directory and rename, so readers never see
     a half-written file, even if the process dies mid-write."""
@@ -73,6 +77,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

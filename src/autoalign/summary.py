@@ -67,7 +67,40 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
             f"W/T/L {e['wins']}/{e['ties']}/{e['losses']}, win rate {_fmt(e['win_rate'], 2)}, "
             f"mean score {_fmt(e['new_mean_score'], 2)} vs {_fmt(e['old_mean_score'], 2)}, unscored {e['unscored']}",
         ))
+    if h := _metrics(run_dir, f"iter_{t}/eval_h2h"):
+        rows.append((f"head to head {h['model']} vs {h['baseline']}", head_to_head_line(h)))
+    for path in sorted((run_dir / f"iter_{t}").glob("ifeval_*/metrics.json")):
+        if not path.parent.name.startswith("ifeval_answers_"):
+            m = read_json(path)
+            rows.append((f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
+    for path in sorted((run_dir / f"iter_{t}").glob("reward_modeling_*/metrics.json")):
+        m = read_json(path)
+        rows.append((f"{m['judge']} as a judge", reward_modeling_line(m)))
     return rows
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _with_se(value, se) -> str:
+    return "-" if value is None else f"{value:.1f}" + ("" if se is None else f" ± {se:.1f}")
+
+
+def head_to_head_line(h: dict) -> str:
+    return (f"W/T/L {h['wins']}/{h['ties']}/{h['losses']}, unparsed {h['unparsed']}, order consistency {_pct(h['order_consistency'])}, "
+            f"win rate {_with_se(h['win_rate'], h['standard_error'])}, LC win rate {_with_se(h['lc_win_rate'], h['lc_standard_error'])}")
+
+
+def ifeval_line(m: dict) -> str:
+    return (f"prompt strict {_pct(m['prompt_strict'])} / loose {_pct(m['prompt_loose'])}, "
+            f"instruction strict {_pct(m['instruction_strict'])} / loose {_pct(m['instruction_loose'])}")
+
+
+def reward_modeling_line(m: dict) -> str:
+    corr = lambda v: "-" if v is None else f"{v:.2f}"
+    return (f"coverage {_pct(m['coverage'])}, pairwise accuracy {_pct(m['pairwise_accuracy'])}, 5-best {_pct(m['five_best'])}, "
+            f"exact {_pct(m['exact_match'])}, Spearman {corr(m['spearman'])}, Kendall tau-b {corr(m['kendall_tau_b'])}")
 
 
 def run_table(title: str, run_dir: Path, iterations: int, shared: Path | None = None) -> Table:
@@ -99,18 +132,33 @@ def _remote_line(u: dict) -> str:
             f"{u['prompt_tokens']} prompt + {u['completion_tokens']} completion tokens")
 
 
+COMPARISON_COLUMNS = [
+    ("model", "model"), ("source", "feedback"), ("mean_score", "mean judge score"), ("wtl", "score W/T/L vs M1"), ("win_rate", "score win rate"),
+    ("unscored", "unscored"), ("h2h_wtl", "pairwise W/T/L"), ("h2h_win_rate", "win rate % vs M1"), ("lc_win_rate", "LC win rate %"),
+    ("ifeval", "IFEval prompt loose"), ("pairs", "pairs"), ("dpo_loss", "DPO loss"), ("dpo_acc", "DPO acc"), ("dpo_margin", "DPO margin"),
+]
+"""(row key, column title) of the paradigm comparison table, in the terminal and the report."""
+
+
 def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> list[dict]:
     """One row per model: M1, then the M2 of each branch, with its evaluation against M1."""
     rows = []
     evals = [e for s in branches if (e := _metrics(run_dir / s, f"iter_{iteration}/eval"))]
     if evals:  # the starting model, as scored in the first evaluation (same judge and prompts in all)
-        rows.append({"model": f"{evals[0]['old']} (start)", "source": "-", "judge": evals[0]["judge"], "mean_score": evals[0]["old_mean_score"]})
+        start = evals[0]["old"]
+        ifeval = _metrics(run_dir, f"iter_1/ifeval_{start}") or {}
+        rows.append({"model": f"{start} (start)", "source": "-", "judge": evals[0]["judge"], "mean_score": evals[0]["old_mean_score"],
+                     "ifeval": ifeval.get("prompt_loose")})
     for source in branches:
         b = run_dir / source
         pairs = _metrics(b, f"iter_{iteration}/pairs") or {}
         dpo = _metrics(b, f"iter_{iteration}/dpo") or {}
         ev = _metrics(b, f"iter_{iteration}/eval") or {}
+        h2h = _metrics(b, f"iter_{iteration}/eval_h2h") or {}
+        ifeval = (_metrics(b, f"iter_{iteration}/ifeval_{ev['new']}") or {}) if ev else {}
         rows.append({
+            "h2h_wtl": f"{h2h['wins']}/{h2h['ties']}/{h2h['losses']}" if h2h else None,
+            "h2h_win_rate": h2h.get("win_rate"), "lc_win_rate": h2h.get("lc_win_rate"), "ifeval": ifeval.get("prompt_loose"),
             "model": ev.get("new", f"M{iteration + 1}" if dpo else "none (no pairs)"), "source": source, "judge": ev.get("judge"),
             "mean_score": ev.get("new_mean_score"), "wtl": f"{ev['wins']}/{ev['ties']}/{ev['losses']}" if ev else None,
             "win_rate": ev.get("win_rate"), "unscored": ev.get("unscored"), "pairs": pairs.get("pairs"),
@@ -126,12 +174,10 @@ def print_comparison(run_dir: Path, branches: list[str], iterations: int = 1, co
         console.print(run_table(f"branch {source}", run_dir / source, iterations, shared=run_dir))
     rows = comparison_rows(run_dir, branches, iterations)
     table = Table(title=f"paradigm comparison: {run_dir}")
-    columns = [("model", "model"), ("source", "feedback"), ("mean_score", "mean judge score"), ("wtl", "W/T/L vs M1"), ("win_rate", "win rate"),
-               ("unscored", "unscored"), ("pairs", "pairs"), ("dpo_loss", "DPO loss"), ("dpo_acc", "DPO acc"), ("dpo_margin", "DPO margin")]
-    for _, title in columns:
+    for _, title in COMPARISON_COLUMNS:
         table.add_column(title)
     for row in rows:
-        table.add_row(*[_fmt(row.get(key), 2) for key, _ in columns])
+        table.add_row(*[_fmt(row.get(key), 2) for key, _ in COMPARISON_COLUMNS])
     console.print(table)
     if rows and rows[0]["judge"]:
         console.print(f"judge: {rows[0]['judge']}")
