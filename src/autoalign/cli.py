@@ -37,12 +37,9 @@ def run(
         cfg = load_config(recipe, overrides)
     except USER_ERRORS as e:
         _fail(e)
-    from autoalign.io import atomic_write_text
     from autoalign.loops import iterate
     from autoalign.summary import print_comparison, print_summary
 
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     console.print(f"[bold]autoalign[/] {cfg.loop} -> {cfg.run_dir}")
     started = time.perf_counter()
     try:
@@ -51,14 +48,34 @@ def run(
         _fail(e)
     elapsed = time.perf_counter() - started
     write_json(cfg.run_dir / "result.json", {**result, "wall_seconds": elapsed})
+    from autoalign.report import write_report
+
+    report = write_report(cfg.run_dir)
     out = stdout_console()
     if cfg.branches:
         print_comparison(cfg.run_dir, cfg.branches, cfg.iterations, out)
         finals = ", ".join(f"{s}: {r['final_model'] or 'none'}" for s, r in result["branches"].items())
         console.print(f"final models: {finals}  ({elapsed:.0f}s)")
+        console.print(f"report: {report}")
     else:
         print_summary(cfg.run_dir, cfg.iterations, out)
         console.print(f"final model: {result['final_model']}  ({elapsed:.0f}s)")
+        console.print(f"report: {report}")
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/quickstart")],
+) -> None:
+    """Write RUN_DIR/report.html: metrics per iteration, training curves, score histograms,
+    length drift, win rates, IFEval, example pairs and the resolved config, in one file."""
+    from autoalign.report import write_report
+
+    try:
+        out = write_report(run_dir)
+    except USER_ERRORS as e:
+        _fail(e)
+    console.print(f"wrote {out}")
 
 
 @app.command()

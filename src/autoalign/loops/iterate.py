@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import random
 
+import yaml
+
 from autoalign.config import RunConfig
 from autoalign.eval.judge_compare import compare_models
+from autoalign.io import atomic_write_text
 from autoalign.loops import gold_vs_sample, self_reward, stages, teacher_demo, teacher_reward
 from autoalign.loops.context import RunContext, build_context
 from autoalign.loops.pair_stages import mix_pairs
@@ -35,7 +38,10 @@ SOURCES = {
 
 
 def run(cfg: RunConfig, log=print, make_judge: stages.JudgeFactory | None = None) -> dict:
-    """make_judge replaces the rubric judge (e.g. by a programmatic verifier)."""
+    """make_judge replaces the rubric judge (e.g. by a programmatic verifier). The resolved
+    config is written to runs/<name>/config.yaml first (the report shows it)."""
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     if cfg.branches:
         from autoalign.loops import compare
 

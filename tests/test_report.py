@@ -1,0 +1,79 @@
+"""The HTML run report: built from a real (tiny-model) run with every evaluation on, written by
+the CLI, and opened in headless Chromium, which must render its tables and images without a
+single console or page error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoalign.cli import app
+from autoalign.loops import iterate
+from test_loop_tiny import FIX, make_verifier, tiny_config
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# The flags keep Chromium off the network (this machine has none beyond package registries).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    runs = tmp_path_factory.mktemp("report_runs")
+    cfg = tiny_config(tiny_model_dir, runs, "eval.ifeval_prompts=3", "eval.ifeval_sampling.max_new_tokens=8",
+                      f"eval.reward_data={FIX / 'oasst_small.jsonl'}")
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    return runs / "tiny"
+
+
+def test_report_command_writes_a_self_contained_page(run_dir):
+    result = CliRunner().invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4  # training curves, histogram, length drift, win rates, IFEval
+    assert "Example preference pairs" in html and "Collapse and drift monitors" in html
+    assert "http://" not in html and "https://" not in html  # nothing fetched from anywhere
+    assert "<script" not in html
+
+
+def test_report_on_a_non_run_directory_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not an autoalign run directory" in result.output
+
+
+def test_report_renders_in_headless_chromium(run_dir):
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (apt-get install chromium) for the report test")
+        pytest.skip("no /usr/bin/chromium on this machine")
+    from playwright.sync_api import sync_playwright
+
+    CliRunner().invoke(app, ["report", str(run_dir)])
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+            page.goto((run_dir / "report.html").as_uri(), wait_until="load")
+            images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
+            metric_rows = page.locator("table.metrics tr").count()
+            monitor_rows = page.locator("table.monitors tr").count()
+            pair_rows = page.locator("table.pairs tr").count()
+            config = page.locator("#config").inner_text()
+            heading = page.locator("h1").inner_text()
+            page.screenshot(path=str(run_dir / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    assert errors == []
+    assert len(images) >= 4
+    for alt, complete, width, height in images:
+        assert complete and width > 100 and height > 100, alt  # decoded, not a broken-image icon
+    assert metric_rows > 10 and monitor_rows >= 3 and pair_rows >= 2
+    assert "dpo:" in config and "tiny" in heading
