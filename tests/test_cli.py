@@ -52,3 +52,48 @@ def test_judge_reports_bad_rows_with_file_and_line(tmp_path, tiny_model_dir):
     bad.write_text(json.dumps({"prompt": "Hi"}) + "\n")
     result = runner.invoke(app, ["judge", "--model", str(tiny_model_dir), "--input", str(bad), "--output", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2 and "answers.jsonl:1: missing field 'response'" in result.output
+
+
+def test_eval_commands_on_a_local_model(tiny_model_dir, tmp_path, monkeypatch):
+    """Plumbing of `autoalign eval`: each command writes its stage and prints its table; a
+    second call reads the stored results without loading a model."""
+    fixtures = __import__("pathlib").Path(__file__).parent / "fixtures"
+    out = tmp_path / "eval"
+    runner = CliRunner()
+    model = str(tiny_model_dir)
+    r = runner.invoke(app, ["eval", "ifeval", "--model", model, "--limit", "3", "--max-new-tokens", "8", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "IFEval" in r.output and "prompt" in r.output
+    [metrics] = [p for p in out.glob("iter_0/ifeval_*/metrics.json") if "answers" not in p.parent.name]
+    assert json.loads(metrics.read_text())["prompts"] == 3
+
+    r = runner.invoke(app, ["eval", "h2h", "--model", model, "--baseline", model, "--judge", model, "--limit", "2",
+                            "--max-new-tokens", "8", "--judge-max-new-tokens", "8", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    [h2h] = out.glob("iter_0/h2h_*/metrics.json")
+    m = json.loads(h2h.read_text())
+    assert m["prompts"] == 2 and m["wins"] + m["ties"] + m["losses"] + m["unparsed"] == 2
+
+    r = runner.invoke(app, ["eval", "reward", "--model", model, "--data", str(fixtures / "oasst_small.jsonl"), "--no-pool",
+                            "--max-new-tokens", "8", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    [rm] = out.glob("iter_0/reward_modeling_*/metrics.json")
+    assert json.loads(rm.read_text())["responses"] == 5
+
+    from autoalign.loops import pool as pool_module
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("stored results must not load a model")
+
+    monkeypatch.setattr(pool_module, "load_model", no_loading)
+    again = runner.invoke(app, ["eval", "ifeval", "--model", model, "--limit", "3", "--max-new-tokens", "8", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+
+
+def test_eval_ifeval_bad_file_names_line_and_field(tmp_path, tiny_model_dir):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"key": 1, "prompt": "p", "instruction_id_list": ["nope:x"], "kwargs": [{}]}) + "\n")
+    r = CliRunner().invoke(app, ["eval", "ifeval", "--model", str(tiny_model_dir), "--input", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert "bad.jsonl:1: field 'instruction_id_list[0]'" in r.output.replace("\n", "")
+    assert not (tmp_path / "o").exists()
