@@ -176,6 +176,11 @@ class JudgeConfig(Section):
     use_logprobs: bool = False
     """Score = the expected score under the judge's token probabilities at its verdict, when the
     backend returns top-k log-probabilities (both backends here do); else the integer written."""
+    verifier: Literal["ifeval"] | None = None
+    """A program judges the feedback instead of a model: "ifeval" scores each candidate 5 x the
+    share of its prompt's verifiable instructions it follows (prompts from verifier_file, e.g.
+    create_prompts.from_file set to the same file). The evaluation keeps the rubric judge."""
+    verifier_file: str = "builtin:ifeval_input_data.jsonl"
     fewshot_scores: list[int] = []
     """Show EFT judgements with these scores, in this order, as earlier chat turns before each
     verdict (e.g. [5, 1]). Lets a model that was not trained on EFT data (an instruct model used

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autoalign.config import RunConfig
 from autoalign.data import judge_demonstrations, load_eft, load_ift, load_prompts
+from autoalign.judges.verifier import VerifierJudgeFactory
 from autoalign.loops import stages
 from autoalign.loops.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
 from autoalign.models import resolve_model
@@ -30,6 +31,9 @@ class RunContext:
     eft_conversations: list[list[Message]]
     heldout: list[Prompt]
     make_judge: stages.JudgeFactory
+    """Judges the feedback (self_reward, teacher_reward): the rubric, or a verifier."""
+    make_eval_judge: stages.JudgeFactory
+    """Judges the evaluation: never the verifier, which knows only its own prompts."""
     teacher: AnyModelRef | None
 
     @property
@@ -65,6 +69,8 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
     m0 = ModelRef("M0", m0_path, content_key(cfg.model.key(), str(m0_path)))
     pool = ModelPool(cfg.model, http_cache_dir=Path(cfg.run_dir) / "http_cache")
     demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars)
+    eval_judge = make_judge or stages.RubricJudgeFactory(pool, tuple(demonstrations))
+    feedback_judge = VerifierJudgeFactory(cfg.judge.verifier_file) if cfg.judge.verifier == "ifeval" else eval_judge
     ctx = RunContext(
         cfg=cfg,
         store=store,
@@ -74,7 +80,8 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
         ift=ift,
         eft_conversations=[e.to_conversation(cfg.judge.max_response_chars) for e in eft],
         heldout=heldout,
-        make_judge=make_judge or stages.RubricJudgeFactory(pool, tuple(demonstrations)),
+        make_judge=feedback_judge,
+        make_eval_judge=eval_judge,
         teacher=teacher_ref(cfg, log),
     )
     return ctx, m0

@@ -22,6 +22,7 @@ import random
 import yaml
 
 from autoalign.config import RunConfig
+from autoalign.eval.ifeval import load_ifeval
 from autoalign.eval.judge_compare import compare_models
 from autoalign.io import atomic_write_text
 from autoalign.loops import gold_vs_sample, self_reward, stages, teacher_demo, teacher_reward
@@ -61,6 +62,16 @@ def initial_model(ctx: RunContext, m0: ModelRef) -> ModelRef:
     return stages.train_sft_stage(ctx.shared, m0, conversations, cfg.sft, ctx.pool, ctx.seed)
 
 
+def evaluation_texts(ctx: RunContext) -> frozenset[str]:
+    """Prompts the evaluation uses, which training prompts taken from a file must not include."""
+    if not ctx.cfg.create_prompts.from_file:
+        return frozenset()
+    texts = {p.text.strip() for p in ctx.heldout[: ctx.cfg.eval.num_prompts]}
+    if ctx.cfg.eval.ifeval_prompts:
+        texts |= {item.prompt.strip() for item in load_ifeval(ctx.cfg.eval.ifeval_file)[: ctx.cfg.eval.ifeval_prompts]}
+    return frozenset(texts)
+
+
 def iterate(ctx: RunContext, m1: ModelRef) -> dict:
     cfg, pool = ctx.cfg, ctx.pool
     sources = cfg.sources
@@ -70,7 +81,7 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
     for t in range(1, cfg.iterations + 1):
         prompts = []
         if set(sources) - {"gold_vs_sample"}:
-            prompts = stages.create_prompts(ctx.shared, t, current, ctx.seed_instructions, cfg.create_prompts, pool, ctx.seed)
+            prompts = stages.create_prompts(ctx.shared, t, current, ctx.seed_instructions, cfg.create_prompts, pool, ctx.seed, evaluation_texts(ctx))
         pairs = mix_pairs(ctx.store, t, {s: SOURCES[s](ctx, t, current, prompts) for s in sources}, sources)
         pool.release()
         trained = stages.train_dpo_stage(ctx.store, t, current, pairs, cfg.dpo, pool, ctx.seed)
@@ -78,7 +89,7 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
             # M1's answers and verdicts live with the shared stages (branches judge M1 only once);
             # a later M_t was evaluated as the newer model in iteration t-1.
             old_at = (ctx.shared, 1) if current == m1 else (ctx.store, t - 1)
-            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_judge, ctx.seed, old_at)
+            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_eval_judge, ctx.seed, old_at)
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}
         current = trained

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from autoalign.data import load_prompts, resolve_data_path
 from autoalign.config import CreatePromptsConfig, DPOConfig, JudgeConfig, PairsConfig, SampleConfig, SamplingConfig, SFTConfig
 from autoalign.generation.base import SamplingParams
-from autoalign.io import write_jsonl
+from autoalign.io import DataError, write_jsonl
 from autoalign.judges.base import Judge, JudgeItem
 from autoalign.judges.rubric import RubricJudge
 from autoalign.generation.openai import ZERO_USAGE, usage_delta
@@ -37,15 +37,18 @@ def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 
     return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed, top_logprobs=top_logprobs)
 
 
-def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: list[str], cfg: CreatePromptsConfig, pool: ModelPool, seed: int) -> list[Prompt]:
-    """M_t writes new instructions from few-shot seed examples; filtered and deduplicated."""
+def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: list[str], cfg: CreatePromptsConfig, pool: ModelPool, seed: int, exclude: frozenset[str] = frozenset()) -> list[Prompt]:
+    """M_t writes new instructions from few-shot seed examples; filtered and deduplicated. With
+    create_prompts.from_file the prompts come from the file instead, minus `exclude` (the
+    evaluation's prompts: never train on what is evaluated)."""
     source_file = file_digest(resolve_data_path(cfg.from_file)) if cfg.from_file else None
-    stage = store.stage(t, "prompts", {"cfg": cfg.key(), "seed": seed, "file": source_file}, [model.key, *seed_instructions])
+    inputs = [model.key, *seed_instructions] + ([f"exclude:{sorted(exclude)}"] if exclude else [])
+    stage = store.stage(t, "prompts", {"cfg": cfg.key(), "seed": seed, "file": source_file}, inputs)
     if stage.done():
         return [Prompt.from_dict(r) for r in stage.rows()]
     stage.begin()
     if cfg.from_file:
-        return _prompts_from_file(stage, t, cfg, seed)
+        return _prompts_from_file(stage, t, cfg, seed, exclude)
     rng = random.Random(seed * 1000 + t)
     keep = PromptFilter(existing=seed_instructions, similarity_threshold=cfg.similarity_threshold, min_chars=cfg.min_chars, max_chars=cfg.max_chars)
     generator = pool.generator(model, cfg.sampling.batch_size)
@@ -76,15 +79,19 @@ def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: 
     return prompts
 
 
-def _prompts_from_file(stage, t: int, cfg: CreatePromptsConfig, seed: int) -> list[Prompt]:
-    available = load_prompts(cfg.from_file, source="file")
+def _prompts_from_file(stage, t: int, cfg: CreatePromptsConfig, seed: int, exclude: frozenset[str]) -> list[Prompt]:
+    in_file = load_prompts(cfg.from_file, source="file")
+    available = [p for p in in_file if p.text.strip() not in exclude]
+    if not available:
+        raise DataError(f"{cfg.from_file}: every prompt is also an evaluation prompt; nothing left to train on")
     order = list(range(len(available)))
     random.Random(seed).shuffle(order)
     # Iteration t takes the t-th slice of one fixed shuffle, so iterations see different prompts.
     start = ((t - 1) * cfg.num_prompts) % len(available)
     chosen = [available[order[(start + i) % len(order)]] for i in range(min(cfg.num_prompts, len(available)))]
     prompts = [Prompt(id=f"it{t}-{p.id}", messages=p.messages, source=p.source) for p in chosen]
-    stage.finish([p.to_dict() for p in prompts], {"requests": 0, "tasks_parsed": len(available), "kept": len(prompts), "dropped": {}, "from_file": cfg.from_file})
+    dropped = {"evaluation_prompt": len(in_file) - len(available)} if len(in_file) > len(available) else {}
+    stage.finish([p.to_dict() for p in prompts], {"requests": 0, "tasks_parsed": len(in_file), "kept": len(prompts), "dropped": dropped, "from_file": cfg.from_file})
     return prompts
 
 
