@@ -90,3 +90,23 @@ def test_pairwise_judge_asks_both_orders():
     straight, swapped = gen.seen
     assert straight.index("FIRST ANSWER") < straight.index("SECOND ANSWER")
     assert swapped.index("SECOND ANSWER") < swapped.index("FIRST ANSWER")
+
+
+def test_pairwise_demonstrations_come_before_every_request_and_win_once_each_side():
+    from autoalign.generation.base import SamplingParams
+    from autoalign.judges.pairwise import demonstration_turns
+
+    demos = demonstration_turns()
+    verdicts = [parse_winner(t["content"]) for t in demos if t["role"] == "assistant"]
+    assert sorted(verdicts) == ["A", "B"]  # no side taught
+    requests = []
+
+    class Recorder(ScriptedGenerator):
+        def generate(self, reqs, params):
+            requests.extend(reqs)
+            return super().generate(reqs, params)
+
+    judge = PairwiseJudge(Recorder(["Winner: A", "Winner: B"]), SamplingParams(temperature=0), demonstrations=demos)
+    [pref] = judge.compare([PairwiseItem([{"role": "user", "content": "Q?"}], "x", "y")])
+    assert pref.winner == "first"
+    assert all(r[: len(demos)] == demos and len(r) == len(demos) + 1 for r in requests)

@@ -176,6 +176,10 @@ class JudgeConfig(Section):
     use_logprobs: bool = False
     """Score = the expected score under the judge's token probabilities at its verdict, when the
     backend returns top-k log-probabilities (both backends here do); else the integer written."""
+    pairwise_fewshot: bool = False
+    """Show two worked pairwise comparisons (data/pairwise_demos.jsonl) before each pairwise
+    verdict (teacher_reward.mode=pairwise, eval.pairwise): small judges need them to answer in
+    the `Winner: A|B` format."""
     verifier: Literal["ifeval"] | None = None
     """A program judges the feedback instead of a model: "ifeval" scores each candidate 5 x the
     share of its prompt's verifiable instructions it follows (prompts from verifier_file, e.g.

@@ -16,7 +16,7 @@ from autoalign.config import JudgeConfig, SampleConfig, SamplingConfig
 from autoalign.eval.ifeval import IFEvalPrompt, PromptResult, accuracy, score_response
 from autoalign.eval.reward_modeling import RankedGroup, agreement_metrics, pool_groups
 from autoalign.eval.win_rate import length_controlled_win_rate, preference_value, win_rate
-from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge
+from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
 from autoalign.loops.pool import AnyModelRef, ModelPool
 from autoalign.loops.stages import JudgeFactory, judge_candidates, remote_usage_since, sample_candidates, sampling_params
 from autoalign.store import RunStore
@@ -62,7 +62,8 @@ def head_to_head(
         stage.begin()
         by_id = {p.id: p for p in prompts}
         params = sampling_params(cfg.sampling, 1, seed, top_logprobs=TOP_LOGPROBS)
-        judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars)
+        demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
+        judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars, demos)
 
         def process(ids: list[str]) -> list[dict]:
             failed = {i: f"{who} answer failed: {a.error}" for i in ids for who, a in (("model", model_answers[i]), ("baseline", baseline_answers[i])) if a.finish_reason == "error"}

@@ -79,15 +79,30 @@ def combine(straight: Candidate, swapped: Candidate) -> Preference:
     return Preference(winner=winner, verdicts=verdicts, raw=[straight.text, swapped.text], p_first=p_first, error="; ".join(errors) or None)
 
 
+def demonstration_turns(max_response_chars: int = 2000) -> list[Message]:
+    """Two worked comparisons as earlier chat turns (data/pairwise_demos.jsonl), one won by each
+    position so they teach the format without teaching a side. Small judges that answer the
+    question instead of comparing follow the `Winner:` line far more often with them."""
+    from autoalign.data import BUILTIN_DIR
+    from autoalign.io import iter_jsonl
+
+    turns: list[Message] = []
+    for _, row in iter_jsonl(BUILTIN_DIR / "pairwise_demos.jsonl"):
+        item = PairwiseItem([{"role": "user", "content": row["instruction"]}], row["response_a"], row["response_b"])
+        turns += [{"role": "user", "content": comparison_prompt(item, False, max_response_chars)}, {"role": "assistant", "content": row["judgement"]}]
+    return turns
+
+
 class PairwiseJudge:
-    def __init__(self, generator: Generator, sampling: SamplingParams, max_response_chars: int = 2000):
+    def __init__(self, generator: Generator, sampling: SamplingParams, max_response_chars: int = 2000, demonstrations: list[Message] | None = None):
         self.generator = generator
         self.sampling = SamplingParams(**{**sampling.to_dict(), "n": 1})
         self.max_response_chars = max_response_chars
+        self.demonstrations = list(demonstrations or [])
 
     def compare(self, items: list[PairwiseItem]) -> list[Preference]:
         requests = [
-            [{"role": "user", "content": comparison_prompt(item, swapped, self.max_response_chars)}]
+            [*self.demonstrations, {"role": "user", "content": comparison_prompt(item, swapped, self.max_response_chars)}]
             for item in items
             for swapped in (False, True)
         ]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from autoalign.config import JudgeConfig, PairsConfig
-from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge
+from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
 from autoalign.loops.pool import AnyModelRef, ModelPool
 from autoalign.loops.stages import remote_usage_since, sampling_params
 from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
@@ -57,7 +57,8 @@ def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompt
         stage.begin()
         by_id = {p.id: p for p in prompts}
         params = sampling_params(cfg.sampling, 1, seed, top_logprobs=5 if cfg.use_logprobs else 0)
-        judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars)
+        demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
+        judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars, demos)
 
         def process(ids: list[str]) -> list[dict]:
             jobs = [(pid, i, j) for pid in ids for i in range(len(candidates[pid])) for j in range(i + 1, len(candidates[pid]))]
