@@ -97,3 +97,11 @@ def test_stage_keys_hash_only_settings_that_differ_from_defaults():
             CreatePromptsConfig(sampling=SamplingConfig(temperature=1.0, max_new_tokens=200)).key(),
             CreatePromptsConfig(sampling=SamplingConfig(temperature=0.8, max_new_tokens=200)).key()]
     assert keys[0] == keys[2] and len({str(k) for k in keys}) == 3
+
+
+def test_pairwise_only_settings_leave_rubric_verdict_keys_alone():
+    from autoalign.config import JudgeConfig
+
+    plain, with_demos = JudgeConfig(), JudgeConfig(pairwise_fewshot=True)
+    assert with_demos.key() != plain.key()  # pairwise stages re-run
+    assert with_demos.key_without(*JudgeConfig.PAIRWISE_ONLY) == plain.key_without(*JudgeConfig.PAIRWISE_ONLY)

@@ -31,6 +31,10 @@ class Section(BaseModel):
         checkpoints valid; changing a default's value means giving that setting a new name."""
         return self.model_dump(mode="json", exclude_defaults=True, exclude=set(self.NOT_IN_KEY))
 
+    def key_without(self, *names: str) -> dict[str, Any]:
+        """key() minus settings a particular stage does not read."""
+        return {k: v for k, v in self.key().items() if k not in names}
+
 
 class LoraConfig(Section):
     enabled: bool = False
@@ -186,6 +190,8 @@ class JudgeConfig(Section):
     create_prompts.from_file set to the same file). The evaluation keeps the rubric judge."""
     verifier_file: str = "builtin:ifeval_input_data.jsonl"
     fewshot_scores: list[int] = []
+    PAIRWISE_ONLY: ClassVar[frozenset[str]] = frozenset({"pairwise_fewshot"})
+    """Read only by pairwise judging: rubric verdicts stay valid when they change."""
     """Show EFT judgements with these scores, in this order, as earlier chat turns before each
     verdict (e.g. [5, 1]). Lets a model that was not trained on EFT data (an instruct model used
     without SFT) follow the verdict format; needs data.eft."""

@@ -174,7 +174,7 @@ def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts:
     that failed (no answer from a remote backend) is not sent to the judge: its judgment is
     None with the reason."""
     inputs = [judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
-    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed}, inputs)
+    stage = store.stage(t, name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": seed}, inputs)
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
