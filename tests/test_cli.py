@@ -80,6 +80,11 @@ def test_eval_commands_on_a_local_model(tiny_model_dir, tmp_path, monkeypatch):
     [rm] = out.glob("iter_0/reward_modeling_*/metrics.json")
     assert json.loads(rm.read_text())["responses"] == 5
 
+    r = runner.invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text()
+    assert "IFEval" in html and "head to head" in html and "as a judge" in html
+
     from autoalign.loops import pool as pool_module
 
     def no_loading(*args, **kwargs):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autoalign.eval.monitors import sample_monitors
 from autoalign.io import read_json, read_jsonl
-from autoalign.summary import iteration_rows
+from autoalign.summary import head_to_head_line, ifeval_line, iteration_rows, reward_modeling_line
 from autoalign.types import Candidate, Pair
 
 EXAMPLE_PAIRS = 4
@@ -74,10 +74,27 @@ def _clip(text: str, limit: int = 700) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
+def _standalone_evaluations(d: Path, report: LineReport) -> None:
+    """`autoalign eval` results (iteration 0 of an evaluation store)."""
+    for path in sorted(d.glob("h2h_*/metrics.json")):
+        h = read_json(path)
+        report.head_to_head.append({"iteration": 0, **h})
+        report.table.append(("eval", f"head to head {h['model']} vs {h['baseline']} (judge {h['judge']})", head_to_head_line(h)))
+    for path in sorted(d.glob("ifeval_*/metrics.json")):
+        if not path.parent.name.startswith("ifeval_answers_"):
+            m = read_json(path)
+            report.ifeval.setdefault(m["model"], m)
+            report.table.append(("eval", f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
+    for path in sorted(d.glob("reward_modeling_*/metrics.json")):
+        m = read_json(path)
+        report.table.append(("eval", f"{m['judge']} as a judge ({m['responses']} responses)", reward_modeling_line(m)))
+
+
 def collect_line(line: Line) -> LineReport:
     report = LineReport(line.name, _iterations(line))
     if sft := line.rows("iter_0/sft"):
         report.training["SFT"] = sft
+    _standalone_evaluations(line.dir / "iter_0", report)
     for t in report.iterations:
         for i, (measure, value) in enumerate(iteration_rows(line.dir, t, line.shared)):
             report.table.append((str(t) if i == 0 else "", measure, value))
