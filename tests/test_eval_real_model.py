@@ -42,7 +42,7 @@ def test_head_to_head_prefers_answers_over_noise(smollm, tiny_model_dir, tmp_pat
     store, pool = RunStore(tmp_path), ModelPool(ModelConfig())
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=48, batch_size=6)
     answers = {ref.label: suite.answers(store, 0, ref, prompts, sampling, pool, 0, name=f"answers_{ref.label}") for ref in (smollm, noise)}
-    judge_cfg = JudgeConfig(sampling=SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6))
+    judge_cfg = JudgeConfig(pairwise_fewshot=True, sampling=SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6))
     m = suite.head_to_head(store, 0, "smollm2", "noise", prompts, answers["smollm2"], answers["noise"], smollm, judge_cfg, pool, 0)
     assert m["prompts"] == 6 and m["wins"] + m["ties"] + m["losses"] + m["unparsed"] == 6
     assert m["n"] + m["dropped"] == 6
