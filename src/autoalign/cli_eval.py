@@ -112,6 +112,7 @@ def head_to_head_cmd(
     judge_api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the judge server's API key")] = None,
     max_new_tokens: int = 256,
     judge_max_new_tokens: int = 160,
+    fewshot: Annotated[bool, typer.Option("--fewshot/--no-fewshot", help="Show the judge two worked comparisons first (small judges need them)")] = True,
     batch_size: int = 8,
     dtype: str = "float32",
     chat_template: TemplateOpt = None,
@@ -141,7 +142,7 @@ def head_to_head_cmd(
     store, pool, sampling = RunStore(out), _pool(out), _sampling(max_new_tokens, batch_size)
     answers = {ref.label: suite.answers(store, 0, ref, prompt_set, sampling, pool, seed, name=f"eval_answers_{ref.label}") for ref in (model_ref, baseline_ref)}
     pool.release()
-    judge_cfg = JudgeConfig(sampling=_sampling(judge_max_new_tokens, batch_size))
+    judge_cfg = JudgeConfig(sampling=_sampling(judge_max_new_tokens, batch_size), pairwise_fewshot=fewshot)
     name = f"h2h_{model_ref.label}_vs_{baseline_ref.label}"
     m = suite.head_to_head(store, 0, model_ref.label, baseline_ref.label, prompt_set, answers[model_ref.label], answers[baseline_ref.label], judge_ref, judge_cfg, pool, seed, name=name)
     stdout_console().print(head_to_head_table(m))
@@ -190,6 +191,12 @@ def reward_cmd(
         ref = _model_ref(model, dtype, chat_template)
     except (*USER_ERRORS, ValueError) as e:
         fail(e)
+    # A prompt shown as a demonstration would be judged with its answer in view: leave it out.
+    shown = {turn["content"] for turn in demonstrations if turn["role"] == "user"}
+    kept = [g for g in groups if not any(g.prompt in text for text in shown)]
+    if len(kept) < len(groups):
+        console.print(f"left out {len(groups) - len(kept)} prompt(s) shown as judge demonstrations")
+    groups = kept
     pool = _pool(out)
     m = suite.reward_modeling(RunStore(out), 0, ref, groups, judge_cfg, RubricJudgeFactory(pool, tuple(demonstrations)), pool, seed, pooled=pool_groups)
     table = Table(title=f"{ref.label} as a judge ({m['responses']} responses in {m['groups']} group(s))")
