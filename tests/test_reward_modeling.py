@@ -72,3 +72,8 @@ def test_ranked_loaders(tmp_path):
     path.write_text(json.dumps({"prompt": "q", "responses": ["a", "b"], "scores": [1]}) + "\n")
     with pytest.raises(DataError, match=r"ranked.jsonl:1: field 'responses' has 2 entries"):
         load_ranked(str(path))
+
+
+def test_expected_scores_count_as_five_when_they_round_to_five():
+    out = agreement_metrics([group(5, 1), group(2, 4)], [[4.6, 1.2], [4.5, 3.9]])
+    assert out["scored_five"] == 2 and out["five_best"] == 0.5  # 4.6 is its group's best; 4.5 is not

@@ -9,8 +9,9 @@ verdict did not parse. Metrics:
   order to agree with and are left out), the share the model orders the same way. A pair with an
   unparsed score is left out too and counted in `pairs_unscored` (coverage reports the failures);
   a model tie on a gold-ordered pair counts as a miss and is counted in `pairs_model_tied`.
-- 5-best %: of the responses the model scored 5, the share that are a gold best of their group
-  (any response tied for the gold maximum counts as best).
+- 5-best %: of the responses the model scored 5 (an expected score from token probabilities
+  counts when it rounds to 5, i.e. >= 4.5), the share that are a gold best of their group (any
+  response tied for the gold maximum counts as best).
 - exact match %: groups where the model orders every pair exactly as gold does (ties included:
   both tied, or both ordered the same way); a group with an unparsed score does not match.
   Single-response groups are left out (nothing to order).
@@ -59,7 +60,7 @@ def agreement_metrics(groups: list[RankedGroup], scores: list[list[float | None]
                 model_flat.append(m)
         top = max(group.gold)
         for g, m in zip(group.gold, row):
-            if m is not None and m >= max_score:
+            if m is not None and m >= max_score - 0.5:
                 top_scored += 1
                 best_hits += g == top
         if len(row) >= 2:
