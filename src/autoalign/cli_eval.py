@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from autoalign.cli_common import USER_ERRORS, console, fail, stdout_console

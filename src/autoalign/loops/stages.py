@@ -13,7 +13,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from autoalign.data import load_prompts, resolve_data_path
-from autoalign.config import CreatePromptsConfig, DPOConfig, JudgeConfig, PairsConfig, SampleConfig, SamplingConfig, SFTConfig
+from autoalign.config import CreatePromptsConfig, DPOConfig, JudgeConfig, SampleConfig, SamplingConfig, SFTConfig
 from autoalign.generation.base import SamplingParams
 from autoalign.io import DataError, write_jsonl
 from autoalign.judges.base import Judge, JudgeItem
