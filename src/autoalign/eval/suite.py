@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from autoalign.config import JudgeConfig, SampleConfig, SamplingConfig
-from autoalign.eval.ifeval import IFEvalPrompt, PromptResult, accuracy, score_response
+from autoalign.eval.ifeval import IFEvalPrompt, accuracy, score_response
 from autoalign.eval.reward_modeling import RankedGroup, agreement_metrics, pool_groups
 from autoalign.eval.win_rate import length_controlled_win_rate, preference_value, win_rate
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
@@ -98,10 +98,6 @@ def ifeval(store: RunStore, t: int, model: AnyModelRef, items: list[IFEvalPrompt
                             "failed_answers": sum(replies[p.id].finish_reason == "error" for p in prompts),
                             "truncated_answers": sum(replies[p.id].finish_reason == "length" for p in prompts)})
     return stage.metrics()
-
-
-def ifeval_results(store: RunStore, t: int, label: str) -> list[PromptResult]:
-    return [PromptResult(r["id"], r["strict"], r["loose"]) for r in store.stage(t, f"ifeval_{label}", {}, []).rows()]
 
 
 def reward_modeling(store: RunStore, t: int, judge_model: AnyModelRef, groups: list[RankedGroup], cfg: JudgeConfig, make_judge: JudgeFactory, pool: ModelPool, seed: int, pooled: bool = False) -> dict:
