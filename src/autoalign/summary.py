@@ -69,14 +69,21 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
         ))
     if h := _metrics(run_dir, f"iter_{t}/eval_h2h"):
         rows.append((f"head to head {h['model']} vs {h['baseline']}", head_to_head_line(h)))
-    for path in sorted((run_dir / f"iter_{t}").glob("ifeval_*/metrics.json")):
-        if not path.parent.name.startswith("ifeval_answers_"):
-            m = read_json(path)
-            rows.append((f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
-    for path in sorted((run_dir / f"iter_{t}").glob("reward_modeling_*/metrics.json")):
-        m = read_json(path)
+    for m in ifeval_metrics(run_dir / f"iter_{t}"):
+        rows.append((f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
+    for m in reward_modeling_metrics(run_dir / f"iter_{t}"):
         rows.append((f"{m['judge']} as a judge", reward_modeling_line(m)))
     return rows
+
+
+def ifeval_metrics(d: Path) -> list[dict]:
+    """The IFEval scores stored in one iteration directory: the ifeval_<label> stages, not the
+    ifeval_answers_<label> stages they score."""
+    return [read_json(p) for p in sorted(d.glob("ifeval_*/metrics.json")) if not p.parent.name.startswith("ifeval_answers_")]
+
+
+def reward_modeling_metrics(d: Path) -> list[dict]:
+    return [read_json(p) for p in sorted(d.glob("reward_modeling_*/metrics.json"))]
 
 
 def _pct(x) -> str:

@@ -11,11 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from autoalign.io import atomic_write_text, read_json
 from autoalign.report.collect import collect_line, discover_lines
 from autoalign.report.plots import FIGURES
-from autoalign.summary import COMPARISON_COLUMNS, _fmt, comparison_rows
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+from autoalign.summary import COMPARISON_COLUMNS, _fmt, _pct, comparison_rows
 
 
 def render_report(run_dir: Path) -> str:

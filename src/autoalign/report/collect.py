@@ -10,7 +10,7 @@ from pathlib import Path
 
 from autoalign.eval.monitors import sample_monitors
 from autoalign.io import read_json, read_jsonl
-from autoalign.summary import head_to_head_line, ifeval_line, iteration_rows, reward_modeling_line
+from autoalign.summary import head_to_head_line, ifeval_line, ifeval_metrics, iteration_rows, reward_modeling_line, reward_modeling_metrics
 from autoalign.types import Candidate, Pair
 
 EXAMPLE_PAIRS = 4
@@ -80,13 +80,10 @@ def _standalone_evaluations(d: Path, report: LineReport) -> None:
         h = read_json(path)
         report.head_to_head.append({"iteration": 0, **h})
         report.table.append(("eval", f"head to head {h['model']} vs {h['baseline']} (judge {h['judge']})", head_to_head_line(h)))
-    for path in sorted(d.glob("ifeval_*/metrics.json")):
-        if not path.parent.name.startswith("ifeval_answers_"):
-            m = read_json(path)
-            report.ifeval.setdefault(m["model"], m)
-            report.table.append(("eval", f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
-    for path in sorted(d.glob("reward_modeling_*/metrics.json")):
-        m = read_json(path)
+    for m in ifeval_metrics(d):
+        report.ifeval.setdefault(m["model"], m)
+        report.table.append(("eval", f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
+    for m in reward_modeling_metrics(d):
         report.table.append(("eval", f"{m['judge']} as a judge ({m['responses']} responses)", reward_modeling_line(m)))
 
 
@@ -115,10 +112,8 @@ def collect_line(line: Line) -> LineReport:
                     answers = _candidates(read_jsonl(path))
                     report.eval_lengths[label] = sum(len(c[0].text) for c in answers.values()) / max(1, len(answers))
                     report.monitors.append({"iteration": t, "what": f"{label} held-out answers", **sample_monitors(answers)})
-            for path in sorted(d.glob("ifeval_*/metrics.json")):
-                if not path.parent.name.startswith("ifeval_answers_"):
-                    m = read_json(path)
-                    report.ifeval.setdefault(m["model"], m)
+            for m in ifeval_metrics(d):
+                report.ifeval.setdefault(m["model"], m)
         for row in line.rows(f"iter_{t}/pairs")[:EXAMPLE_PAIRS]:
             pair = Pair.from_dict(row)
             report.pairs.append({"iteration": t, "source": pair.source, "prompt": _clip(pair.prompt[-1]["content"], 400),
