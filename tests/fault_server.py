@@ -7,6 +7,8 @@ Each request takes the next entry of `schedule` (then "ok" forever):
   "timeout"    sleeps `slow_seconds` before answering (longer than the client's timeout)
   "malformed"  HTTP 200 with a body that is not JSON
   "400"/"401"  client errors
+GET /models lists `models` (401 when `require_key` is set and the request has no
+`Authorization: Bearer <require_key>` header; the same check applies to every POST).
 It records every request body and the highest number of requests in flight at once.
 Listens on 127.0.0.1 only; use as a context manager.
 """
@@ -20,8 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FaultServer:
-    def __init__(self, schedule: list[str] | None = None, retry_after: float = 0.0, slow_seconds: float = 2.0, delay: float = 0.0):
+    def __init__(self, schedule: list[str] | None = None, retry_after: float = 0.0, slow_seconds: float = 2.0, delay: float = 0.0,
+                 models: tuple[str, ...] = ("teacher",), require_key: str | None = None):
         self.schedule = list(schedule or [])
+        self.models = models
+        self.require_key = require_key
+        self.gets = 0
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
         self.delay = delay
@@ -90,8 +96,25 @@ class FaultServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (the "timeout" fault)
 
+            def _authorized(self) -> bool:
+                if server.require_key and self.headers.get("Authorization") != f"Bearer {server.require_key}":
+                    self._send(401, b'{"error": "invalid api key"}')
+                    return False
+                return True
+
+            def do_GET(self):
+                server.gets += 1
+                if not self._authorized():
+                    return
+                if self.path.endswith("/models"):
+                    self._send(200, json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}).encode())
+                else:
+                    self._send(404, b'{"error": "not found"}')
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if not self._authorized():
+                    return
                 action = server._next(body, dict(self.headers))
                 time.sleep(server.delay + (server.slow_seconds if action == "timeout" else 0))
                 if action in ("ok", "timeout"):

@@ -54,7 +54,7 @@ def test_client_error_is_not_retried(tmp_path):
     with FaultServer(["400"]) as server:
         gen = OpenAIGenerator(endpoint(server, max_concurrency=1), None)
         out = gen.generate(ask("bad", "good"), PARAMS)
-    assert out[0][0].error.startswith("http_400") and out[1][0].text == "Answer to: good"
+    assert out[0][0].error.startswith(f"test-model @ {server.base_url}: http_400") and out[1][0].text == "Answer to: good"
     assert gen.usage.snapshot()["requests"] == 2
 
 

@@ -1,5 +1,9 @@
-from autoalign.io import read_partial_jsonl, write_jsonl
-from autoalign.store import RunStore
+import json
+
+import pytest
+
+from autoalign.io import append_record, read_records, write_jsonl
+from autoalign.store import RunStore, StageFailedError
 
 
 def test_stage_keys_chain_and_done(tmp_path):
@@ -20,27 +24,88 @@ def test_begin_clears_stale_outputs_but_keeps_same_key_partial(tmp_path):
     old.begin()
     old.finish([{"id": "a"}], {})
     new = store.stage(1, "judgments", {"v": 2}, [])
-    (new.dir / "partial-other.jsonl").write_text('{"id": "stale"}\n')
-    new.partial_path.write_text('{"id": "kept"}\n')
+    (new.dir / "partial-other.jsonl").write_text('{"ids": ["stale"], "rows": [{"id": "stale"}]}\n')
+    append_record(new.partial_path, {"ids": ["kept"], "rows": [{"id": "kept"}]})
     new.begin()
     assert not new.data_path.exists() and not (new.dir / "partial-other.jsonl").exists()
-    assert read_partial_jsonl(new.partial_path) == [{"id": "kept"}]
+    assert read_records(new.partial_path) == [{"ids": ["kept"], "rows": [{"id": "kept"}]}]
 
 
-def test_map_items_skips_finished_and_tolerates_torn_line(tmp_path):
+def _record(ids, v):
+    return (json.dumps({"ids": ids, "rows": [{"id": i, "v": v} for i in ids]}, ensure_ascii=False) + "\n").encode()
+
+
+def _process(seen):
+    def process(ids):
+        seen.append(list(ids))
+        return [{"id": i, "v": 2} for i in ids]
+    return process
+
+
+def test_map_items_redoes_the_whole_torn_chunk_with_the_same_inputs(tmp_path):
+    stage = RunStore(tmp_path).stage(1, "s", {}, [])
+    stage.begin()
+    torn = _record(["c", "d"], 1)
+    stage.partial_path.write_bytes(_record(["a", "b"], 1) + torn[: len(torn) // 2])  # killed mid-write of chunk 2
+    seen = []
+    rows = stage.map_items(["a", "b", "c", "d", "e"], _process(seen), chunk_size=2, desc="test")
+    assert seen == [["c", "d"], ["e"]]  # the same chunks an uninterrupted run processes
+    assert [r["v"] for r in rows] == [1, 1, 2, 2, 2]
+    # The torn tail was cut off before appending: every line of the file is a whole record.
+    assert [r["ids"] for r in read_records(stage.partial_path)] == [["a", "b"], ["c", "d"], ["e"]]
+
+
+def test_partial_file_cut_inside_a_multibyte_character_resumes(tmp_path):
+    stage = RunStore(tmp_path).stage(1, "s", {}, [])
+    stage.begin()
+    first = (json.dumps({"ids": ["a"], "rows": [{"id": "a", "v": "é"}]}, ensure_ascii=False) + "\n").encode()
+    second = (json.dumps({"ids": ["b"], "rows": [{"id": "b", "v": "日本"}]}, ensure_ascii=False) + "\n").encode()
+    cut = second.index("日".encode()) + 1  # inside the 3-byte character
+    stage.partial_path.write_bytes(first + second[:cut])
+    seen = []
+    rows = stage.map_items(["a", "b"], _process(seen), chunk_size=1, desc="test")
+    assert seen == [["b"]] and rows == [{"id": "a", "v": "é"}, {"id": "b", "v": 2}]
+
+
+def test_a_second_crash_never_glues_onto_a_torn_line(tmp_path):
+    path = tmp_path / "partial.jsonl"
+    path.write_bytes(_record(["a"], 1) + b'{"ids": ["b"], "ro')
+    assert [r["ids"] for r in read_records(path)] == [["a"]]
+    append_record(path, {"ids": ["b"], "rows": []})
+    assert [r["ids"] for r in read_records(path)] == [["a"], ["b"]]
+
+
+def test_failed_items_are_retried_on_resume_and_all_failed_is_not_recorded(tmp_path):
     store = RunStore(tmp_path)
     stage = store.stage(1, "s", {}, [])
     stage.begin()
-    stage.partial_path.write_text('{"id": "a", "v": 1}\n{"id": "b", "v"')  # crash mid-write of b
+    error_of = lambda row: row.get("error")
+    down = lambda ids: [{"id": i, "error": "connection refused"} for i in ids]
+    with pytest.raises(StageFailedError, match="all 3 items failed.*connection refused"):
+        stage.map_items(["a", "b", "c"], down, chunk_size=2, desc="test", error_of=error_of)
+    assert not stage.done()
     seen = []
+    rows = stage.map_items(["a", "b", "c"], _process(seen), chunk_size=2, desc="test", error_of=error_of)
+    assert seen == [["a", "b"], ["c"]] and all(r["v"] == 2 for r in rows)
 
-    def process(ids):
-        seen.extend(ids)
-        return [{"id": i, "v": 2} for i in ids]
 
-    rows = stage.map_items(["a", "b", "c"], process, chunk_size=2, desc="test")
-    assert seen == ["b", "c"]
-    assert rows == [{"id": "a", "v": 1}, {"id": "b", "v": 2}, {"id": "c", "v": 2}]
+def test_some_failed_items_are_recorded_and_retried_on_request(tmp_path):
+    error_of = lambda row: row.get("error")
+    half = lambda ids: [{"id": i, "error": "http_400"} if i == "b" else {"id": i, "v": 1} for i in ids]
+    stage = RunStore(tmp_path).stage(1, "s", {}, [])
+    stage.begin()
+    rows = stage.map_items(["a", "b", "c"], half, chunk_size=2, desc="test", error_of=error_of)
+    stage.finish(rows, {}, failed=1)
+    assert RunStore(tmp_path).stage(1, "s", {}, []).done()  # a plain re-run keeps the recorded stage
+    assert RunStore(tmp_path).manifest()["stages"]["iter_1/s"]["failed"] == 1
+    retry = RunStore(tmp_path, retry_failed=True).stage(1, "s", {}, [])
+    assert not retry.done()
+    retry.begin()
+    seen = []
+    rows = retry.map_items(["a", "b", "c"], _process(seen), chunk_size=2, desc="test", error_of=error_of)
+    assert seen == [["b"]] and [r["v"] for r in rows] == [1, 2, 1]
+    retry.finish(rows, {}, failed=0)
+    assert RunStore(tmp_path, retry_failed=True).stage(1, "s", {}, []).done()
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path):

@@ -32,7 +32,7 @@ def test_teacher_demo_through_faulty_server_records_every_item(tiny_model_dir, t
     assert usage["errors"] == {"http_429": 1, "http_500": 1, "http_400": 3, "malformed": 1}
     rows = read_jsonl(run / "teacher_answers/data.jsonl")
     failed = [c for r in rows for c in r["candidates"] if c["finish_reason"] == "error"]
-    assert len(failed) == 3 and all(c["error"].startswith("http_400") for c in failed)
+    assert len(failed) == 3 and all(c["error"].startswith(f"teacher @ {server.base_url}: http_400") for c in failed)
     pairs = read_json(run / "pairs/metrics.json")
     assert pairs["pairs"] == 3 and pairs["dropped"] == {"reference_failed": 3} and pairs["by_source"] == {"teacher_demo": 3}
     for pair in read_jsonl(run / "pairs/data.jsonl"):

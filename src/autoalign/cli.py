@@ -29,9 +29,11 @@ app.add_typer(eval_app, name="eval")
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/quickstart.yaml")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. dpo.beta=0.2 sample.n=8")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Ask again for items that failed (no answer from an endpoint) in finished stages")] = False,
 ) -> None:
     """Run a recipe end to end. Finished stages are read from runs/<name>/ and skipped, so
-    re-running the same command resumes after a crash and completes at once when all is done."""
+    re-running the same command resumes after a crash and completes at once when all is done.
+    Items that failed are retried on resume; in a finished stage, only with --retry-failed."""
     try:
         cfg = load_config(recipe, overrides)
     except USER_ERRORS as e:
@@ -42,7 +44,7 @@ def run(
     console.print(f"[bold]autoalign[/] {cfg.loop} -> {cfg.run_dir}")
     started = time.perf_counter()
     try:
-        result = iterate.run(cfg, log=lambda m: console.print(m))
+        result = iterate.run(cfg, log=lambda m: console.print(m), retry_failed=retry_failed)
     except USER_ERRORS as e:
         _fail(e)
     elapsed = time.perf_counter() - started

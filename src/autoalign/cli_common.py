@@ -9,9 +9,11 @@ from autoalign.config import ConfigError
 from autoalign.generation.openai import EndpointConfigError
 from autoalign.io import DataError
 from autoalign.models import ModelNotFound
+from autoalign.pairs import NoPairsError
+from autoalign.store import StageFailedError
 
 console = Console(stderr=True)
-USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError, EndpointConfigError)
+USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError, EndpointConfigError, StageFailedError, NoPairsError)
 
 
 def fail(err: Exception) -> None:

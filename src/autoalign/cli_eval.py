@@ -136,9 +136,11 @@ def head_to_head_cmd(
             judge_ref = EndpointRef(f"judge {judge}", EndpointConfig(base_url=judge_base_url, model=judge, api_key_env=judge_api_key_env))
         else:
             judge_ref = _model_ref(judge, dtype, None)
+        store, pool, sampling = RunStore(out), _pool(out), _sampling(max_new_tokens, batch_size)
+        if isinstance(judge_ref, EndpointRef):
+            pool.remote(judge_ref).check()  # before any answer is generated
     except (*USER_ERRORS, ValueError) as e:
         fail(e)
-    store, pool, sampling = RunStore(out), _pool(out), _sampling(max_new_tokens, batch_size)
     answers = {ref.label: suite.answers(store, 0, ref, prompt_set, sampling, pool, seed, name=f"eval_answers_{ref.label}") for ref in (model_ref, baseline_ref)}
     pool.release()
     judge_cfg = JudgeConfig(sampling=_sampling(judge_max_new_tokens, batch_size), pairwise_fewshot=fewshot)

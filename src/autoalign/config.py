@@ -6,8 +6,10 @@ full dotted key in the message. Paths to data files are checked for existence he
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -17,6 +19,17 @@ BUILTIN_PREFIX = "builtin:"
 
 class ConfigError(ValueError):
     """A bad recipe: unknown key, wrong type, missing file. The message names the key."""
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may be shown or written: credentials (user:password@) and query-string
+    values (often keys or tokens) become ***."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Section(BaseModel):
@@ -81,6 +94,11 @@ class EndpointConfig(Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @property
+    def display_url(self) -> str:
+        """base_url without credentials: what logs, metrics, reports and config.yaml show."""
+        return redact_url(self.base_url)
 
 
 class SamplingConfig(Section):
@@ -290,8 +308,13 @@ class EvalConfig(Section):
         return DataConfig._exists(value)
 
 
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
 class RunConfig(Section):
     name: str = "run"
+    """The run's directory under runs_dir: letters, digits, '.', '_' and '-', starting with a
+    letter or digit (so it can never point outside runs_dir)."""
     loop: Literal["self_reward", "teacher_reward", "teacher_demo", "gold_vs_sample", "mixed"] = "self_reward"
     """Where the preference signal comes from; "mixed" combines the sources listed in `mix`."""
     mix: dict[FeedbackSource, float] = {}
@@ -315,6 +338,21 @@ class RunConfig(Section):
     gold: GoldConfig = GoldConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not SAFE_NAME.match(value):
+            raise ValueError("must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        return value
+
+    def redacted_dump(self) -> dict[str, Any]:
+        """The resolved config as written to config.yaml: endpoint URLs without credentials."""
+        tree = self.model_dump(mode="json")
+        for section in (tree.get("teacher") or {},):
+            if section.get("endpoint"):
+                section["endpoint"]["base_url"] = redact_url(section["endpoint"]["base_url"])
+        return tree
 
     @property
     def sources(self) -> dict[str, float]:
@@ -353,13 +391,26 @@ def apply_override(tree: dict[str, Any], assignment: str) -> None:
         raise ConfigError(f"override '{assignment}' must look like key=value")
     key, raw = assignment.split("=", 1)
     parts = key.strip().split(".")
+    if not all(p.strip() for p in parts):
+        raise ConfigError(f"override '{assignment}': the key '{key}' has an empty part (expected e.g. dpo.beta=0.2)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override '{assignment}': the value is not valid YAML ({_yaml_problem(e)})") from None
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
             raise ConfigError(f"override '{key}': '{part}' is not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    node[parts[-1]] = value
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line: what is wrong and where (line:column, 1-based)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
@@ -371,7 +422,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
         elif not key:  # a rule across keys: the message names them
             lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+            got = e.get("input")
+            got = redact_url(got) if key.endswith("base_url") and isinstance(got, str) else got
+            shown = repr(got)
+            lines.append(f"  {key}: {e['msg']} (got {shown if len(shown) <= 120 else shown[:117] + '...'})")
     return f"invalid config {source}:\n" + "\n".join(lines)
 
 
@@ -390,9 +444,13 @@ def read_recipe(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in seen:
         raise ConfigError(f"{path}: recipes extend each other in a cycle")
     try:
-        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+        raise ConfigError(f"{path}: invalid YAML: {_yaml_problem(e)}") from None
+    if tree is None:
+        raise ConfigError(f"{path}: the recipe is empty (write at least `name: my_run`, or extend another recipe)")
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: a recipe must be a mapping of keys to values")
     name = tree.get("name", path.stem)

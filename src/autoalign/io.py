@@ -22,8 +22,12 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}:{line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
             if not line.strip():
                 continue
             try:
@@ -41,9 +45,14 @@ def iter_rows(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if path.suffix == ".parquet":
         if not path.exists():
             raise DataError(f"{path}: file not found")
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        for i, row in enumerate(pq.read_table(path).to_pylist(), start=1):
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"{path}: not a readable Parquet file ({str(e).splitlines()[0]})") from None
+        for i, row in enumerate(table.to_pylist(), start=1):
             yield i, row
     else:
         yield from iter_jsonl(path)
@@ -98,27 +107,47 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
-    """Append finished items to a partial file; flushed and fsynced so a crash keeps them."""
+def append_record(path: str | Path, record: dict[str, Any]) -> None:
+    """Append one record as one line, in one write, then fsync: a crash leaves either the whole
+    line or a torn tail that read_records cuts off."""
+    data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def read_partial_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a partial file written by append_jsonl; a torn last line (crash mid-write) is
-    dropped because that item will simply be redone."""
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The complete records of a file written by append_record. Everything from the first
+    incomplete or unreadable line on (a crash mid-write: a torn line, a cut multi-byte
+    character) is truncated away, so the next append starts on a clean line."""
     path = Path(path)
     if not path.exists():
         return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    data = path.read_bytes()
+    records, good_end, start = [], 0, 0
+    while (end := data.find(b"\n", start)) != -1:
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(data[start:end].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
             break
-    return rows
+        if not isinstance(record, dict):
+            break
+        records.append(record)
+        good_end = start = end + 1
+    if good_end < len(data):
+        with path.open("r+b") as f:
+            f.truncate(good_end)
+            f.flush()
+            os.fsync(f.fileno())
+    return records

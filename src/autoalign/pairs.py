@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
 
 
+class NoPairsError(RuntimeError):
+    """The feedback produced no usable preference pair, so there is nothing to train on."""
+
+
 @dataclass(frozen=True)
 class JudgedCandidates:
     prompt: Prompt

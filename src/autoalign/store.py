@@ -3,9 +3,15 @@
 A stage's key is a hash of its config and its inputs' keys. A finished stage is recorded in
 `manifest.json` with its key; re-running a recipe skips any stage whose recorded key matches,
 and since keys chain through inputs, changing one stage's config invalidates that stage and
-everything after it, nothing before. Within a stage, finished items are appended to a partial
-file named by the key, so a crash loses at most the chunk in flight; training stages keep their
-mid-training checkpoint and reference log-probs in files named by the key too.
+everything after it, nothing before. Within a stage, items run in fixed chunks and each finished
+chunk is appended to a partial file named by the key as one line, so a crash loses at most the
+chunk in flight, and a resumed stage redoes exactly the chunks an uninterrupted run would have
+done, with the same inputs (so the same samples). Training stages keep their mid-training
+checkpoint and reference log-probs in files named by the key too.
+
+Failed items (a remote backend gave no answer) are never finished: a resumed stage retries them;
+a stage where every item failed is not recorded (StageFailedError); one with some failures is
+recorded with their count, and `retry_failed` makes a later run retry them.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from autoalign.io import append_jsonl, read_json, read_jsonl, read_partial_jsonl, write_json, write_jsonl
+from autoalign.io import append_record, read_json, read_jsonl, read_records, write_json, write_jsonl
 
 
 def content_key(*parts: Any) -> str:
@@ -37,11 +43,23 @@ def file_digest(path: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
+class StageFailedError(RuntimeError):
+    """Every item of a stage failed (e.g. the endpoint is down): nothing is recorded, and the
+    next run retries the stage."""
+
+
 class RunStore:
-    def __init__(self, root: str | Path):
+    """retry_failed: recorded stages that have failed items run again for those items only."""
+
+    def __init__(self, root: str | Path, retry_failed: bool = False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.root / "manifest.json"
+        self.retry_failed = retry_failed
+
+    def child(self, name: str) -> RunStore:
+        """A store under this one (a branch of a comparison), with the same settings."""
+        return RunStore(self.root / name, self.retry_failed)
 
     def manifest(self) -> dict[str, Any]:
         if self.manifest_path.exists():
@@ -81,13 +99,24 @@ class Stage:
     def metrics_path(self) -> Path:
         return self.dir / "metrics.json"
 
-    def done(self) -> bool:
+    def _entry(self) -> dict[str, Any] | None:
         entry = self.store.manifest()["stages"].get(self.rel)
-        return entry is not None and entry["key"] == self.key and self.metrics_path.exists()
+        return entry if entry is not None and entry["key"] == self.key else None
+
+    def done(self) -> bool:
+        entry = self._entry()
+        if entry is None or not self.metrics_path.exists():
+            return False
+        return not (self.store.retry_failed and entry.get("failed"))
 
     def begin(self) -> None:
         """Clear outputs of a previous, different version of this stage; keep what an interrupted
-        run of this same version left to resume from (names carrying the key)."""
+        run of this same version left to resume from (names carrying the key). When a recorded
+        stage runs again to retry its failed items, its finished rows are kept as a chunk."""
+        entry = self._entry()
+        if entry is not None and entry.get("failed") and self.data_path.exists() and not self.partial_path.exists():
+            rows = read_jsonl(self.data_path)
+            append_record(self.partial_path, {"ids": [r.get("id") for r in rows], "rows": rows})
         if self.dir.exists():
             for child in self.dir.iterdir():
                 if self.key in child.name:
@@ -95,13 +124,14 @@ class Stage:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def finish(self, rows: list[dict[str, Any]] | None, metrics: dict[str, Any]) -> None:
+    def finish(self, rows: list[dict[str, Any]] | None, metrics: dict[str, Any], failed: int = 0) -> None:
+        """failed: how many rows are recorded without an answer (retried on request)."""
         if rows is not None:
             write_jsonl(self.data_path, rows)
         write_json(self.metrics_path, metrics)
         self.partial_path.unlink(missing_ok=True)
         shutil.rmtree(self.train_state_path, ignore_errors=True)
-        self.store.record(self, {"rows": len(rows) if rows is not None else None})
+        self.store.record(self, {"rows": len(rows) if rows is not None else None, "failed": failed})
 
     def rows(self) -> list[dict[str, Any]]:
         return read_jsonl(self.data_path)
@@ -130,15 +160,28 @@ class Stage:
         process: Callable[[list[str]], list[dict[str, Any]]],
         chunk_size: int,
         desc: str,
+        error_of: Callable[[dict[str, Any]], str | None] = lambda row: None,
     ) -> list[dict[str, Any]]:
-        """Run `process` over ids in chunks, keeping finished rows (each with an "id") in the
-        partial file; items finished by an earlier, interrupted run are not redone."""
-        finished = {row["id"]: row for row in read_partial_jsonl(self.partial_path)}
-        todo = [i for i in ids if i not in finished]
+        """Run `process` over ids in fixed chunks (ids[0:c], ids[c:2c], ...), appending each
+        finished chunk's rows (each with an "id") to the partial file. Rows from an earlier,
+        interrupted run are kept, except failed ones (error_of(row) is their error), which are
+        processed again. Raises StageFailedError when every item failed."""
+        finished: dict[str, dict[str, Any]] = {}
+        for record in read_records(self.partial_path):
+            finished.update((row["id"], row) for row in record["rows"])
+        todo = {i for i in ids if i not in finished or error_of(finished[i]) is not None}
         with tqdm(total=len(ids), initial=len(ids) - len(todo), desc=desc, unit="item") as bar:
-            for start in range(0, len(todo), chunk_size):
-                rows = process(todo[start : start + chunk_size])
-                append_jsonl(self.partial_path, rows)
+            for start in range(0, len(ids), chunk_size):
+                chunk = [i for i in ids[start : start + chunk_size] if i in todo]
+                if not chunk:
+                    continue
+                rows = process(chunk)
+                append_record(self.partial_path, {"ids": chunk, "rows": rows})
                 finished.update((row["id"], row) for row in rows)
                 bar.update(len(rows))
-        return [finished[i] for i in ids]
+        rows = [finished[i] for i in ids]
+        errors = [e for e in map(error_of, rows) if e is not None]
+        if rows and len(errors) == len(rows):
+            raise StageFailedError(f"{self.rel}: all {len(rows)} items failed ({desc}); the first error: {errors[0]}. "
+                                   "Nothing was recorded: run the same command again to retry.")
+        return rows

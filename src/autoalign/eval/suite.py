@@ -75,11 +75,15 @@ def head_to_head(
             return [{"id": i, "prompt": by_id[i].messages, model_label: model_answers[i].text, baseline_label: baseline_answers[i].text,
                      "preference": prefs[i].to_dict(), "p": preference_value(prefs[i], model_is_first=True)} for i in ids]
 
+        # A comparison of a failed answer is not the judge's failure: retrying the judge cannot help.
+        error_of = lambda row: None if " answer failed: " in (row["preference"]["error"] or "") else row["preference"]["error"]
         usage_before = pool.remote_usage()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {model_label} vs {baseline_label} ({judge_model.label})")
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2),
+                               desc=f"iter {t}: {model_label} vs {baseline_label} ({judge_model.label})", error_of=error_of)
         prefs = [Preference.from_dict(r["preference"]) for r in rows]
         metrics = head_to_head_metrics(prefs, [len(r[model_label]) for r in rows], [len(r[baseline_label]) for r in rows])
-        stage.finish(rows, {"model": model_label, "baseline": baseline_label, "judge": judge_model.label, **metrics, **remote_usage_since(pool, usage_before)})
+        stage.finish(rows, {"model": model_label, "baseline": baseline_label, "judge": judge_model.label, **metrics, **remote_usage_since(pool, usage_before)},
+                     failed=sum(error_of(r) is not None for r in rows))
     return stage.metrics()
 
 

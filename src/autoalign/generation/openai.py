@@ -135,16 +135,34 @@ class OpenAIGenerator:
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
-                raise EndpointConfigError(f"endpoint {cfg.base_url}: environment variable {cfg.api_key_env} (endpoint.api_key_env) is not set")
+                raise EndpointConfigError(f"endpoint {cfg.display_url}: environment variable {cfg.api_key_env} (endpoint.api_key_env) is not set")
             headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(base_url=cfg.base_url, timeout=cfg.timeout_seconds, headers=headers, transport=transport)
         self._sent_lock = threading.Lock()
         self._sent = 0  # budget count when there is no cache to keep it
         self._backoff = wait_exponential_jitter(initial=cfg.backoff_seconds, max=cfg.backoff_max_seconds, jitter=cfg.backoff_seconds)
 
+    def check(self, timeout: float = 10.0) -> list[str]:
+        """Before any generation: the server answers and accepts the key (GET /models). Raises
+        EndpointConfigError naming the endpoint otherwise; returns the model ids it lists (a
+        server without /models passes with [])."""
+        try:
+            response = self.client.get("/models", timeout=min(timeout, self.cfg.timeout_seconds))
+        except httpx.TimeoutException:
+            raise EndpointConfigError(f"endpoint {self.label}: no reply to GET /models within {timeout:.0f}s; is the server up?") from None
+        except httpx.TransportError as e:
+            raise EndpointConfigError(f"endpoint {self.label}: unreachable ({type(e).__name__}: {e}); is the server up?") from None
+        if response.status_code in (401, 403):
+            hint = f"; is ${self.cfg.api_key_env} right?" if self.cfg.api_key_env else "; set endpoint.api_key_env"
+            raise EndpointConfigError(f"endpoint {self.label}: HTTP {response.status_code} {FATAL_STATUS[response.status_code]}{hint}")
+        try:
+            return [m["id"] for m in response.json()["data"]] if response.status_code == 200 else []
+        except (ValueError, KeyError, TypeError):
+            return []
+
     @property
     def label(self) -> str:
-        return f"{self.cfg.model} @ {self.cfg.base_url}"
+        return f"{self.cfg.model} @ {self.cfg.display_url}"
 
     def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
         results: list[list[Candidate | None]] = [[None] * params.n for _ in requests]
@@ -185,7 +203,7 @@ class OpenAIGenerator:
             data, candidate = self._post_with_retries(body)
         except (TransientError, ItemError) as e:
             self.usage.add(failed=1)
-            return Candidate.failed(f"{e.kind}: {e}")
+            return Candidate.failed(f"{self.label}: {e.kind}: {e}")
         if self.cache is not None:
             self.cache.put(key, data)
         usage = data.get("usage") or {}

@@ -10,23 +10,22 @@ Run it:  autoalign run recipes/paper_replica.yaml
 
 from __future__ import annotations
 
-from autoalign.config import RunConfig
 from autoalign.io import write_json
 from autoalign.loops import stages
-from autoalign.loops.context import build_context
-from autoalign.store import RunStore
+from autoalign.loops.context import RunContext
+from autoalign.loops.pool import ModelRef
 
 
-def run(cfg: RunConfig, log=print, make_judge: stages.JudgeFactory | None = None) -> dict:
+def run(ctx: RunContext, m0: ModelRef) -> dict:
     from autoalign.loops.iterate import initial_model, iterate
 
-    ctx, m0 = build_context(cfg, log, make_judge)
+    cfg, log = ctx.cfg, ctx.log
     m1 = initial_model(ctx, m0)
     results: dict = {"branches": {}}
     for source in cfg.branches:
         log(f"branch {source}")
         branch_cfg = cfg.model_copy(update={"loop": source, "mix": {}, "branches": []})
-        branch = ctx.branch(branch_cfg, RunStore(ctx.store.root / source))
+        branch = ctx.branch(branch_cfg, ctx.store.child(source))
         try:
             results["branches"][source] = iterate(branch, m1)
         except stages.NoPairsError as e:  # one paradigm giving no signal must not hide the others

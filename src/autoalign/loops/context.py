@@ -59,15 +59,22 @@ def teacher_ref(cfg: RunConfig, log: Callable[[str], None]) -> AnyModelRef | Non
     return ModelRef(label=f"teacher {teacher.name}", path=path, key=content_key(model_cfg.key(), str(path)), config=model_cfg)
 
 
-def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages.JudgeFactory | None = None) -> tuple[RunContext, ModelRef]:
-    """(context, M0). Loads and checks all data before any model is touched."""
-    store = RunStore(cfg.run_dir)
+def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages.JudgeFactory | None = None,
+                  retry_failed: bool = False) -> tuple[RunContext, ModelRef]:
+    """(context, M0). Loads and checks all data before any model is touched, and checks the
+    models and endpoints before the run directory is created."""
     ift = load_ift(cfg.data.ift)
     eft = load_eft(cfg.data.eft) if cfg.data.eft else []
     heldout = load_prompts(cfg.data.heldout, source="heldout")
     m0_path = resolve_model(cfg.model.name, log=log)
     m0 = ModelRef("M0", m0_path, content_key(cfg.model.key(), str(m0_path)))
     pool = ModelPool(cfg.model, http_cache_dir=Path(cfg.run_dir) / "http_cache")
+    teacher = teacher_ref(cfg, log)
+    if isinstance(teacher, EndpointRef):  # an unset key or a server that is down: say so before any work
+        listed = pool.remote(teacher).check()
+        if listed and teacher.endpoint.model not in listed:
+            log(f"warning: {teacher.label} is not among the models the server lists ({', '.join(listed[:5])})")
+    store = RunStore(cfg.run_dir, retry_failed)
     demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars)
     eval_judge = make_judge or stages.RubricJudgeFactory(pool, tuple(demonstrations))
     feedback_judge = VerifierJudgeFactory(cfg.judge.verifier_file) if cfg.judge.verifier == "ifeval" else eval_judge
@@ -82,6 +89,6 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
         heldout=heldout,
         make_judge=feedback_judge,
         make_eval_judge=eval_judge,
-        teacher=teacher_ref(cfg, log),
+        teacher=teacher,
     )
     return ctx, m0

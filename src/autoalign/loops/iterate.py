@@ -38,16 +38,16 @@ SOURCES = {
 }
 
 
-def run(cfg: RunConfig, log=print, make_judge: stages.JudgeFactory | None = None) -> dict:
-    """make_judge replaces the rubric judge (e.g. by a programmatic verifier). The resolved
-    config is written to runs/<name>/config.yaml first (the report shows it)."""
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+def run(cfg: RunConfig, log=print, make_judge: stages.JudgeFactory | None = None, retry_failed: bool = False) -> dict:
+    """make_judge replaces the rubric judge (e.g. by a programmatic verifier); retry_failed
+    re-asks items that failed in finished stages. Data, models and endpoints are checked first;
+    only then is the resolved config written to runs/<name>/config.yaml (the report shows it)."""
+    ctx, m0 = build_context(cfg, log, make_judge, retry_failed)
+    atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
     if cfg.branches:
         from autoalign.loops import compare
 
-        return compare.run(cfg, log, make_judge)
-    ctx, m0 = build_context(cfg, log, make_judge)
+        return compare.run(ctx, m0)
     return iterate(ctx, initial_model(ctx, m0))
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from autoalign.config import JudgeConfig, PairsConfig
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
 from autoalign.loops.pool import AnyModelRef, ModelPool
-from autoalign.loops.stages import remote_usage_since, sampling_params
+from autoalign.loops.stages import first_error, remote_usage_since, sampling_params
 from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
 from autoalign.store import RunStore
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
@@ -69,8 +69,9 @@ def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompt
                 out[pid].append({"first": i, "second": j, "preference": pref.to_dict()})
             return [{"id": pid, "comparisons": out[pid]} for pid in ids]
 
+        error_of = lambda row: first_error(c["preference"]["error"] for c in row["comparisons"])
         usage_before = pool.remote_usage()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 4), desc=f"iter {t}: comparisons ({judge_model.label})")
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 4), desc=f"iter {t}: comparisons ({judge_model.label})", error_of=error_of)
         prefs = [Preference.from_dict(c["preference"]) for r in rows for c in r["comparisons"]]
         winners = Counter(str(p.winner) for p in prefs)
         stage.finish(rows, {
@@ -80,8 +81,9 @@ def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompt
             "order_inconsistent": winners["tie"],
             "unparsed": winners["None"],
             "consistency_rate": (winners["first"] + winners["second"]) / max(1, len(prefs) - winners["None"]),
+            "failed": sum(p.error is not None for p in prefs),
             **remote_usage_since(pool, usage_before),
-        })
+        }, failed=sum(error_of(r) is not None for r in rows))
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]
         for r in stage.rows()

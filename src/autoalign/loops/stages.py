@@ -7,7 +7,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -20,6 +20,7 @@ from autoalign.judges.base import Judge, JudgeItem
 from autoalign.judges.rubric import RubricJudge
 from autoalign.generation.openai import ZERO_USAGE, usage_delta
 from autoalign.loops.pool import AnyModelRef, ModelPool, ModelRef, save_checkpoint
+from autoalign.pairs import NoPairsError
 from autoalign.prompts import render
 from autoalign.store import RunStore, content_key, file_digest
 from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_tasks
@@ -29,8 +30,14 @@ from autoalign.train.sft import train_sft
 from autoalign.types import Candidate, Judgment, Message, Pair, Prompt
 
 
-class NoPairsError(RuntimeError):
-    """The feedback produced no usable preference pair, so there is nothing to train on."""
+def chunk_seed(seed: int, ids: list[str]) -> int:
+    """A chunk's own sampling seed: chunks draw different random streams, and a chunk redone
+    after a crash draws the same one (chunks are fixed, see RunStore.map_items)."""
+    return seed + int(content_key(ids), 16) % 1_000_003
+
+
+def first_error(errors) -> str | None:
+    return next((e for e in errors if e), None)
 
 
 def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:
@@ -123,15 +130,17 @@ def sample_candidates(store: RunStore, t: int, model: AnyModelRef, prompts: list
         params = sampling_params(cfg.sampling, n=cfg.n, seed=seed)
 
         def process(ids: list[str]) -> list[dict]:
-            outputs = pool.generator(model, cfg.sampling.batch_size).generate([_answer_request(by_id[i], cfg.control_instruction) for i in ids], params)
+            requests = [_answer_request(by_id[i], cfg.control_instruction) for i in ids]
+            outputs = pool.generator(model, cfg.sampling.batch_size).generate(requests, replace(params, seed=chunk_seed(seed, ids)))
             return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
 
+        error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
         started, usage_before = time.perf_counter(), pool.remote_usage()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size, desc=f"iter {t}: {name} ({model.label})")
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size, desc=f"iter {t}: {name} ({model.label})", error_of=error_of)
         elapsed = time.perf_counter() - started
         cands = [Candidate.from_dict(c) for r in rows for c in r["candidates"]]
         tokens = sum(c.num_tokens for c in cands)
-        stage.finish(rows, {
+        stage.finish(rows, failed=sum(error_of(r) is not None for r in rows), metrics={
             "model": model.label,
             "prompts": len(rows),
             "candidates": len(cands),
@@ -187,10 +196,12 @@ def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts:
             unjudged = lambda c: Judgment(score=None, raw=[], parsed=False, error=f"candidate failed: {c.error}")
             return [{"id": i, "judgments": [(by_key.get((i, k)) or unjudged(c)).to_dict() for k, c in enumerate(candidates[i])]} for i in ids]
 
+        # A judgment of a failed candidate is not the judge's failure: retrying the judge cannot help.
+        error_of = lambda row: first_error(j["error"] for j in row["judgments"] if not (j["error"] or "").startswith("candidate failed"))
         usage_before = pool.remote_usage()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name} ({judge_model.label})")
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name} ({judge_model.label})", error_of=error_of)
         metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
-        stage.finish(rows, {"judge": judge_model.label, **metrics, **remote_usage_since(pool, usage_before)})
+        stage.finish(rows, {"judge": judge_model.label, **metrics, **remote_usage_since(pool, usage_before)}, failed=sum(error_of(r) is not None for r in rows))
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
 
 
@@ -214,7 +225,9 @@ def train_dpo_stage(store: RunStore, t: int, model: ModelRef, pairs: list[Pair],
     if stage.done():
         return out
     if not pairs:
-        raise NoPairsError(f"iteration {t}: no preference pairs to train on (see {store.root}/iter_{t}/pairs/metrics.json)")
+        pairs_metrics = store.root / f"iter_{t}/pairs/metrics.json"
+        dropped = store.metrics(t, "pairs").get("dropped") if pairs_metrics.exists() else None
+        raise NoPairsError(f"iteration {t}: no preference pairs to train on (dropped: {dropped or 'none'}; see {pairs_metrics})")
     stage.begin()
     loaded = pool.fresh(model)
     started = time.perf_counter()
