@@ -122,6 +122,7 @@ def head_to_head_cmd(
     from autoalign.config import EndpointConfig, JudgeConfig
     from autoalign.data import load_prompts
     from autoalign.eval import suite
+    from autoalign.generation.openai import check_endpoint
     from autoalign.loops.pool import EndpointRef
     from autoalign.store import RunStore
 
@@ -138,7 +139,7 @@ def head_to_head_cmd(
             judge_ref = _model_ref(judge, dtype, None)
         store, pool, sampling = RunStore(out), _pool(out), _sampling(max_new_tokens, batch_size)
         if isinstance(judge_ref, EndpointRef):
-            pool.remote(judge_ref).check()  # before any answer is generated
+            check_endpoint(judge_ref.endpoint)  # before any answer is generated
     except (*USER_ERRORS, ValueError) as e:
         fail(e)
     answers = {ref.label: suite.answers(store, 0, ref, prompt_set, sampling, pool, seed, name=f"eval_answers_{ref.label}") for ref in (model_ref, baseline_ref)}

@@ -268,3 +268,12 @@ class OpenAIGenerator:
 
     def close(self) -> None:
         self.client.close()
+
+
+def check_endpoint(cfg: EndpointConfig) -> list[str]:
+    """OpenAIGenerator.check without a response cache (so nothing is written yet)."""
+    generator = OpenAIGenerator(cfg)
+    try:
+        return generator.check()
+    finally:
+        generator.close()

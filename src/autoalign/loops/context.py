@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autoalign.config import RunConfig
 from autoalign.data import judge_demonstrations, load_eft, load_ift, load_prompts
+from autoalign.generation.openai import check_endpoint
 from autoalign.judges.verifier import VerifierJudgeFactory
 from autoalign.loops import stages
 from autoalign.loops.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
@@ -71,7 +72,7 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
     pool = ModelPool(cfg.model, http_cache_dir=Path(cfg.run_dir) / "http_cache")
     teacher = teacher_ref(cfg, log)
     if isinstance(teacher, EndpointRef):  # an unset key or a server that is down: say so before any work
-        listed = pool.remote(teacher).check()
+        listed = check_endpoint(teacher.endpoint)
         if listed and teacher.endpoint.model not in listed:
             log(f"warning: {teacher.label} is not among the models the server lists ({', '.join(listed[:5])})")
     store = RunStore(cfg.run_dir, retry_failed)
