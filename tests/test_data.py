@@ -122,3 +122,88 @@ def test_judge_demonstrations_pick_shortest_example_per_score_in_order():
         judge_demonstrations(examples, [5])
     with pytest.raises(DataError, match="score 4"):
         judge_demonstrations(examples, [4, 4])
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_repeated_prompt_ids_name_both_lines(tmp_path):
+    spec = _write(tmp_path / "p.jsonl", [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}, {"id": "a", "prompt": "z"}])
+    with pytest.raises(DataError, match=r"p.jsonl:3: field 'id' repeats 'a' from line 1"):
+        load_prompts(spec)
+
+
+def test_empty_files_are_errors_naming_the_file(tmp_path):
+    for loader, name in ((load_prompts, "heldout.jsonl"), (load_ift, "ift.jsonl"), (load_eft, "eft.jsonl")):
+        (tmp_path / name).write_text("\n")
+        with pytest.raises(DataError, match=rf"{name}: no .*\(the file is empty\)"):
+            loader(str(tmp_path / name))
+
+
+def test_empty_prompt_text_is_an_error(tmp_path):
+    with pytest.raises(DataError, match=r"p.jsonl:2: the prompt is empty"):
+        load_prompts(_write(tmp_path / "p.jsonl", [{"prompt": "ok"}, {"prompt": "  "}]))
+
+
+def test_non_utf8_bytes_name_file_and_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"prompt": "fine"}\n{"prompt": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"p.jsonl:2: not UTF-8 \(byte 0xe9 at column 16\)"):
+        load_prompts(str(path))
+
+
+def test_a_parquet_file_that_is_not_parquet(tmp_path):
+    (tmp_path / "p.parquet").write_text('{"prompt": "I am JSON"}\n')
+    with pytest.raises(DataError, match=r"p.parquet: not a readable Parquet file"):
+        load_prompts(str(tmp_path / "p.parquet"))
+
+
+def test_ifeval_keys_must_be_unique(tmp_path):
+    from autoalign.eval.ifeval import load_ifeval
+
+    row = {"key": 7, "prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    with pytest.raises(DataError, match=r"if.jsonl:2: field 'key' repeats '7' from line 1"):
+        load_ifeval(_write(tmp_path / "if.jsonl", [row, row]))
+
+
+def test_prompt_past_the_model_context_fails_before_any_work(tiny_model_dir, tmp_path):
+    from autoalign.loops import iterate
+    from test_loop_tiny import make_verifier, tiny_config
+
+    heldout = _write(tmp_path / "heldout.jsonl", [{"prompt": "Name two planets."}, {"prompt": "planet " * 5000}])
+    cfg = tiny_config(tiny_model_dir, tmp_path, f"data.heldout={heldout}")  # the tiny model's context: 4096
+    with pytest.raises(DataError, match=r"heldout.jsonl:2: the prompt is \d+ tokens; with eval.sampling.max_new_tokens=8 "
+                                        r"it does not fit the model's context of 4096 tokens"):
+        iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    assert not cfg.run_dir.exists()
+
+
+def test_generation_refuses_a_prompt_past_the_context(tiny_loaded):
+    from autoalign.generation.base import SamplingParams
+    from autoalign.generation.hf import HFGenerator
+
+    with pytest.raises(DataError, match=r"a prompt of \d+ tokens \+ max_new_tokens 8 exceeds the context .* \(4096 tokens\)"):
+        HFGenerator(tiny_loaded).generate([[{"role": "user", "content": "planet " * 5000}]], SamplingParams(max_new_tokens=8))
+
+
+def test_empty_inputs_fail_before_the_run_directory_exists(tiny_model_dir, tmp_path):
+    from autoalign.loops import iterate
+    from test_loop_tiny import make_verifier, tiny_config
+
+    (tmp_path / "empty.jsonl").write_text("")
+    for setting in ("data.heldout", "create_prompts.from_file", "data.eft"):
+        cfg = tiny_config(tiny_model_dir, tmp_path, f"{setting}={tmp_path / 'empty.jsonl'}")
+        with pytest.raises(DataError, match=r"empty.jsonl: no .*\(the file is empty\)"):
+            iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+        assert not cfg.run_dir.exists()
+
+
+def test_pickle_only_model_directory_is_refused_with_advice(tmp_path):
+    from autoalign.models import ModelNotFound, resolve_model
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    with pytest.raises(ModelNotFound, match=r"only pickle weights \(pytorch_model.bin\).*use_safetensors=False"):
+        resolve_model(str(tmp_path))

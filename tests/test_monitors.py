@@ -31,3 +31,9 @@ def test_sample_monitors_flag_a_collapsed_iteration():
     assert bad["self_bleu"] == pytest.approx(1.0) and good["self_bleu"] < 0.5
     assert bad["distinct_2"] == pytest.approx(3 / 44) and good["distinct_2"] > 0.8
     assert good["mean_tokens"] == pytest.approx(41 / 4)
+
+
+def test_no_answers_gives_every_field_as_none():
+    none = sample_monitors({"p1": [Candidate.failed("timeout")], "p2": []})
+    assert none == {"answers": 0, "mean_tokens": None, "mean_chars": None, "truncated_rate": None,
+                    "distinct_1": None, "distinct_2": None, "self_bleu": None}

@@ -2,7 +2,9 @@
 
 IFT rows: {"messages": [..., {"role": "assistant", ...}]} or {"prompt": str, "response": str}.
 EFT rows: {"instruction", "response", "judgement"}; the judgement ends with `Score: N`.
-Prompt rows: {"prompt": str} or {"messages": [..., {"role": "user", ...}]}; optional "id".
+Prompt rows: {"prompt": str} or {"messages": [..., {"role": "user", ...}]}; optional "id",
+unique within the file (stages match answers to prompts by id).
+An empty file is an error naming the file; a repeated id names both lines.
 """
 
 from __future__ import annotations
@@ -42,34 +44,53 @@ def _messages(path: Path, line: int, row: dict, last_role: str) -> list[Message]
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def load_ift(spec: str) -> list[list[Message]]:
-    """Conversations ending with the assistant answer to imitate."""
+def located_ift(spec: str) -> list[tuple[str, list[Message]]]:
+    """("file:line", conversation ending with the assistant answer to imitate) per row."""
     path = resolve_data_path(spec)
     conversations = []
     for line, row in iter_rows(path):
         if "messages" in row:
-            conversations.append(_messages(path, line, row, last_role="assistant"))
+            conversation = _messages(path, line, row, last_role="assistant")
         elif "prompt" in row or "response" in row:
             prompt = require_field(path, line, row, "prompt", str)
             response = require_field(path, line, row, "response", str)
-            conversations.append([{"role": "user", "content": prompt}, {"role": "assistant", "content": response}])
+            conversation = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
         else:
             raise DataError(f"{path}:{line}: expected field 'messages' or fields 'prompt' and 'response'")
+        conversations.append((f"{path}:{line}", conversation))
     if not conversations:
-        raise DataError(f"{path}: no examples")
+        raise DataError(f"{path}: no examples (the file is empty)")
     return conversations
 
 
-def load_prompts(spec: str, source: str = "") -> list[Prompt]:
+def load_ift(spec: str) -> list[list[Message]]:
+    """Conversations ending with the assistant answer to imitate."""
+    return [conversation for _, conversation in located_ift(spec)]
+
+
+def located_prompts(spec: str, source: str = "") -> list[tuple[str, Prompt]]:
+    """("file:line", prompt) per row; ids are the rows' "id" or "<file stem>-<line>"."""
     path = resolve_data_path(spec)
-    prompts = []
+    prompts, first_line = [], {}
     for line, row in iter_rows(path):
         if "messages" in row:
             messages = _messages(path, line, row, last_role="user")
         else:
             messages = [{"role": "user", "content": require_field(path, line, row, "prompt", str)}]
-        prompts.append(Prompt(id=str(row.get("id", f"{path.stem}-{line}")), messages=messages, source=source or path.stem))
+        if not messages[-1]["content"].strip():
+            raise DataError(f"{path}:{line}: the prompt is empty")
+        prompt_id = str(row.get("id", f"{path.stem}-{line}"))
+        if prompt_id in first_line:
+            raise DataError(f"{path}:{line}: field 'id' repeats {prompt_id!r} from line {first_line[prompt_id]}; ids must be unique")
+        first_line[prompt_id] = line
+        prompts.append((f"{path}:{line}", Prompt(id=prompt_id, messages=messages, source=source or path.stem)))
+    if not prompts:
+        raise DataError(f"{path}: no prompts (the file is empty)")
     return prompts
+
+
+def load_prompts(spec: str, source: str = "") -> list[Prompt]:
+    return [prompt for _, prompt in located_prompts(spec, source)]
 
 
 @dataclass(frozen=True)
@@ -102,10 +123,12 @@ def load_eft(spec: str) -> list[EFTExample]:
         if "score" in row and row["score"] != score:
             raise DataError(f"{path}:{line}: field 'score' is {row['score']} but the judgement says {score}")
         examples.append(EFTExample(instruction, response, judgement, score))
+    if not examples:
+        raise DataError(f"{path}: no EFT examples (the file is empty)")
     return examples
 
 
-def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_response_chars: int = 2000) -> list[Message]:
+def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_response_chars: int = 2000, source: str = "the EFT data") -> list[Message]:
     """Chat turns showing one EFT judgement per requested score, in order: for each score the
     shortest example with that score (short demonstrations keep every judge prompt short)."""
     turns: list[Message] = []
@@ -113,7 +136,7 @@ def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_resp
     for score in scores:
         candidates = [i for i, e in enumerate(examples) if e.score == score and i not in used]
         if not candidates:
-            raise DataError(f"no unused EFT example with score {score} for judge.fewshot_scores")
+            raise DataError(f"{source}: no unused EFT example with score {score} for judge.fewshot_scores {scores}")
         best = min(candidates, key=lambda i: len(examples[i].instruction) + len(examples[i].response) + len(examples[i].judgement))
         used.add(best)
         turns += examples[best].to_conversation(max_response_chars)

@@ -40,11 +40,14 @@ def self_bleu(groups: list[list[str]]) -> float | None:
     return mean(scores) if scores else None
 
 
+MONITOR_FIELDS = ("mean_tokens", "mean_chars", "truncated_rate", "distinct_1", "distinct_2", "self_bleu")
+
+
 def sample_monitors(candidates: dict[str, list[Candidate]]) -> dict:
     answers = [c for group in candidates.values() for c in group if c.finish_reason != "error"]
     texts = [c.text for c in answers]
-    if not answers:
-        return {"answers": 0}
+    if not answers:  # every field present, so tables and plots never meet a missing key
+        return {"answers": 0, **{k: None for k in MONITOR_FIELDS}}
     return {
         "answers": len(answers),
         "mean_tokens": mean(c.num_tokens for c in answers),

@@ -25,6 +25,7 @@ from transformers.cache_utils import Cache
 from autoalign.chat import render_prompt
 from autoalign.generation.base import SamplingParams
 from autoalign.generation.kv_cache import new_cache
+from autoalign.io import DataError
 from autoalign.models.loading import LoadedModel
 from autoalign.types import Candidate, Message
 
@@ -64,10 +65,20 @@ class HFGenerator:
     @torch.no_grad()
     def _generate_batch(self, texts: list[str], params: SamplingParams, seed: int) -> list[list[Candidate]]:
         token_lists = self.loaded.tokenizer(texts, add_special_tokens=False).input_ids
+        self._check_fits(token_lists, params.max_new_tokens)
         tokens, logprobs, top, finished = self._decode(token_lists, params, seed)
         rows = [self._to_candidate(t, lp, tp, f) for t, lp, tp, f in zip(tokens, logprobs, top, finished)]
         n = params.n
         return [rows[i * n : (i + 1) * n] for i in range(len(texts))]
+
+    def _check_fits(self, token_lists: list[list[int]], max_new_tokens: int) -> None:
+        """The last guard against a prompt past the model's context (data checks catch most
+        earlier): fail with a clear message instead of attempting a huge allocation."""
+        limit = getattr(self.loaded.model.config, "max_position_embeddings", None)
+        longest = max(len(t) for t in token_lists)
+        if limit and longest + max_new_tokens > limit:
+            raise DataError(f"a prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds the context of "
+                            f"{self.loaded.path} ({limit} tokens)")
 
     def _prefill(self, token_lists: list[list[int]]) -> tuple[Cache, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the prompts through the model: (cache, last logits, attention mask, positions).

@@ -8,7 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from autoalign.config import RunConfig
-from autoalign.data import judge_demonstrations, load_eft, load_ift, load_prompts
+from autoalign.config import ConfigError
+from autoalign.data import judge_demonstrations, load_eft, located_ift, located_prompts
+from autoalign.data.fit import check_prompts_fit
+from autoalign.data.ranked import load_ranked
+from autoalign.eval.ifeval import load_ifeval
+from autoalign.models.loading import context_length, load_tokenizer
 from autoalign.generation.openai import check_endpoint
 from autoalign.judges.verifier import VerifierJudgeFactory
 from autoalign.loops import stages
@@ -60,15 +65,51 @@ def teacher_ref(cfg: RunConfig, log: Callable[[str], None]) -> AnyModelRef | Non
     return ModelRef(label=f"teacher {teacher.name}", path=path, key=content_key(model_cfg.key(), str(path)), config=model_cfg)
 
 
+def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout) -> None:
+    """Every data file the run will read is read now, and every prompt the student will answer
+    must fit its context with room for the answer: bad data fails before any work, not after
+    an iteration."""
+    if cfg.create_prompts.from_file:
+        located_from_file = located_prompts(cfg.create_prompts.from_file)
+    if "gold_vs_sample" in (set(cfg.branches) or set(cfg.sources)):
+        located_gold = located_ift(cfg.gold.file)
+    if cfg.eval.enabled and cfg.eval.ifeval_prompts:
+        load_ifeval(cfg.eval.ifeval_file)
+    if cfg.eval.enabled and cfg.eval.reward_data:
+        load_ranked(cfg.eval.reward_data)
+    context = context_length(m0_path)
+    if context is None:
+        return
+    try:
+        tokenizer = load_tokenizer(m0_path, cfg.model.chat_template)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    prompt_of = lambda conversation: conversation[:-1]
+    check_prompts_fit(tokenizer, context, [(w, prompt_of(c)) for w, c in located_seed], cfg.create_prompts.sampling.max_new_tokens,
+                      "create_prompts.sampling.max_new_tokens")
+    if cfg.eval.enabled:
+        check_prompts_fit(tokenizer, context, [(w, p.messages) for w, p in located_heldout[: cfg.eval.num_prompts]],
+                          cfg.eval.sampling.max_new_tokens, "eval.sampling.max_new_tokens")
+    if cfg.create_prompts.from_file:
+        check_prompts_fit(tokenizer, context, [(w, p.messages) for w, p in located_from_file], cfg.sample.sampling.max_new_tokens,
+                          "sample.sampling.max_new_tokens")
+    if "gold_vs_sample" in (set(cfg.branches) or set(cfg.sources)):
+        check_prompts_fit(tokenizer, context, [(w, prompt_of(c)) for w, c in located_gold], cfg.sample.sampling.max_new_tokens,
+                          "sample.sampling.max_new_tokens")
+
+
 def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages.JudgeFactory | None = None,
                   retry_failed: bool = False) -> tuple[RunContext, ModelRef]:
     """(context, M0). Loads and checks all data before any model is touched, and checks the
     models and endpoints before the run directory is created."""
-    ift = load_ift(cfg.data.ift)
+    located_seed = located_ift(cfg.data.ift)
+    ift = [conversation for _, conversation in located_seed]
     eft = load_eft(cfg.data.eft) if cfg.data.eft else []
-    heldout = load_prompts(cfg.data.heldout, source="heldout")
+    located_heldout = located_prompts(cfg.data.heldout, source="heldout")
+    heldout = [p for _, p in located_heldout]
     m0_path = resolve_model(cfg.model.name, log=log)
     m0 = ModelRef("M0", m0_path, content_key(cfg.model.key(), str(m0_path)))
+    check_data_fits(cfg, m0_path, located_seed, located_heldout)
     pool = ModelPool(cfg.model, http_cache_dir=Path(cfg.run_dir) / "http_cache")
     teacher = teacher_ref(cfg, log)
     if isinstance(teacher, EndpointRef):  # an unset key or a server that is down: say so before any work
@@ -76,7 +117,7 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
         if listed and teacher.endpoint.model not in listed:
             log(f"warning: {teacher.label} is not among the models the server lists ({', '.join(listed[:5])})")
     store = RunStore(cfg.run_dir, retry_failed)
-    demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars)
+    demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars, source=str(cfg.data.eft))
     eval_judge = make_judge or stages.RubricJudgeFactory(pool, tuple(demonstrations))
     feedback_judge = VerifierJudgeFactory(cfg.judge.verifier_file) if cfg.judge.verifier == "ifeval" else eval_judge
     ctx = RunContext(

@@ -22,10 +22,28 @@ def resolve_model(spec: str, log=print) -> Path:
     if path.is_dir():
         if not (path / "config.json").exists():
             raise ModelNotFound(f"model directory {path} has no config.json (not a Hugging Face checkpoint)")
+        _require_safetensors(path)
         return path
     if path.exists():
         raise ModelNotFound(f"model spec {spec} is a file; give a checkpoint directory")
     return _download_from_hub(spec)
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def _require_safetensors(path: Path) -> None:
+    """Weights are only ever read from safetensors: a pickle checkpoint can run code on load."""
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickles:
+        raise ModelNotFound(
+            f"model directory {path} has only pickle weights ({', '.join(pickles[:3])}), which autoalign does not load "
+            "(unpickling can run code). If you trust the file, convert it once: "
+            "AutoModelForCausalLM.from_pretrained(dir, use_safetensors=False).save_pretrained(new_dir)"
+        )
+    raise ModelNotFound(f"model directory {path} has no weights (*.safetensors)")
 
 
 def _download_from_hub(spec: str) -> Path:

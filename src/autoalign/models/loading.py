@@ -53,6 +53,16 @@ def load_tokenizer(path: Path, chat_template: str | None = None) -> PreTrainedTo
     return tokenizer
 
 
+def context_length(path: str | Path) -> int | None:
+    """The model's maximum sequence length from its config.json (None if it states none)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path)
+    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    value = getattr(config, "max_position_embeddings", None)
+    return int(value) if value else None
+
+
 def load_model(path: str | Path, dtype: str = "float32", chat_template: str | None = None) -> LoadedModel:
     path = Path(path)
     tokenizer = load_tokenizer(path, chat_template)

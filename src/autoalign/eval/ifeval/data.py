@@ -55,9 +55,13 @@ def _check_arguments(path: Path, line: int, index: int, instruction_id: str, kwa
 
 def load_ifeval(spec: str | Path) -> list[IFEvalPrompt]:
     path = resolve_data_path(str(spec))
-    prompts = []
+    prompts, first_line = [], {}
     for line, row in iter_rows(path):
         prompt = require_field(path, line, row, "prompt", str)
+        key = str(row.get("key", line))
+        if key in first_line:
+            raise DataError(f"{path}:{line}: field 'key' repeats {key!r} from line {first_line[key]}; keys must be unique")
+        first_line[key] = line
         ids = require_field(path, line, row, "instruction_id_list", list)
         kwargs = require_field(path, line, row, "kwargs", list)
         if len(ids) != len(kwargs):
@@ -68,7 +72,7 @@ def load_ifeval(spec: str | Path) -> list[IFEvalPrompt]:
             if not isinstance(args, dict):
                 raise DataError(f"{path}:{line}: field 'kwargs[{i}]' must be an object")
             kwargs[i] = _check_arguments(path, line, i, instruction_id, args)
-        prompts.append(IFEvalPrompt(key=str(row.get("key", line)), prompt=prompt, instruction_ids=list(ids), kwargs=kwargs))
+        prompts.append(IFEvalPrompt(key=key, prompt=prompt, instruction_ids=list(ids), kwargs=kwargs))
     if not prompts:
         raise DataError(f"{path}: no prompts")
     return prompts
