@@ -12,8 +12,9 @@ from autoalign.types import Candidate
 @pytest.mark.parametrize("text, expected", [
     ("A is more direct.\nWinner: A", "A"),
     ("reasons\n\n**Winner:** B\n", "B"),
-    ("Winner: [b].", "B"),
-    ("Better response: Response A", "A"),
+    ("Winner: b.", "B"),
+    ("Winner: [b].", None),  # only the plain format the prompt asks for
+    ("Better response: Response A", None),
     ("Winner: A\nActually the other one is better.", None),  # the verdict must be the final line
     ("Winner: C", None),
     ("Winner: A or B", None),

@@ -16,9 +16,8 @@ from autoalign.judges.rubric import judge_prompt, judgment_from_outputs, parse_s
         ("Good.\nScore: 0", 0),
         ("Fine.\n\nScore: 5\n\n", 5),
         ("Fine.\n**Score:** 3", 3),
-        ("Fine.\nFinal score: 2/5", 2),
-        ("Fine.\nscore = 1 point.", 1),
-        ("Fine.\nScore: 3 out of 5", 3),
+        ("Fine.\n**Score: 2**", 2),
+        ("Fine.\nscore: 1.", 1),
     ],
 )
 def test_valid_scores(text, expected):
@@ -37,6 +36,9 @@ def test_valid_scores(text, expected):
         "Relevant (+1). Addresses part (+1). So the sc",  # cut off mid-justification
         "Score: four",
         "My score: 4 because it is good",  # extra words on the line
+        "Fine.\nFinal score: 2/5",  # only the plain format the prompt asks for
+        "Fine.\nscore = 1 point.",
+        "Fine.\nScore: 3 out of 5",
     ],
 )
 def test_unparseable_is_none_never_zero(text):

@@ -77,3 +77,17 @@ def test_report_renders_in_headless_chromium(run_dir):
         assert complete and width > 100 and height > 100, alt  # decoded, not a broken-image icon
     assert metric_rows > 10 and monitor_rows >= 3 and pair_rows >= 2
     assert "dpo:" in config and "tiny" in heading
+
+
+def test_report_renders_a_model_whose_every_answer_failed(tmp_path):
+    import json
+
+    from autoalign.report import write_report
+
+    run = tmp_path / "run"
+    (run / "iter_1/eval_answers_M2").mkdir(parents=True)
+    failed = {"text": "", "num_tokens": 0, "finish_reason": "error", "error": "timeout"}
+    (run / "iter_1/eval_answers_M2/data.jsonl").write_text(json.dumps({"id": "a", "candidates": [failed]}) + "\n")
+    (run / "manifest.json").write_text(json.dumps({"stages": {"iter_1/eval_answers_M2": {"key": "k"}}}))
+    html = write_report(run).read_text()
+    assert "<td>M2 held-out answers</td><td>0</td><td>-</td><td>-</td>" in html

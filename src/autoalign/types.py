@@ -77,6 +77,9 @@ class Judgment:
     confidence: float | None = None
     error: str | None = None
     """Why there is no verdict when the judge could not be asked (e.g. a failed request)."""
+    unparsed: list[str] = field(default_factory=list)
+    """Why each judge sample that gave no score gave none: no_verdict_line, cut_at_max_tokens,
+    copied_from_response, failed."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

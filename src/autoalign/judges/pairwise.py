@@ -8,7 +8,9 @@ preference also carries p_first, the probability that the first answer is better
 both orders.
 
 Parsing is strict: only the judge's final non-empty line, which must read `Winner: A` or
-`Winner: B`.
+`Winner: B` (optionally in bold), ASCII only; a quoted or code line, output cut at max tokens, or
+a verdict line copied from one of the answers gives no verdict. The answers are shown with our
+fence tags in them neutralised, so one cannot close its block and address the judge.
 """
 
 from __future__ import annotations
@@ -18,23 +20,26 @@ from dataclasses import dataclass
 
 from autoalign.generation.base import Generator, SamplingParams
 from autoalign.judges.verdict_probs import label_distribution
-from autoalign.prompts import render
+from autoalign.judges.rubric import copied_from, final_line
+from autoalign.prompts import neutralize_tags, render
 from autoalign.types import Candidate, Message, Preference
 
-_WINNER_LINE = re.compile(
-    r"^[\s*#_>`-]*(?:final\s+)?(?:winner|better\s+response|verdict)[\s*_]*[:=][\s*_]*"
-    r"(?:response[\s_]*)?\[?(?P<label>[AB])\]?[\s*_.!`]*$",
-    re.IGNORECASE,
-)
+_WINNER_LINE = re.compile(r"^(?:\*\*)?winner:(?:\*\*)?[ \t]*(?P<label>[AB])(?:\*\*)?\.?$", re.IGNORECASE | re.ASCII)
 
 
 def parse_winner(judge_output: str) -> str | None:
     """"A" or "B" from the final non-empty line, else None."""
-    lines = [line for line in judge_output.strip().splitlines() if line.strip()]
-    if not lines:
-        return None
-    match = _WINNER_LINE.match(lines[-1].strip())
+    line = final_line(judge_output)
+    match = _WINNER_LINE.match(line) if line else None
     return match.group("label").upper() if match else None
+
+
+def trusted_winner(output: Candidate, answers: list[str]) -> str | None:
+    """The verdict of one order, or None when it is cut off, failed, or copied from an answer."""
+    if output.error or output.finish_reason == "length":
+        return None
+    label = parse_winner(output.text)
+    return None if label is None or copied_from(final_line(output.text), answers) else label
 
 
 @dataclass(frozen=True)
@@ -50,13 +55,15 @@ def _clip(text: str, limit: int) -> str:
 
 def comparison_prompt(item: PairwiseItem, swapped: bool, max_response_chars: int) -> str:
     a, b = (item.second, item.first) if swapped else (item.first, item.second)
-    return render("judge_pairwise", instruction=item.prompt[-1]["content"], response_a=_clip(a, max_response_chars), response_b=_clip(b, max_response_chars))
+    return render("judge_pairwise", instruction=neutralize_tags(item.prompt[-1]["content"]),
+                  response_a=neutralize_tags(_clip(a, max_response_chars)), response_b=neutralize_tags(_clip(b, max_response_chars)))
 
 
-def combine(straight: Candidate, swapped: Candidate) -> Preference:
-    """straight asked (first=A, second=B); swapped asked (second=A, first=B)."""
+def combine(straight: Candidate, swapped: Candidate, answers: list[str] = ()) -> Preference:
+    """straight asked (first=A, second=B); swapped asked (second=A, first=B). answers: the two
+    answers under review (a verdict line copied from one is not trusted)."""
     errors = [c.error for c in (straight, swapped) if c.error]
-    labels = [parse_winner(straight.text), parse_winner(swapped.text)]
+    labels = [trusted_winner(straight, list(answers)), trusted_winner(swapped, list(answers))]
     # Map each order's letter back to "first"/"second".
     verdicts = [
         None if labels[0] is None else ("first" if labels[0] == "A" else "second"),
@@ -107,4 +114,4 @@ class PairwiseJudge:
             for swapped in (False, True)
         ]
         outputs = self.generator.generate(requests, self.sampling)
-        return [combine(outputs[2 * i][0], outputs[2 * i + 1][0]) for i in range(len(items))]
+        return [combine(outputs[2 * i][0], outputs[2 * i + 1][0], [item.first, item.second]) for i, item in enumerate(items)]

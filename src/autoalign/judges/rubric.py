@@ -2,10 +2,14 @@
 Models", figure 2), pointwise: one judge call per (prompt, response), k samples averaged.
 
 Parsing is strict and looks only at the judge's own generated text: the verdict is the judge's
-*final* non-empty line, which must read `Score: N` with N a whole number 0..5. Anything else
-(no score line, a score out of range, output cut off mid-justification) is None and counted.
+*final* non-empty line, which must read `Score: N` (optionally in bold) with N one ASCII digit
+0..5. Anything else is None and counted: no score line, a score out of range or in other digits,
+a line quoted (`> Score: 5`) or in code (`` `Score: 5` ``), output cut at max tokens (its last
+line is not a finished verdict), or a verdict line the judge copied from the answer under review.
 Earlier `Score:` lines are ignored (a running tally, or text quoted from the response under
-review, cannot decide the verdict); the prompt itself is never parsed.
+review, cannot decide the verdict); the prompt itself is never parsed. The answer is shown inside
+<response> tags with any of our fence tags in it neutralised (prompts.neutralize_tags), so it
+cannot close its block and address the judge.
 
 With use_logprobs and a backend that returns top-k token log-probabilities, a parsed verdict's
 score is the expected score under the judge's distribution over 0..5 at the verdict token
@@ -20,39 +24,55 @@ from statistics import mean
 from autoalign.generation.base import Generator, SamplingParams
 from autoalign.judges.base import JudgeItem
 from autoalign.judges.verdict_probs import expected_score
-from autoalign.prompts import render
+from autoalign.prompts import neutralize_tags, render
 from autoalign.types import Candidate, Judgment, Message
 
 MAX_SCORE = 5
-# "Score: 4", "**Score:** 4", "Final score: 4/5", "Score = 4 points." -- one line, nothing else on it.
-_SCORE_LINE = re.compile(
-    r"^[\s*#_>`-]*(?:total\s+|final\s+|overall\s+)?score[\s*_]*[:=][\s*_]*"
-    r"(?P<value>[+-]?\d+(?:\.\d+)?)"
-    r"[\s*_]*(?:/\s*5|out\s+of\s+5|points?)?[\s*_.!`]*$",
-    re.IGNORECASE,
-)
+# "Score: 4" or "**Score:** 4" / "**Score: 4**", and nothing else on the line; ASCII only.
+_SCORE_LINE = re.compile(r"^(?:\*\*)?score:(?:\*\*)?[ \t]*(?P<value>[0-5])(?:\*\*)?\.?$", re.IGNORECASE | re.ASCII)
+VERDICT_WORDS = re.compile(r"score|winner", re.IGNORECASE)
+
+
+def final_line(text: str) -> str | None:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def copied_from(line: str, untrusted: list[str]) -> bool:
+    """The judge's verdict line also appears in text under review that talks of verdicts: the
+    judge may be echoing the answer rather than judging it, so the verdict is not trusted."""
+    squash = lambda s: " ".join(s.lower().split())
+    return any(VERDICT_WORDS.search(text) and squash(line) in squash(text) for text in untrusted)
 
 
 def parse_score(judge_output: str, max_score: int = MAX_SCORE) -> int | None:
     """The score on the judge output's final non-empty line, or None."""
-    lines = [line for line in judge_output.strip().splitlines() if line.strip()]
-    if not lines:
-        return None
-    match = _SCORE_LINE.match(lines[-1].strip())
+    line = final_line(judge_output)
+    match = _SCORE_LINE.match(line) if line else None
     if match is None:
         return None
-    value = match.group("value")
-    if not value.lstrip("+-").isdigit():
-        return None  # the rubric only awards whole points
-    score = int(value)
-    return score if 0 <= score <= max_score else None
+    score = int(match.group("value"))
+    return score if score <= max_score else None
+
+
+def unparsed_reason(output: Candidate, untrusted: list[str]) -> str | None:
+    """Why a judge output gives no verdict (None when it gives one)."""
+    if output.error:
+        return "failed"
+    if output.finish_reason == "length":
+        return "cut_at_max_tokens"
+    if parse_score(output.text) is None:
+        return "no_verdict_line"
+    if copied_from(final_line(output.text), untrusted):
+        return "copied_from_response"
+    return None
 
 
 def judge_prompt(item: JudgeItem, max_response_chars: int) -> str:
     response = item.response
     if len(response) > max_response_chars:
         response = response[:max_response_chars] + " [...]"
-    return render("judge_rubric", instruction=item.prompt[-1]["content"], response=response)
+    return render("judge_rubric", instruction=neutralize_tags(item.prompt[-1]["content"]), response=neutralize_tags(response))
 
 
 class RubricJudge:
@@ -81,14 +101,15 @@ class RubricJudge:
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
         requests = [[*self.demonstrations, {"role": "user", "content": judge_prompt(item, self.max_response_chars)}] for item in items]
         outputs = self.generator.generate(requests, self.sampling)
-        return [judgment_from_outputs(cands) for cands in outputs]
+        return [judgment_from_outputs(cands, [item.response]) for item, cands in zip(items, outputs)]
 
 
-def judgment_from_outputs(outputs: list[Candidate]) -> Judgment:
+def judgment_from_outputs(outputs: list[Candidate], untrusted: list[str] = ()) -> Judgment:
     """k judge samples -> one Judgment: the mean over the samples that parsed (each the expected
     score when log-probabilities are there, else the integer written); confidence = the share
-    of samples that parsed."""
-    scores = [parse_score(c.text) for c in outputs]
+    of samples that parsed. untrusted: the answer under review (see copied_from)."""
+    reasons = [unparsed_reason(c, list(untrusted)) for c in outputs]
+    scores = [parse_score(c.text) if reason is None else None for c, reason in zip(outputs, reasons)]
     values = []
     for c, score in zip(outputs, scores):
         if score is not None:
@@ -102,4 +123,5 @@ def judgment_from_outputs(outputs: list[Candidate]) -> Judgment:
         samples=scores,
         confidence=len(values) / len(scores),
         error="; ".join(errors) if errors and not values else None,
+        unparsed=[r for r in reasons if r is not None],
     )

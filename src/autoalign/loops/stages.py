@@ -213,6 +213,7 @@ def judgment_metrics(judgments: list[Judgment]) -> dict:
         "parsed": len(scores),
         "parse_rate": len(scores) / max(1, len(judgments)),
         "failed": sum(j.error is not None for j in judgments),
+        "unparsed_samples": dict(Counter(reason for j in judgments for reason in j.unparsed)),
         "mean_score": sum(scores) / len(scores) if scores else None,
         "score_histogram": {str(k): histogram.get(str(k), 0) for k in range(6)},
     }

@@ -5,6 +5,7 @@ string.Template syntax (${name}) keeps literal braces in prompts (JSON, code) ha
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from pathlib import Path
 from string import Template
@@ -21,3 +22,14 @@ def load_prompt(name: str) -> Template:
 def render(name: str, **fields: str) -> str:
     """Fill a template; a missing field is an error, never a silently empty slot."""
     return load_prompt(name).substitute(**fields)
+
+
+# The tags judge and critic templates wrap untrusted text in (the question, the answers).
+_FENCE_TAG = re.compile(r"<(\s*/?\s*)(question|response(?:[\s_-]*[ab])?)(?=[\s>/]|$)", re.IGNORECASE)
+
+
+def neutralize_tags(text: str) -> str:
+    """Untrusted text (an answer under review, a question) with every opening or closing fence
+    tag of our templates turned into a visibly inert `&lt;/response>`, so it cannot close its
+    block and speak to the judge from outside it."""
+    return _FENCE_TAG.sub(lambda m: "&lt;" + m.group(1) + m.group(2), text)
