@@ -102,3 +102,45 @@ def test_eval_ifeval_bad_file_names_line_and_field(tmp_path, tiny_model_dir):
     assert r.exit_code == 2
     assert "bad.jsonl:1: field 'instruction_id_list[0]'" in r.output.replace("\n", "")
     assert not (tmp_path / "o").exists()
+
+
+def _tiny_recipe(tmp_path, tiny_model_dir, name="tiny_cli", **extra):
+    from pathlib import Path
+
+    fix = Path("tests/fixtures").resolve()
+    lines = [f"name: {name}", f"runs_dir: {tmp_path}", "iterations: 1", f"model: {{name: {tiny_model_dir}}}",
+             f"data: {{ift: {fix}/ift_small.jsonl, eft: {fix}/eft_small.jsonl, heldout: {fix}/heldout_small.jsonl}}",
+             f"create_prompts: {{from_file: {fix}/prompts_small.jsonl, num_prompts: 4}}",
+             "sample: {n: 2, sampling: {max_new_tokens: 8, batch_size: 4}}", "judge: {sampling: {max_new_tokens: 8}}",
+             "eval: {num_prompts: 2, sampling: {max_new_tokens: 8}}"]
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    recipe = tmp_path / f"{name}.yaml"
+    recipe.write_text("\n".join(lines) + "\n")
+    return recipe
+
+
+def test_no_pairs_is_a_clean_error_and_a_failed_rerun_keeps_the_config(tiny_model_dir, tmp_path):
+    recipe = _tiny_recipe(tmp_path, tiny_model_dir)
+    # A random tiny model writes no rubric verdict, so self-rewarding has no pair to train on.
+    result = runner.invoke(app, ["run", str(recipe)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "no preference pairs to train on (dropped: {'fewer_than_two_scores': 4}" in result.output
+    config = (tmp_path / "tiny_cli/config.yaml").read_text()
+    (tmp_path / "empty.jsonl").write_text("")
+    result = runner.invoke(app, ["run", str(recipe), f"data.heldout={tmp_path / 'empty.jsonl'}"])
+    assert result.exit_code == 2 and "empty.jsonl: no prompts (the file is empty)" in result.output
+    assert (tmp_path / "tiny_cli/config.yaml").read_text() == config  # what the report shows is still the real run
+
+
+def test_credentials_in_the_endpoint_url_are_never_written_or_shown(tiny_model_dir, tmp_path):
+    from fault_server import FaultServer
+
+    with FaultServer() as server:
+        url = server.base_url.replace("http://", "http://alice:s3cret@")
+        recipe = _tiny_recipe(tmp_path, tiny_model_dir, loop="teacher_demo", teacher=f"{{endpoint: {{base_url: '{url}', model: teacher}}}}")
+        result = runner.invoke(app, ["run", str(recipe)], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output and "alice" not in result.output and "***@127.0.0.1" in result.output
+    for path in (tmp_path / "tiny_cli").rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".jsonl", ".yaml", ".html"):
+            assert b"s3cret" not in path.read_bytes(), path

@@ -105,3 +105,47 @@ def test_pairwise_only_settings_leave_rubric_verdict_keys_alone():
     plain, with_demos = JudgeConfig(), JudgeConfig(pairwise_fewshot=True)
     assert with_demos.key() != plain.key()  # pairwise stages re-run
     assert with_demos.key_without(*JudgeConfig.PAIRWISE_ONLY) == plain.key_without(*JudgeConfig.PAIRWISE_ONLY)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("dpo.beta=[1,", r"override 'dpo.beta=\[1,': the value is not valid YAML \(.* at line 1, column \d+\)"),
+    ("=0.3", r"override '=0.3': the key '' has an empty part"),
+    ("dpo..beta=0.3", r"override 'dpo..beta=0.3': the key 'dpo..beta' has an empty part"),
+    ("dpo.beta", r"override 'dpo.beta' must look like key=value"),
+])
+def test_bad_overrides_are_one_line_errors(override, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(None, [override])
+    assert "\n" not in str(err.value)
+
+
+def test_bad_recipe_files_are_one_line_errors(tmp_path):
+    (tmp_path / "empty.yaml").write_text("\n# nothing here\n")
+    with pytest.raises(ConfigError, match=r"empty.yaml: the recipe is empty"):
+        load_config(tmp_path / "empty.yaml")
+    (tmp_path / "bad.yaml").write_text("name: x\ndpo: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: invalid YAML: .* at line \d+, column \d+$") as err:
+        load_config(tmp_path / "bad.yaml")
+    assert "\n" not in str(err.value)
+    (tmp_path / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text"):
+        load_config(tmp_path / "latin1.yaml")
+
+
+@pytest.mark.parametrize("name", ["..", "../escape", "a/b", "/abs", ".hidden", "", "x" * 101, "with space"])
+def test_run_name_must_be_a_safe_file_name(name):
+    with pytest.raises(ConfigError, match=r"name: Value error, must be 1-100 letters"):
+        load_config(None, [f"name={name!r}" if name else "name=''"])
+
+
+def test_credentials_in_endpoint_urls_are_redacted_where_shown():
+    from autoalign.config import redact_url
+
+    assert redact_url("https://user:s3cret@api.example.com/v1?key=abc&x=1") == "https://***@api.example.com/v1?key=***&x=***"
+    assert redact_url("http://127.0.0.1:8080/v1") == "http://127.0.0.1:8080/v1"
+    cfg = load_config(None, ["teacher.endpoint.base_url=https://user:s3cret@api.example.com/v1", "teacher.endpoint.model=m"])
+    assert "s3cret" not in str(cfg.redacted_dump()) and cfg.teacher.endpoint.display_url == "https://***@api.example.com/v1"
+    assert cfg.teacher.endpoint.base_url == "https://user:s3cret@api.example.com/v1"  # still used to connect
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["teacher.endpoint.base_url=ftp://user:s3cret@host/v1", "teacher.endpoint.model=m"])
+    assert "s3cret" not in str(err.value) and "ftp://***@host/v1" in str(err.value)
