@@ -68,11 +68,16 @@ def teacher_ref(cfg: RunConfig, log: Callable[[str], None]) -> AnyModelRef | Non
 def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout) -> None:
     """Every data file the run will read is read now, and every prompt the student will answer
     must fit its context with room for the answer: bad data fails before any work, not after
-    an iteration."""
+    an iteration. located_*: ("file:line", ...) rows, see data.located_ift / located_prompts."""
+    prompt_of = lambda conversation: conversation[:-1]
+    answer = (cfg.sample.sampling.max_new_tokens, "sample.sampling.max_new_tokens")
+    checks = [([(w, prompt_of(c)) for w, c in located_seed], cfg.create_prompts.sampling.max_new_tokens, "create_prompts.sampling.max_new_tokens")]
+    if cfg.eval.enabled:
+        checks.append(([(w, p.messages) for w, p in located_heldout[: cfg.eval.num_prompts]], cfg.eval.sampling.max_new_tokens, "eval.sampling.max_new_tokens"))
     if cfg.create_prompts.from_file:
-        located_from_file = located_prompts(cfg.create_prompts.from_file)
+        checks.append(([(w, p.messages) for w, p in located_prompts(cfg.create_prompts.from_file)], *answer))
     if "gold_vs_sample" in (set(cfg.branches) or set(cfg.sources)):
-        located_gold = located_ift(cfg.gold.file)
+        checks.append(([(w, prompt_of(c)) for w, c in located_ift(cfg.gold.file)], *answer))
     if cfg.eval.enabled and cfg.eval.ifeval_prompts:
         load_ifeval(cfg.eval.ifeval_file)
     if cfg.eval.enabled and cfg.eval.reward_data:
@@ -84,18 +89,8 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
         tokenizer = load_tokenizer(m0_path, cfg.model.chat_template)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    prompt_of = lambda conversation: conversation[:-1]
-    check_prompts_fit(tokenizer, context, [(w, prompt_of(c)) for w, c in located_seed], cfg.create_prompts.sampling.max_new_tokens,
-                      "create_prompts.sampling.max_new_tokens")
-    if cfg.eval.enabled:
-        check_prompts_fit(tokenizer, context, [(w, p.messages) for w, p in located_heldout[: cfg.eval.num_prompts]],
-                          cfg.eval.sampling.max_new_tokens, "eval.sampling.max_new_tokens")
-    if cfg.create_prompts.from_file:
-        check_prompts_fit(tokenizer, context, [(w, p.messages) for w, p in located_from_file], cfg.sample.sampling.max_new_tokens,
-                          "sample.sampling.max_new_tokens")
-    if "gold_vs_sample" in (set(cfg.branches) or set(cfg.sources)):
-        check_prompts_fit(tokenizer, context, [(w, prompt_of(c)) for w, c in located_gold], cfg.sample.sampling.max_new_tokens,
-                          "sample.sampling.max_new_tokens")
+    for located, max_new_tokens, setting in checks:
+        check_prompts_fit(tokenizer, context, located, max_new_tokens, setting)
 
 
 def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages.JudgeFactory | None = None,
