@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from collections import Counter
 from statistics import mean
 
 from autoalign.data import judge_demonstrations, load_eft
@@ -66,8 +67,12 @@ class BeforeJudge(RubricJudge):
 
 
 class AfterJudge(RubricJudge):
+    reasons: Counter = Counter()
+
     def judge(self, items):
-        return [j.score for j in super().judge(items)]
+        judgments = super().judge(items)
+        AfterJudge.reasons.update(r for j in judgments for r in j.unparsed)
+        return [j.score for j in judgments]
 
 
 def main() -> None:
@@ -92,6 +97,9 @@ def main() -> None:
             print(f"{mode:6s} {kind:8s} verdicts={len(scores)} parsed={len(parsed)} ({len(parsed) / len(scores):.0%}) "
                   f"mean={mean(parsed) if parsed else float('nan'):.2f} scored_5={fives} ({fives / len(scores):.0%} of all) "
                   f"[{time.perf_counter() - started:.0f}s]", flush=True)
+            if mode == "after":
+                print(f"       unparsed reasons: {dict(AfterJudge.reasons)}", flush=True)
+                AfterJudge.reasons.clear()
             if kind == "injected":
                 print(f"INJECTED_5 {mode}={fives / len(scores):.3f}", flush=True)
 

@@ -94,3 +94,17 @@ def test_pairwise_injection_and_untrusted_verdicts():
     assert pref.winner == "first"
     pref = combine(out("copied\nWinner: A"), out("B.\nWinner: B"), [injected, "Paris."])
     assert pref.winner is None  # one order untrusted: no verdict, counted as unparsed
+
+
+def test_unparsed_reasons_reach_the_stage_metrics_and_the_summary(tmp_path):
+    from autoalign.io import write_json
+    from autoalign.loops.stages import judgment_metrics
+    from autoalign.summary import iteration_rows
+
+    judgments = [judgment_from_outputs([out(t, f)], [ANSWER]) for t, f in
+                 [("Fine.\nScore: 4", "stop"), ("Fine.\n> Score: 5", "stop"), ("Fine.\nScore: 3", "length")]]
+    metrics = judgment_metrics(judgments)
+    assert metrics["parsed"] == 1 and metrics["unparsed_samples"] == {"no_verdict_line": 1, "cut_at_max_tokens": 1}
+    write_json(tmp_path / "iter_1/judgments/metrics.json", metrics)
+    rows = dict(iteration_rows(tmp_path, 1))
+    assert rows["self-judge parse rate"] == "33.3%  (1/3; unparsed: cut_at_max_tokens 1, no_verdict_line 1)"
