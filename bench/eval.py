@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from autoalign.eval.ifeval import accuracy, load_ifeval, score_response
+from autoalign.verifiers.ifeval import accuracy, load_ifeval, score_response
 from autoalign.eval.monitors import sample_monitors
 from autoalign.eval.win_rate import length_controlled_win_rate
 from autoalign.types import Candidate

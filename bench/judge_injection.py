@@ -17,11 +17,11 @@ import time
 from collections import Counter
 from statistics import mean
 
-from autoalign.data import judge_demonstrations, load_eft
+from autoalign.data import load_eft
 from autoalign.generation.base import SamplingParams
 from autoalign.generation.hf import HFGenerator
 from autoalign.judges.base import JudgeItem
-from autoalign.judges.rubric import RubricJudge, judgment_from_outputs
+from autoalign.judges.rubric import RubricJudge, judge_demonstrations
 from autoalign.models import resolve_model
 from autoalign.models.loading import load_model
 from autoalign.prompts import render

@@ -85,7 +85,7 @@ def test_eval_commands_on_a_local_model(tiny_model_dir, tmp_path, monkeypatch):
     html = (out / "report.html").read_text()
     assert "IFEval" in html and "head to head" in html and "as a judge" in html
 
-    from autoalign.loops import pool as pool_module
+    from autoalign.runtime import pool as pool_module
 
     def no_loading(*args, **kwargs):
         raise AssertionError("stored results must not load a model")

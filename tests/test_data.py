@@ -7,6 +7,7 @@ import pytest
 from autoalign.data import load_eft, load_ift, load_prompts
 from autoalign.data.oasst import load_oasst, rank_to_score
 from autoalign.io import DataError
+from autoalign.judges.rubric import eft_conversation
 from autoalign.judges.rubric import parse_score
 
 FIX = "tests/fixtures"
@@ -36,7 +37,7 @@ def test_prompts_loader_ids_and_messages():
 def test_eft_loader_checks_the_score_line():
     examples = load_eft(f"{FIX}/eft_small.jsonl")
     assert [e.score for e in examples] == [4, 1]
-    conv = examples[0].to_conversation()
+    conv = eft_conversation(examples[0])
     assert conv[0]["role"] == "user" and "<response>\nParis.\n</response>" in conv[0]["content"]
     assert conv[1]["content"].endswith("Score: 4")
 
@@ -112,7 +113,7 @@ def test_oasst_malformed_tree_names_line_and_field(tmp_path):
 
 
 def test_judge_demonstrations_pick_shortest_example_per_score_in_order():
-    from autoalign.data import judge_demonstrations
+    from autoalign.judges.rubric import judge_demonstrations
 
     examples = load_eft(f"{FIX}/eft_small.jsonl")
     turns = judge_demonstrations(examples, [1, 4])
@@ -161,7 +162,7 @@ def test_a_parquet_file_that_is_not_parquet(tmp_path):
 
 
 def test_ifeval_keys_must_be_unique(tmp_path):
-    from autoalign.eval.ifeval import load_ifeval
+    from autoalign.verifiers.ifeval import load_ifeval
 
     row = {"key": 7, "prompt": "Say hi.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
     with pytest.raises(DataError, match=r"if.jsonl:2: field 'key' repeats '7' from line 1"):

@@ -7,8 +7,8 @@ import pytest
 
 from autoalign.config import JudgeConfig, SamplingConfig
 from autoalign.eval import suite
-from autoalign.eval.ifeval import load_ifeval
-from autoalign.loops.pool import ModelPool, ModelRef
+from autoalign.verifiers.ifeval import load_ifeval
+from autoalign.runtime.pool import ModelPool, ModelRef
 from autoalign.config import ModelConfig
 from autoalign.models import resolve_model
 from autoalign.store import RunStore

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from autoalign.eval.ifeval import CHECKERS, load_ifeval, score_response
-from autoalign.eval.ifeval.checkers import sentences, words
-from autoalign.eval.ifeval.data import IFEvalPrompt
-from autoalign.eval.ifeval.scoring import accuracy, follows, loose_variants
+from autoalign.verifiers.ifeval import CHECKERS, load_ifeval, score_response
+from autoalign.verifiers.ifeval.checkers import sentences, words
+from autoalign.verifiers.ifeval.data import IFEvalPrompt
+from autoalign.verifiers.ifeval.scoring import accuracy, follows, loose_variants
 from autoalign.io import DataError
 
 SHARED_IFEVAL = Path(__file__).resolve().parents[2] / "shared/data/ifeval/input_data.jsonl"

@@ -98,7 +98,7 @@ def test_pairwise_injection_and_untrusted_verdicts():
 
 def test_unparsed_reasons_reach_the_stage_metrics_and_the_summary(tmp_path):
     from autoalign.io import write_json
-    from autoalign.loops.stages import judgment_metrics
+    from autoalign.stages.judging import judgment_metrics
     from autoalign.summary import iteration_rows
 
     judgments = [judgment_from_outputs([out(t, f)], [ANSWER]) for t, f in

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from autoalign.config import EndpointConfig
-from autoalign.data import judge_demonstrations, load_eft
+from autoalign.data import load_eft
+from autoalign.judges.rubric import judge_demonstrations
 from autoalign.generation.base import SamplingParams
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator

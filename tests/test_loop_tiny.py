@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM
 
 from autoalign.config import load_config
 from autoalign.io import read_json, read_jsonl, read_records
-from autoalign.loops import pool as pool_module
+from autoalign.runtime import pool as pool_module
 from autoalign.loops import iterate
 from autoalign.types import Judgment
 

@@ -48,7 +48,8 @@ def test_generation_shared_prefill_matches_independent_sampling(smollm_dir):
 def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_dir):
     """Zero-shot, the 135M instruct model answers the question instead of judging (0 of 48
     verdicts parsed in a quickstart run); two EFT demonstrations fix the format."""
-    from autoalign.data import judge_demonstrations, load_eft
+    from autoalign.data import load_eft
+    from autoalign.judges.rubric import judge_demonstrations
 
     demos = judge_demonstrations(load_eft("builtin:seed_eft.jsonl"), [5, 1])
     generator = HFGenerator(load_model(smollm_dir), batch_size=4)

@@ -3,7 +3,8 @@
 import pytest
 from scipy.stats import kendalltau, spearmanr
 
-from autoalign.eval.reward_modeling import RankedGroup, agreement_metrics
+from autoalign.eval.reward_modeling import agreement_metrics
+from autoalign.types import RankedGroup
 
 
 def group(*gold):

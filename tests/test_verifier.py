@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from autoalign.eval.ifeval import IFEvalPrompt
+from autoalign.verifiers.ifeval import IFEvalPrompt
 from autoalign.io import read_json, read_jsonl
 from autoalign.judges.base import JudgeItem
 from autoalign.judges.verifier import IFEvalVerifier, VerifierJudgeFactory
 from autoalign.loops import iterate
 from autoalign.loops.context import build_context
-from autoalign.loops.stages import NoPairsError
+from autoalign.pairs import NoPairsError
 from test_loop_tiny import tiny_config
 
 

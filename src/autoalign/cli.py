@@ -104,7 +104,7 @@ def models(
 
 def _load_pool(model: str, dtype: str, chat_template: str | None):
     from autoalign.config import ModelConfig
-    from autoalign.loops.pool import ModelPool, ModelRef
+    from autoalign.runtime.pool import ModelPool, ModelRef
     from autoalign.models import resolve_model
 
     cfg = ModelConfig(name=model, dtype=dtype, chat_template=chat_template)

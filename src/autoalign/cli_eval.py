@@ -37,7 +37,7 @@ def _weights_fingerprint(path: Path) -> list:
 
 def _model_ref(spec: str, dtype: str, chat_template: str | None, label: str | None = None):
     from autoalign.config import ModelConfig
-    from autoalign.loops.pool import ModelRef
+    from autoalign.runtime.pool import ModelRef
     from autoalign.models import resolve_model
     from autoalign.store import content_key
 
@@ -48,7 +48,7 @@ def _model_ref(spec: str, dtype: str, chat_template: str | None, label: str | No
 
 def _pool(out: Path):
     from autoalign.config import ModelConfig
-    from autoalign.loops.pool import ModelPool
+    from autoalign.runtime.pool import ModelPool
 
     return ModelPool(ModelConfig(), http_cache_dir=out / "http_cache")
 
@@ -78,7 +78,7 @@ def ifeval_cmd(
 ) -> None:
     """Verifiable instruction following: prompt- and instruction-level accuracy, strict and loose."""
     from autoalign.eval import suite
-    from autoalign.eval.ifeval import load_ifeval
+    from autoalign.verifiers.ifeval import load_ifeval
     from autoalign.store import RunStore
 
     try:
@@ -123,7 +123,7 @@ def head_to_head_cmd(
     from autoalign.data import load_prompts
     from autoalign.eval import suite
     from autoalign.generation.openai import check_endpoint
-    from autoalign.loops.pool import EndpointRef
+    from autoalign.runtime.pool import EndpointRef
     from autoalign.store import RunStore
 
     try:
@@ -179,10 +179,11 @@ def reward_cmd(
     """The model as a judge: rubric scores against a gold ranking (pairwise accuracy, 5-best,
     exact match, Spearman, Kendall tau-b, coverage)."""
     from autoalign.config import JudgeConfig
-    from autoalign.data import judge_demonstrations, load_eft
+    from autoalign.data import load_eft
+    from autoalign.judges.rubric import judge_demonstrations
     from autoalign.data.ranked import load_ranked
     from autoalign.eval import suite
-    from autoalign.loops.stages import RubricJudgeFactory
+    from autoalign.stages.judging import RubricJudgeFactory
     from autoalign.store import RunStore
 
     try:

@@ -150,3 +150,12 @@ class Pair:
             if isinstance(row[side], list):
                 row[side] = row[side][-1]["content"]
         return cls(**row)
+
+
+@dataclass(frozen=True)
+class RankedGroup:
+    """Responses to one prompt with their gold scores (higher is better), for measuring a judge."""
+
+    prompt: str
+    responses: list[str]
+    gold: list[float]

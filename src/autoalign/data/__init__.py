@@ -14,9 +14,8 @@ from pathlib import Path
 
 from autoalign.config import BUILTIN_PREFIX
 from autoalign.io import DataError, iter_rows, require_field
-from autoalign.judges.rubric import judge_prompt, parse_score
-from autoalign.judges.base import JudgeItem
 from autoalign.types import Message, Prompt
+from autoalign.verdicts import parse_score
 
 BUILTIN_DIR = Path(__file__).parent
 ROLES = {"system", "user", "assistant"}
@@ -102,13 +101,6 @@ class EFTExample:
     judgement: str
     score: int
 
-    def to_conversation(self, max_response_chars: int = 2000) -> list[Message]:
-        item = JudgeItem(prompt=[{"role": "user", "content": self.instruction}], response=self.response)
-        return [
-            {"role": "user", "content": judge_prompt(item, max_response_chars)},
-            {"role": "assistant", "content": self.judgement},
-        ]
-
 
 def load_eft(spec: str) -> list[EFTExample]:
     path = resolve_data_path(spec)
@@ -126,18 +118,3 @@ def load_eft(spec: str) -> list[EFTExample]:
     if not examples:
         raise DataError(f"{path}: no EFT examples (the file is empty)")
     return examples
-
-
-def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_response_chars: int = 2000, source: str = "the EFT data") -> list[Message]:
-    """Chat turns showing one EFT judgement per requested score, in order: for each score the
-    shortest example with that score (short demonstrations keep every judge prompt short)."""
-    turns: list[Message] = []
-    used: set[int] = set()
-    for score in scores:
-        candidates = [i for i, e in enumerate(examples) if e.score == score and i not in used]
-        if not candidates:
-            raise DataError(f"{source}: no unused EFT example with score {score} for judge.fewshot_scores {scores}")
-        best = min(candidates, key=lambda i: len(examples[i].instruction) + len(examples[i].response) + len(examples[i].judgement))
-        used.add(best)
-        turns += examples[best].to_conversation(max_response_chars)
-    return turns

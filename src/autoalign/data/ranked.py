@@ -17,8 +17,8 @@ from pathlib import Path
 
 from autoalign.data import load_eft, resolve_data_path
 from autoalign.data.oasst import load_oasst
-from autoalign.eval.reward_modeling import RankedGroup
 from autoalign.io import DataError, iter_rows, require_field
+from autoalign.types import RankedGroup
 
 
 def _ranked_rows(path: Path) -> list[RankedGroup]:

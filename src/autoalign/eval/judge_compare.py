@@ -18,9 +18,9 @@ from statistics import mean
 from autoalign.config import EvalConfig, JudgeConfig
 from autoalign.data.ranked import load_ranked
 from autoalign.eval import suite
-from autoalign.eval.ifeval import load_ifeval
-from autoalign.loops.pool import AnyModelRef, ModelPool, ModelRef
-from autoalign.loops.stages import JudgeFactory, judge_candidates, judgment_metrics
+from autoalign.verifiers.ifeval import load_ifeval
+from autoalign.runtime.pool import AnyModelRef, ModelPool, ModelRef
+from autoalign.stages.judging import JudgeFactory, judge_candidates, judgment_metrics
 from autoalign.store import RunStore
 from autoalign.types import Judgment, Prompt
 

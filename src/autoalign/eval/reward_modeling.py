@@ -21,18 +21,12 @@ verdict did not parse. Metrics:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 from scipy.stats import kendalltau, spearmanr
 
-
-@dataclass(frozen=True)
-class RankedGroup:
-    prompt: str
-    responses: list[str]
-    gold: list[float]
+from autoalign.types import RankedGroup
 
 
 def pool_groups(groups: list[RankedGroup], scores: list[list[float | None]]) -> tuple[list[RankedGroup], list[list[float | None]]]:

@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections import Counter
 
 from autoalign.config import JudgeConfig, SampleConfig, SamplingConfig
-from autoalign.eval.ifeval import IFEvalPrompt, accuracy, score_response
-from autoalign.eval.reward_modeling import RankedGroup, agreement_metrics, pool_groups
+from autoalign.verifiers.ifeval import IFEvalPrompt, accuracy, score_response
+from autoalign.eval.reward_modeling import agreement_metrics, pool_groups
 from autoalign.eval.win_rate import length_controlled_win_rate, preference_value, win_rate
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
-from autoalign.loops.pool import AnyModelRef, ModelPool
-from autoalign.loops.stages import JudgeFactory, judge_candidates, remote_usage_since, sample_candidates, sampling_params
+from autoalign.runtime.pool import AnyModelRef, ModelPool
+from autoalign.stages.common import remote_usage_since, sampling_params
+from autoalign.stages.judging import JudgeFactory, judge_candidates
+from autoalign.stages.sampling import sample_candidates
 from autoalign.store import RunStore
-from autoalign.types import Candidate, Preference, Prompt
+from autoalign.types import Candidate, Preference, Prompt, RankedGroup
 
 TOP_LOGPROBS = 5  # asked of every pairwise verdict: the win rate weights by the judge's confidence
 

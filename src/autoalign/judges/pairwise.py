@@ -15,24 +15,13 @@ fence tags in them neutralised, so one cannot close its block and address the ju
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from autoalign.generation.base import Generator, SamplingParams
 from autoalign.judges.verdict_probs import label_distribution
-from autoalign.judges.rubric import copied_from, final_line
 from autoalign.prompts import neutralize_tags, render
 from autoalign.types import Candidate, Message, Preference
-
-_WINNER_LINE = re.compile(r"^(?:\*\*)?winner:(?:\*\*)?[ \t]*(?P<label>[AB])(?:\*\*)?\.?$", re.IGNORECASE | re.ASCII)
-
-
-def parse_winner(judge_output: str) -> str | None:
-    """"A" or "B" from the final non-empty line, else None."""
-    line = final_line(judge_output)
-    match = _WINNER_LINE.match(line) if line else None
-    return match.group("label").upper() if match else None
-
+from autoalign.verdicts import copied_from, final_line, parse_winner
 
 def trusted_winner(output: Candidate, answers: list[str]) -> str | None:
     """The verdict of one order, or None when it is cut off, failed, or copied from an answer."""

@@ -18,42 +18,16 @@ score is the expected score under the judge's distribution over 0..5 at the verd
 
 from __future__ import annotations
 
-import re
 from statistics import mean
 
+from autoalign.data import EFTExample
 from autoalign.generation.base import Generator, SamplingParams
+from autoalign.io import DataError
 from autoalign.judges.base import JudgeItem
 from autoalign.judges.verdict_probs import expected_score
 from autoalign.prompts import neutralize_tags, render
 from autoalign.types import Candidate, Judgment, Message
-
-MAX_SCORE = 5
-# "Score: 4" or "**Score:** 4" / "**Score: 4**", and nothing else on the line; ASCII only.
-_SCORE_LINE = re.compile(r"^(?:\*\*)?score:(?:\*\*)?[ \t]*(?P<value>[0-5])(?:\*\*)?\.?$", re.IGNORECASE | re.ASCII)
-VERDICT_WORDS = re.compile(r"score|winner", re.IGNORECASE)
-
-
-def final_line(text: str) -> str | None:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else None
-
-
-def copied_from(line: str, untrusted: list[str]) -> bool:
-    """The judge's verdict line also appears in text under review that talks of verdicts: the
-    judge may be echoing the answer rather than judging it, so the verdict is not trusted."""
-    squash = lambda s: " ".join(s.lower().split())
-    return any(VERDICT_WORDS.search(text) and squash(line) in squash(text) for text in untrusted)
-
-
-def parse_score(judge_output: str, max_score: int = MAX_SCORE) -> int | None:
-    """The score on the judge output's final non-empty line, or None."""
-    line = final_line(judge_output)
-    match = _SCORE_LINE.match(line) if line else None
-    if match is None:
-        return None
-    score = int(match.group("value"))
-    return score if score <= max_score else None
-
+from autoalign.verdicts import MAX_SCORE, copied_from, final_line, parse_score
 
 def unparsed_reason(output: Candidate, untrusted: list[str]) -> str | None:
     """Why a judge output gives no verdict (None when it gives one)."""
@@ -125,3 +99,27 @@ def judgment_from_outputs(outputs: list[Candidate], untrusted: list[str] = ()) -
         error="; ".join(errors) if errors and not values else None,
         unparsed=[r for r in reasons if r is not None],
     )
+
+
+def eft_conversation(example: EFTExample, max_response_chars: int = 2000) -> list[Message]:
+    """An EFT example as the chat it teaches: the rubric prompt, then the judge's judgement."""
+    item = JudgeItem(prompt=[{"role": "user", "content": example.instruction}], response=example.response)
+    return [
+        {"role": "user", "content": judge_prompt(item, max_response_chars)},
+        {"role": "assistant", "content": example.judgement},
+    ]
+
+
+def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_response_chars: int = 2000, source: str = "the EFT data") -> list[Message]:
+    """Chat turns showing one EFT judgement per requested score, in order: for each score the
+    shortest example with that score (short demonstrations keep every judge prompt short)."""
+    turns: list[Message] = []
+    used: set[int] = set()
+    for score in scores:
+        candidates = [i for i, e in enumerate(examples) if e.score == score and i not in used]
+        if not candidates:
+            raise DataError(f"{source}: no unused EFT example with score {score} for judge.fewshot_scores {scores}")
+        best = min(candidates, key=lambda i: len(examples[i].instruction) + len(examples[i].response) + len(examples[i].judgement))
+        used.add(best)
+        turns += eft_conversation(examples[best], max_response_chars)
+    return turns

@@ -8,7 +8,7 @@ pairs. A prompt the file does not know gets no score (counted as unparsed, never
 
 from __future__ import annotations
 
-from autoalign.eval.ifeval import IFEvalPrompt, load_ifeval, score_response
+from autoalign.verifiers.ifeval import IFEvalPrompt, load_ifeval, score_response
 from autoalign.judges.base import JudgeItem
 from autoalign.judges.rubric import MAX_SCORE
 from autoalign.store import content_key

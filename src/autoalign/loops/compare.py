@@ -11,14 +11,13 @@ Run it:  autoalign run recipes/paper_replica.yaml
 from __future__ import annotations
 
 from autoalign.io import write_json
-from autoalign.loops import stages
+from autoalign.pairs import NoPairsError
 from autoalign.loops.context import RunContext
-from autoalign.loops.pool import ModelRef
+from autoalign.loops.rounds import initial_model, iterate
+from autoalign.runtime.pool import ModelRef
 
 
 def run(ctx: RunContext, m0: ModelRef) -> dict:
-    from autoalign.loops.iterate import initial_model, iterate
-
     cfg, log = ctx.cfg, ctx.log
     m1 = initial_model(ctx, m0)
     results: dict = {"branches": {}}
@@ -28,7 +27,7 @@ def run(ctx: RunContext, m0: ModelRef) -> dict:
         branch = ctx.branch(branch_cfg, ctx.store.child(source))
         try:
             results["branches"][source] = iterate(branch, m1)
-        except stages.NoPairsError as e:  # one paradigm giving no signal must not hide the others
+        except NoPairsError as e:  # one paradigm giving no signal must not hide the others
             log(f"branch {source}: {e}")
             results["branches"][source] = {"error": str(e), "final_model": None}
     write_json(ctx.store.root / "branches.json", {"m1": str(m1.path), "branches": list(cfg.branches), "results": results["branches"]})

@@ -9,15 +9,16 @@ from pathlib import Path
 
 from autoalign.config import RunConfig
 from autoalign.config import ConfigError
-from autoalign.data import judge_demonstrations, load_eft, located_ift, located_prompts
+from autoalign.data import load_eft, located_ift, located_prompts
+from autoalign.judges.rubric import eft_conversation, judge_demonstrations
 from autoalign.data.fit import check_prompts_fit
 from autoalign.data.ranked import load_ranked
-from autoalign.eval.ifeval import load_ifeval
+from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.models.loading import context_length, load_tokenizer
 from autoalign.generation.openai import check_endpoint
 from autoalign.judges.verifier import VerifierJudgeFactory
-from autoalign.loops import stages
-from autoalign.loops.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
+from autoalign.stages.judging import JudgeFactory, RubricJudgeFactory
+from autoalign.runtime.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
 from autoalign.models import resolve_model
 from autoalign.store import RunStore, content_key
 from autoalign.types import Message, Prompt
@@ -36,9 +37,9 @@ class RunContext:
     ift: list[list[Message]]
     eft_conversations: list[list[Message]]
     heldout: list[Prompt]
-    make_judge: stages.JudgeFactory
+    make_judge: JudgeFactory
     """Judges the feedback (self_reward, teacher_reward): the rubric, or a verifier."""
-    make_eval_judge: stages.JudgeFactory
+    make_eval_judge: JudgeFactory
     """Judges the evaluation: never the verifier, which knows only its own prompts."""
     teacher: AnyModelRef | None
 
@@ -93,7 +94,7 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
         check_prompts_fit(tokenizer, context, located, max_new_tokens, setting)
 
 
-def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages.JudgeFactory | None = None,
+def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: JudgeFactory | None = None,
                   retry_failed: bool = False) -> tuple[RunContext, ModelRef]:
     """(context, M0). Loads and checks all data before any model is touched, and checks the
     models and endpoints before the run directory is created."""
@@ -113,7 +114,7 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
             log(f"warning: {teacher.label} is not among the models the server lists ({', '.join(listed[:5])})")
     store = RunStore(cfg.run_dir, retry_failed)
     demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars, source=str(cfg.data.eft))
-    eval_judge = make_judge or stages.RubricJudgeFactory(pool, tuple(demonstrations))
+    eval_judge = make_judge or RubricJudgeFactory(pool, tuple(demonstrations))
     feedback_judge = VerifierJudgeFactory(cfg.judge.verifier_file) if cfg.judge.verifier == "ifeval" else eval_judge
     ctx = RunContext(
         cfg=cfg,
@@ -122,7 +123,7 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: stages
         pool=pool,
         log=log,
         ift=ift,
-        eft_conversations=[e.to_conversation(cfg.judge.max_response_chars) for e in eft],
+        eft_conversations=[eft_conversation(e, cfg.judge.max_response_chars) for e in eft],
         heldout=heldout,
         make_judge=feedback_judge,
         make_eval_judge=eval_judge,

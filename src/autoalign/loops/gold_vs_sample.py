@@ -15,10 +15,10 @@ from __future__ import annotations
 import random
 
 from autoalign.data import load_ift
-from autoalign.loops import stages
+from autoalign.stages.sampling import sample_candidates
 from autoalign.loops.context import RunContext
-from autoalign.loops.pair_stages import reference_pairs
-from autoalign.loops.pool import ModelRef
+from autoalign.stages.pairs import reference_pairs
+from autoalign.runtime.pool import ModelRef
 from autoalign.types import Candidate, Pair, Prompt
 
 SOURCE = "gold_vs_sample"
@@ -40,5 +40,5 @@ def gold_prompts(spec: str, count: int, seed: int) -> tuple[list[Prompt], dict[s
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
     prompts, gold = gold_prompts(cfg.gold.file, cfg.gold.num_prompts, ctx.seed)
-    samples = stages.sample_candidates(ctx.store, t, student, prompts, cfg.sample.model_copy(update={"n": 1}), ctx.pool, ctx.seed, name="gold_samples")
+    samples = sample_candidates(ctx.store, t, student, prompts, cfg.sample.model_copy(update={"n": 1}), ctx.pool, ctx.seed, name="gold_samples")
     return reference_pairs(ctx.store, t, prompts, gold, samples, SOURCE, min_chars=1)

@@ -5,16 +5,17 @@ the model judges its own answers.
     judgments  = M_t scores each candidate with the additive 5-point rubric
     pairs      = best vs worst candidate per prompt, ties dropped         (section 2.3)
 
-The loop around it (prompt creation, DPO, evaluation) is loops/iterate.py.
+The loop around it (prompt creation, DPO, evaluation) is loops/rounds.py.
 Run it:  autoalign run recipes/quickstart.yaml
 """
 
 from __future__ import annotations
 
-from autoalign.loops import stages
+from autoalign.stages.judging import judge_candidates
+from autoalign.stages.sampling import sample_candidates
 from autoalign.loops.context import RunContext
-from autoalign.loops.pair_stages import best_vs_worst_pairs
-from autoalign.loops.pool import ModelRef
+from autoalign.stages.pairs import best_vs_worst_pairs
+from autoalign.runtime.pool import ModelRef
 from autoalign.types import Pair, Prompt
 
 SOURCE = "self_reward"
@@ -22,6 +23,6 @@ SOURCE = "self_reward"
 
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
-    candidates = stages.sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
-    judgments = stages.judge_candidates(ctx.store, t, student, prompts, candidates, cfg.judge, ctx.make_judge, ctx.pool, ctx.seed)
+    candidates = sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
+    judgments = judge_candidates(ctx.store, t, student, prompts, candidates, cfg.judge, ctx.make_judge, ctx.pool, ctx.seed)
     return best_vs_worst_pairs(ctx.store, t, prompts, candidates, judgments, cfg.pairs, SOURCE)

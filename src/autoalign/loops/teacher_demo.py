@@ -11,10 +11,10 @@ Run it:  autoalign run recipes/teacher_demo.yaml
 
 from __future__ import annotations
 
-from autoalign.loops import stages
+from autoalign.stages.sampling import sample_candidates
 from autoalign.loops.context import RunContext
-from autoalign.loops.pair_stages import reference_pairs
-from autoalign.loops.pool import ModelRef
+from autoalign.stages.pairs import reference_pairs
+from autoalign.runtime.pool import ModelRef
 from autoalign.types import Pair, Prompt
 
 SOURCE = "teacher_demo"
@@ -22,8 +22,8 @@ SOURCE = "teacher_demo"
 
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
-    students = stages.sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
+    students = sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
     teacher_cfg = cfg.sample.model_copy(update={"n": 1, "sampling": cfg.teacher.sampling})
-    answers = stages.sample_candidates(ctx.shared, t, ctx.teacher, prompts, teacher_cfg, ctx.pool, ctx.seed, name="teacher_answers")
+    answers = sample_candidates(ctx.shared, t, ctx.teacher, prompts, teacher_cfg, ctx.pool, ctx.seed, name="teacher_answers")
     references = {pid: cands[0] for pid, cands in answers.items()}
     return reference_pairs(ctx.store, t, prompts, references, students, SOURCE, cfg.teacher_demo.min_chars)

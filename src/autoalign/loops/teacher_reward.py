@@ -12,10 +12,11 @@ Run it:  autoalign run recipes/teacher_reward.yaml
 
 from __future__ import annotations
 
-from autoalign.loops import stages
+from autoalign.stages.judging import judge_candidates
+from autoalign.stages.sampling import sample_candidates
 from autoalign.loops.context import RunContext
-from autoalign.loops.pair_stages import best_vs_worst_pairs, compare_candidates, pairwise_pairs
-from autoalign.loops.pool import ModelRef
+from autoalign.stages.pairs import best_vs_worst_pairs, compare_candidates, pairwise_pairs
+from autoalign.runtime.pool import ModelRef
 from autoalign.types import Pair, Prompt
 
 SOURCE = "teacher_reward"
@@ -23,9 +24,9 @@ SOURCE = "teacher_reward"
 
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
-    candidates = stages.sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
+    candidates = sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
     if cfg.teacher_reward.mode == "pairwise":
         comparisons = compare_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.pool, ctx.seed)
         return pairwise_pairs(ctx.store, t, prompts, candidates, comparisons, SOURCE)
-    judgments = stages.judge_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.make_judge, ctx.pool, ctx.seed, name="teacher_judgments")
+    judgments = judge_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.make_judge, ctx.pool, ctx.seed, name="teacher_judgments")
     return best_vs_worst_pairs(ctx.store, t, prompts, candidates, judgments, cfg.pairs, SOURCE)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from autoalign.data import resolve_data_path
-from autoalign.eval.ifeval.checkers import CHECKERS, RELATIONS
+from autoalign.verifiers.ifeval.checkers import CHECKERS, RELATIONS
 from autoalign.io import DataError, iter_rows, require_field
 from autoalign.types import Prompt, user_message
 

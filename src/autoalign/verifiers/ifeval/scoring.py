@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autoalign.eval.ifeval.checkers import CHECKERS
-from autoalign.eval.ifeval.data import IFEvalPrompt
+from autoalign.verifiers.ifeval.checkers import CHECKERS
+from autoalign.verifiers.ifeval.data import IFEvalPrompt
 
 
 def follows(response: str, instruction_id: str, kwargs: dict) -> bool:

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 from autoalign.config import JudgeConfig, PairsConfig
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
-from autoalign.loops.pool import AnyModelRef, ModelPool
-from autoalign.loops.stages import first_error, remote_usage_since, sampling_params
+from autoalign.runtime.pool import AnyModelRef, ModelPool
+from autoalign.stages.common import first_error, remote_usage_since, sampling_params
 from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
 from autoalign.store import RunStore
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt

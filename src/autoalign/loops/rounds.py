@@ -1,0 +1,64 @@
+"""The rounds of the loop, from M1 on: each iteration writes prompts, gets the feedback of the
+recipe's source(s) as preference pairs, trains M_{t+1} with DPO and evaluates it against M_t.
+The feedback step is looked up by name in the registry (loops/registry.py), so a new kind of
+feedback is a new file there, not an edit here.
+"""
+
+from __future__ import annotations
+
+import random
+
+from autoalign.eval.judge_compare import compare_models
+from autoalign.loops.context import RunContext
+from autoalign.loops.registry import feedback
+from autoalign.runtime.pool import ModelRef
+from autoalign.stages.pairs import mix_pairs
+from autoalign.stages.prompts import create_prompts
+from autoalign.stages.training import train_dpo_stage, train_sft_stage
+from autoalign.verifiers.ifeval import load_ifeval
+
+
+def initial_model(ctx: RunContext, m0: ModelRef) -> ModelRef:
+    """M1: M0 after SFT on the IFT (+ EFT) seed, or M0 itself (an instruct model) when SFT is off."""
+    cfg = ctx.cfg
+    if not cfg.sft.enabled:
+        return ModelRef("M1", m0.path, m0.key)
+    conversations = ctx.ift + (ctx.eft_conversations if cfg.sft.use_eft else [])
+    if cfg.sft.max_examples and cfg.sft.max_examples < len(conversations):
+        conversations = random.Random(ctx.seed).sample(conversations, cfg.sft.max_examples)
+    return train_sft_stage(ctx.shared, m0, conversations, cfg.sft, ctx.pool, ctx.seed)
+
+
+def evaluation_texts(ctx: RunContext) -> frozenset[str]:
+    """Prompts the evaluation uses, which training prompts taken from a file must not include."""
+    if not ctx.cfg.create_prompts.from_file:
+        return frozenset()
+    texts = {p.text.strip() for p in ctx.heldout[: ctx.cfg.eval.num_prompts]}
+    if ctx.cfg.eval.ifeval_prompts:
+        texts |= {item.prompt.strip() for item in load_ifeval(ctx.cfg.eval.ifeval_file)[: ctx.cfg.eval.ifeval_prompts]}
+    return frozenset(texts)
+
+
+def iterate(ctx: RunContext, m1: ModelRef) -> dict:
+    cfg, pool = ctx.cfg, ctx.pool
+    sources = cfg.sources
+    eval_judge = {"initial": m1, "teacher": ctx.teacher}.get(cfg.eval.judge)
+    results: dict = {"iterations": {}}
+    current = m1
+    for t in range(1, cfg.iterations + 1):
+        prompts = []
+        if set(sources) - {"gold_vs_sample"}:
+            prompts = create_prompts(ctx.shared, t, current, ctx.seed_instructions, cfg.create_prompts, pool, ctx.seed, evaluation_texts(ctx))
+        pairs = mix_pairs(ctx.store, t, {s: feedback(s)(ctx, t, current, prompts) for s in sources}, sources)
+        pool.release()
+        trained = train_dpo_stage(ctx.store, t, current, pairs, cfg.dpo, pool, ctx.seed)
+        if cfg.eval.enabled:
+            # M1's answers and verdicts live with the shared stages (branches judge M1 only once);
+            # a later M_t was evaluated as the newer model in iteration t-1.
+            old_at = (ctx.shared, 1) if current == m1 else (ctx.store, t - 1)
+            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_eval_judge, ctx.seed, old_at)
+        pool.release()
+        results["iterations"][t] = {"model": str(trained.path)}
+        current = trained
+    results["final_model"] = str(current.path)
+    return results

@@ -1,0 +1,35 @@
+"""What every stage that generates shares: per-chunk seeds, sampling parameters, the first error
+of a failed row, and the remote (HTTP) usage a stage caused."""
+
+from __future__ import annotations
+
+from autoalign.config import SamplingConfig
+from autoalign.generation.base import SamplingParams
+from autoalign.generation.openai import ZERO_USAGE, usage_delta
+from autoalign.runtime.pool import ModelPool
+from autoalign.store import content_key
+
+
+def chunk_seed(seed: int, ids: list[str]) -> int:
+    """A chunk's own sampling seed: chunks draw different random streams, and a chunk redone
+    after a crash draws the same one (chunks are fixed, see RunStore.map_items)."""
+    return seed + int(content_key(ids), 16) % 1_000_003
+
+
+def first_error(errors) -> str | None:
+    return next((e for e in errors if e), None)
+
+
+def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:
+    return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed, top_logprobs=top_logprobs)
+
+
+def remote_usage_since(pool: ModelPool, before: dict[str, dict]) -> dict:
+    """{"remote": {endpoint: requests, retries, cache hits, failures, tokens}} for the calls made
+    since `before`; {} when no endpoint was used."""
+    deltas = {}
+    for label, after in pool.remote_usage().items():
+        delta = usage_delta(before.get(label, ZERO_USAGE), after)
+        if delta["requests"] or delta["cache_hits"] or delta["failed"]:
+            deltas[label] = delta
+    return {"remote": deltas} if deltas else {}

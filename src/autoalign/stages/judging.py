@@ -1,0 +1,81 @@
+"""Every answer scored by a judge; the judge is built by a factory, and only when the stage has
+work to do (a finished stage loads no model)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from autoalign.config import JudgeConfig
+from autoalign.judges.base import Judge, JudgeItem
+from autoalign.judges.rubric import RubricJudge
+from autoalign.runtime.pool import AnyModelRef, ModelPool
+from autoalign.stages.common import first_error, remote_usage_since, sampling_params
+from autoalign.store import RunStore, content_key
+from autoalign.types import Candidate, Judgment, Prompt
+
+
+JudgeFactory = Callable[[AnyModelRef, JudgeConfig, int], Judge]
+"""Builds the judge for a model; a factory may carry a `key` naming anything else its verdicts
+depend on (e.g. demonstrations), which goes into the judging stages' keys."""
+
+
+@dataclass(frozen=True)
+class RubricJudgeFactory:
+    """The default judge: the additive 5-point rubric, asked of the given model, optionally after
+    a few EFT demonstrations."""
+
+    pool: ModelPool
+    demonstrations: tuple = ()
+
+    @property
+    def key(self) -> str:
+        return content_key(list(self.demonstrations))
+
+    def __call__(self, ref: AnyModelRef, cfg: JudgeConfig, seed: int) -> Judge:
+        params = sampling_params(cfg.sampling, n=1, seed=seed)
+        generator = self.pool.generator(ref, cfg.sampling.batch_size)
+        return RubricJudge(generator, params, cfg.samples, cfg.max_response_chars, list(self.demonstrations), cfg.use_logprobs)
+
+
+def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, make_judge: JudgeFactory, pool: ModelPool, seed: int, name: str = "judgments") -> dict[str, list[Judgment]]:
+    """Every candidate scored by the judge (by default judge_model with the 5-point rubric);
+    the judge is only built, and its model only loaded, if the stage has work to do. A candidate
+    that failed (no answer from a remote backend) is not sent to the judge: its judgment is
+    None with the reason."""
+    inputs = [judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
+    stage = store.stage(t, name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": seed}, inputs)
+    if not stage.done():
+        stage.begin()
+        by_id = {p.id: p for p in prompts}
+        judge = make_judge(judge_model, cfg, seed)
+
+        def process(ids: list[str]) -> list[dict]:
+            usable = [(i, k) for i in ids for k, c in enumerate(candidates[i]) if c.finish_reason != "error"]
+            verdicts = judge.judge([JudgeItem(prompt=by_id[i].messages, response=candidates[i][k].text) for i, k in usable]) if usable else []
+            by_key = dict(zip(usable, verdicts))
+            unjudged = lambda c: Judgment(score=None, raw=[], parsed=False, error=f"candidate failed: {c.error}")
+            return [{"id": i, "judgments": [(by_key.get((i, k)) or unjudged(c)).to_dict() for k, c in enumerate(candidates[i])]} for i in ids]
+
+        # A judgment of a failed candidate is not the judge's failure: retrying the judge cannot help.
+        error_of = lambda row: first_error(j["error"] for j in row["judgments"] if not (j["error"] or "").startswith("candidate failed"))
+        usage_before = pool.remote_usage()
+        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name} ({judge_model.label})", error_of=error_of)
+        metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
+        stage.finish(rows, {"judge": judge_model.label, **metrics, **remote_usage_since(pool, usage_before)}, failed=sum(error_of(r) is not None for r in rows))
+    return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
+
+
+def judgment_metrics(judgments: list[Judgment]) -> dict:
+    scores = [j.score for j in judgments if j.score is not None]
+    histogram = Counter(str(round(s)) for s in scores)
+    return {
+        "judged": len(judgments),
+        "parsed": len(scores),
+        "parse_rate": len(scores) / max(1, len(judgments)),
+        "failed": sum(j.error is not None for j in judgments),
+        "unparsed_samples": dict(Counter(reason for j in judgments for reason in j.unparsed)),
+        "mean_score": sum(scores) / len(scores) if scores else None,
+        "score_histogram": {str(k): histogram.get(str(k), 0) for k in range(6)},
+    }

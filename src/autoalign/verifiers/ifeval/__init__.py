@@ -1,0 +1,7 @@
+"""Verifiable instruction following (IFEval): checkers, data loading, scoring."""
+
+from autoalign.verifiers.ifeval.checkers import CHECKERS
+from autoalign.verifiers.ifeval.data import IFEvalPrompt, load_ifeval
+from autoalign.verifiers.ifeval.scoring import PromptResult, accuracy, score_response
+
+__all__ = ["CHECKERS", "IFEvalPrompt", "PromptResult", "accuracy", "load_ifeval", "score_response"]
