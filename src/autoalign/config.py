@@ -14,6 +14,8 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autoalign.registry import FEEDBACK
+
 BUILTIN_PREFIX = "builtin:"
 
 
@@ -270,9 +272,6 @@ class GoldConfig(Section):
         return DataConfig._exists(value)
 
 
-FeedbackSource = Literal["self_reward", "teacher_reward", "teacher_demo", "gold_vs_sample"]
-NEEDS_TEACHER = {"teacher_reward", "teacher_demo"}
-BEST_VS_WORST = {"self_reward", "teacher_reward"}
 
 
 class PairsConfig(Section):
@@ -308,6 +307,12 @@ class EvalConfig(Section):
         return DataConfig._exists(value)
 
 
+def _known_source(name: str) -> str:
+    if name not in FEEDBACK:
+        raise ValueError(f"unknown feedback source {name!r} (known: {', '.join(FEEDBACK)})")
+    return name
+
+
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -315,11 +320,11 @@ class RunConfig(Section):
     name: str = "run"
     """The run's directory under runs_dir: letters, digits, '.', '_' and '-', starting with a
     letter or digit (so it can never point outside runs_dir)."""
-    loop: Literal["self_reward", "teacher_reward", "teacher_demo", "gold_vs_sample", "mixed"] = "self_reward"
+    loop: str = "self_reward"
     """Where the preference signal comes from; "mixed" combines the sources listed in `mix`."""
-    mix: dict[FeedbackSource, float] = {}
+    mix: dict[str, float] = {}
     """loop=mixed: source -> weight of its pairs in the DPO loss, e.g. {teacher_demo: 1, self_reward: 0.5}."""
-    branches: list[FeedbackSource] = []
+    branches: list[str] = []
     """Compare paradigms: from one M1 and the same prompts, train one M2 per listed source, each
     under runs/<name>/<source>/, and print a table comparing M1 and every M2."""
     runs_dir: str = "runs"
@@ -338,6 +343,18 @@ class RunConfig(Section):
     gold: GoldConfig = GoldConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
+
+    @field_validator("loop")
+    @classmethod
+    def _known_loop(cls, value: str) -> str:
+        return value if value == "mixed" else _known_source(value)
+
+    @field_validator("mix", "branches")
+    @classmethod
+    def _known_sources(cls, value):
+        for source in value:
+            _known_source(source)
+        return value
 
     @field_validator("name")
     @classmethod
@@ -372,12 +389,15 @@ class RunConfig(Section):
         if any(w <= 0 for w in self.mix.values()):
             raise ValueError("mix weights must be > 0")
         used = set(self.branches) or set(self.sources)
-        if used & NEEDS_TEACHER and self.teacher is None:
-            raise ValueError(f"{', '.join(sorted(used & NEEDS_TEACHER))} needs a teacher: set teacher.name or teacher.endpoint")
+        needs_teacher = sorted(s for s in used if FEEDBACK[s].needs_teacher)
+        if needs_teacher and self.teacher is None:
+            raise ValueError(f"{', '.join(needs_teacher)} needs a teacher: set teacher.name or teacher.endpoint")
         if self.eval.judge == "teacher" and self.teacher is None:
             raise ValueError("eval.judge=teacher needs a teacher")
-        if used & BEST_VS_WORST and self.sample.n < 2:
-            raise ValueError(f"{', '.join(sorted(used & BEST_VS_WORST))} picks best vs worst of sample.n candidates: sample.n must be >= 2")
+        needs_samples = sorted(s for s in used if self.sample.n < FEEDBACK[s].min_samples)
+        if needs_samples:
+            least = max(FEEDBACK[s].min_samples for s in needs_samples)
+            raise ValueError(f"{', '.join(needs_samples)} compares sample.n candidates per prompt: sample.n must be >= {least}")
         return self
 
     @property

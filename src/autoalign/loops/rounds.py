@@ -1,7 +1,7 @@
 """The rounds of the loop, from M1 on: each iteration writes prompts, gets the feedback of the
 recipe's source(s) as preference pairs, trains M_{t+1} with DPO and evaluates it against M_t.
-The feedback step is looked up by name in the registry (loops/registry.py), so a new kind of
-feedback is a new file there, not an edit here.
+The feedback step is looked up by name in the registry (autoalign/registry.py), so a new kind
+of feedback is a new file and a registry entry, not an edit here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import random
 
 from autoalign.eval.judge_compare import compare_models
 from autoalign.loops.context import RunContext
-from autoalign.loops.registry import feedback
+from autoalign.registry import FEEDBACK, feedback_source
 from autoalign.runtime.pool import ModelRef
 from autoalign.stages.pairs import mix_pairs
 from autoalign.stages.prompts import create_prompts
@@ -42,14 +42,15 @@ def evaluation_texts(ctx: RunContext) -> frozenset[str]:
 def iterate(ctx: RunContext, m1: ModelRef) -> dict:
     cfg, pool = ctx.cfg, ctx.pool
     sources = cfg.sources
+    modules = {s: feedback_source(s) for s in sources}
     eval_judge = {"initial": m1, "teacher": ctx.teacher}.get(cfg.eval.judge)
     results: dict = {"iterations": {}}
     current = m1
     for t in range(1, cfg.iterations + 1):
         prompts = []
-        if set(sources) - {"gold_vs_sample"}:
+        if any(FEEDBACK[s].uses_created_prompts for s in sources):
             prompts = create_prompts(ctx.shared, t, current, ctx.seed_instructions, cfg.create_prompts, pool, ctx.seed, evaluation_texts(ctx))
-        pairs = mix_pairs(ctx.store, t, {s: feedback(s)(ctx, t, current, prompts) for s in sources}, sources)
+        pairs = mix_pairs(ctx.store, t, {s: m.make_pairs(ctx, t, current, prompts) for s, m in modules.items()}, sources)
         pool.release()
         trained = train_dpo_stage(ctx.store, t, current, pairs, cfg.dpo, pool, ctx.seed)
         if cfg.eval.enabled:

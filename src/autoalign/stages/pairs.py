@@ -26,7 +26,7 @@ def _pair_metrics(prompts: int, pairs: list[Pair], dropped: Counter) -> dict:
     }
 
 
-def _pairs_stage(store: RunStore, t: int, source: str, config: dict, inputs: list[str], prompts: int, build: Callable[[], tuple[list[Pair], Counter]]) -> list[Pair]:
+def pairs_stage(store: RunStore, t: int, source: str, config: dict, inputs: list[str], prompts: int, build: Callable[[], tuple[list[Pair], Counter]]) -> list[Pair]:
     """iter_t/pairs_<source>: `build` runs only when the stage is not already done."""
     stage = store.stage(t, f"pairs_{source}", {"source": source, **config}, inputs)
     if not stage.done():
@@ -39,13 +39,13 @@ def _pairs_stage(store: RunStore, t: int, source: str, config: dict, inputs: lis
 def best_vs_worst_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], judgments: dict[str, list[Judgment]], cfg: PairsConfig, source: str) -> list[Pair]:
     groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
     inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
-    return _pairs_stage(store, t, source, {"cfg": cfg.key()}, inputs, len(groups), lambda: best_vs_worst(groups, cfg.min_margin, source))
+    return pairs_stage(store, t, source, {"cfg": cfg.key()}, inputs, len(groups), lambda: best_vs_worst(groups, cfg.min_margin, source))
 
 
 def reference_pairs(store: RunStore, t: int, prompts: list[Prompt], references: dict[str, Candidate], students: dict[str, list[Candidate]], source: str, min_chars: int) -> list[Pair]:
     """Chosen = reference (teacher answer or gold answer), rejected = student sample."""
     inputs = [p.id + str(references[p.id].to_dict()) + str([c.text for c in students.get(p.id, [])]) for p in prompts]
-    return _pairs_stage(store, t, source, {"min_chars": min_chars}, inputs, len(prompts),
+    return pairs_stage(store, t, source, {"min_chars": min_chars}, inputs, len(prompts),
                         lambda: demonstration_pairs(prompts, references, students, source, min_chars))
 
 
@@ -103,7 +103,7 @@ def pairwise_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: d
                 pairs.append(pair)
         return pairs, dropped
 
-    return _pairs_stage(store, t, source, {"mode": "pairwise"}, inputs, len(prompts), build)
+    return pairs_stage(store, t, source, {"mode": "pairwise"}, inputs, len(prompts), build)
 
 
 def mix_pairs(store: RunStore, t: int, by_source: dict[str, list[Pair]], weights: dict[str, float]) -> list[Pair]:

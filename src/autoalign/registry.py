@@ -1,0 +1,36 @@
+"""Registries: name -> where the implementation lives, imported only when a recipe uses it
+(lm-evaluation-harness style), plus what the config must know about it before anything loads.
+Adding an implementation is a new file and one entry here; nothing else names it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    """A feedback source: a module with `make_pairs(ctx, t, student, prompts) -> list[Pair]`."""
+
+    module: str
+    needs_teacher: bool = False
+    min_samples: int = 1
+    """sample.n the source needs (best vs worst of the samples needs 2)."""
+    uses_created_prompts: bool = True
+    """False when the source brings its own prompts (gold_vs_sample): the loop then writes none."""
+
+
+FEEDBACK: dict[str, FeedbackEntry] = {
+    "self_reward": FeedbackEntry("autoalign.loops.self_reward", min_samples=2),
+    "teacher_reward": FeedbackEntry("autoalign.loops.teacher_reward", needs_teacher=True, min_samples=2),
+    "teacher_demo": FeedbackEntry("autoalign.loops.teacher_demo", needs_teacher=True),
+    "gold_vs_sample": FeedbackEntry("autoalign.loops.gold_vs_sample", uses_created_prompts=False),
+}
+
+
+def feedback_source(name: str) -> ModuleType:
+    if name not in FEEDBACK:
+        raise KeyError(f"unknown feedback source {name!r} (known: {', '.join(FEEDBACK)})")
+    return importlib.import_module(FEEDBACK[name].module)

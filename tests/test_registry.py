@@ -1,0 +1,26 @@
+"""A new feedback source is one file plus one registry entry: nothing else in the package names it."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoalign import registry
+from autoalign.config import ConfigError
+from autoalign.io import read_json, read_jsonl
+from autoalign.loops import iterate
+from test_loop_tiny import make_verifier, tiny_config
+
+
+def test_a_toy_feedback_source_runs_the_loop(tiny_model_dir, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="unknown feedback source 'toy_length'"):
+        tiny_config(tiny_model_dir, tmp_path, "loop=toy_length")
+    monkeypatch.setitem(registry.FEEDBACK, "toy_length", registry.FeedbackEntry("toy_feedback", min_samples=2))
+    with pytest.raises(ConfigError, match="toy_length compares sample.n candidates per prompt: sample.n must be >= 2"):
+        tiny_config(tiny_model_dir, tmp_path, "loop=toy_length", "sample.n=1")
+    cfg = tiny_config(tiny_model_dir, tmp_path, "loop=toy_length", "iterations=1", "eval.enabled=false")
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    pairs = read_jsonl(tmp_path / "tiny/iter_1/pairs/data.jsonl")
+    metrics = read_json(tmp_path / "tiny/iter_1/pairs/metrics.json")
+    assert pairs and metrics["by_source"] == {"toy_length": len(pairs)} and metrics["prompts"] == 6
+    assert all(len(p["chosen"][0]["content"]) > len(p["rejected"][0]["content"]) and p["source"] == "toy_length" for p in pairs)
+    assert (tmp_path / "tiny/iter_1/dpo/model/config.json").exists()
