@@ -127,3 +127,24 @@ def test_training_scratch_survives_restart_and_goes_on_finish(tmp_path):
     assert reference.exists() and stage.train_state_path.exists() and not (stage.dir / "model").exists()
     stage.finish([], {})
     assert reference.exists() and not stage.train_state_path.exists()
+
+
+def test_editing_a_template_changes_the_key_of_the_stages_that_send_it(tmp_path, monkeypatch):
+    import shutil
+
+    from autoalign import prompts
+
+    store = RunStore(tmp_path)
+    before = store.stage(1, "judgments", {}, ["m"], templates=("judge_rubric",)).key
+    untouched = store.stage(1, "candidates", {}, ["m"], templates=("answer_control",)).key
+    edited = tmp_path / "prompts"
+    shutil.copytree(prompts.PROMPTS_DIR, edited)
+    (edited / "judge_rubric.txt").write_text((edited / "judge_rubric.txt").read_text() + "\nBe strict.\n")
+    monkeypatch.setattr(prompts, "PROMPTS_DIR", edited)
+    prompts.load_prompt.cache_clear()
+    try:
+        assert store.stage(1, "judgments", {}, ["m"], templates=("judge_rubric",)).key != before
+        assert store.stage(1, "candidates", {}, ["m"], templates=("answer_control",)).key == untouched
+    finally:
+        monkeypatch.undo()
+        prompts.load_prompt.cache_clear()

@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from autoalign.prompts import template_digest
 from autoalign.io import append_record, read_json, read_jsonl, read_records, write_json, write_jsonl
 
 
@@ -66,9 +67,12 @@ class RunStore:
             return read_json(self.manifest_path)
         return {"stages": {}}
 
-    def stage(self, iteration: int, name: str, config: Any, inputs: Sequence[str]) -> Stage:
+    def stage(self, iteration: int, name: str, config: Any, inputs: Sequence[str], templates: Sequence[str] = ()) -> Stage:
+        """templates: the prompt templates the stage sends (prompts/*.txt); their text is part of
+        the key, so editing one re-runs what it produced."""
         rel = f"iter_{iteration}/{name}"
-        return Stage(store=self, rel=rel, dir=self.root / rel, key=content_key(name, config, list(inputs)))
+        parts = [name, config, list(inputs)] + ([template_digest(*templates)] if templates else [])
+        return Stage(store=self, rel=rel, dir=self.root / rel, key=content_key(*parts))
 
     def metrics(self, iteration: int, name: str) -> dict[str, Any]:
         """A finished stage's metrics, read without knowing its key."""

@@ -21,7 +21,7 @@ from autoalign.runtime.pool import AnyModelRef, ModelPool
 from autoalign.stages.common import remote_usage_since, sampling_params
 from autoalign.stages.judging import JudgeFactory, judge_candidates
 from autoalign.stages.sampling import sample_candidates
-from autoalign.store import RunStore
+from autoalign.store import RunStore, content_key
 from autoalign.types import Candidate, Preference, Prompt, RankedGroup
 
 TOP_LOGPROBS = 5  # asked of every pairwise verdict: the win rate weights by the judge's confidence
@@ -59,12 +59,12 @@ def head_to_head(
     judge_model: AnyModelRef, cfg: JudgeConfig, pool: ModelPool, seed: int, name: str = "eval_h2h",
 ) -> dict:
     inputs = [judge_model.key, *[p.id + p.text + model_answers[p.id].text + "\x00" + baseline_answers[p.id].text for p in prompts]]
-    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed}, inputs)
+    demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
+    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed, "demos": content_key(demos) if demos else None}, inputs, ("judge_pairwise",))
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
         params = sampling_params(cfg.sampling, 1, seed, top_logprobs=TOP_LOGPROBS)
-        demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
         judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars, demos)
 
         def process(ids: list[str]) -> list[dict]:

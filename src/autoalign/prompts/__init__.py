@@ -5,6 +5,7 @@ string.Template syntax (${name}) keeps literal braces in prompts (JSON, code) ha
 
 from __future__ import annotations
 
+import hashlib
 import re
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,13 @@ PROMPTS_DIR = Path(__file__).parent
 def load_prompt(name: str) -> Template:
     path = PROMPTS_DIR / f"{name}.txt"
     return Template(path.read_text(encoding="utf-8").rstrip("\n"))
+
+
+def template_digest(*names: str) -> str:
+    """A digest of these templates' text: part of the key of every stage that sends them, so
+    editing a template re-runs what it produced."""
+    blob = "\x00".join(f"{name}\x00{load_prompt(name).template}" for name in sorted(names))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def render(name: str, **fields: str) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from autoalign.config import JudgeConfig
 from autoalign.judges.base import Judge, JudgeItem
 from autoalign.judges.rubric import RubricJudge
+from autoalign.prompts import template_digest
 from autoalign.runtime.pool import AnyModelRef, ModelPool
 from autoalign.stages.common import first_error, remote_usage_since, sampling_params
 from autoalign.store import RunStore, content_key
@@ -31,7 +32,7 @@ class RubricJudgeFactory:
 
     @property
     def key(self) -> str:
-        return content_key(list(self.demonstrations))
+        return content_key(template_digest("judge_rubric"), list(self.demonstrations))
 
     def __call__(self, ref: AnyModelRef, cfg: JudgeConfig, seed: int) -> Judge:
         params = sampling_params(cfg.sampling, n=1, seed=seed)

@@ -23,7 +23,7 @@ def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: 
     evaluation's prompts: never train on what is evaluated)."""
     source_file = file_digest(resolve_data_path(cfg.from_file)) if cfg.from_file else None
     inputs = [model.key, *seed_instructions] + ([f"exclude:{sorted(exclude)}"] if exclude else [])
-    stage = store.stage(t, "prompts", {"cfg": cfg.key(), "seed": seed, "file": source_file}, inputs)
+    stage = store.stage(t, "prompts", {"cfg": cfg.key(), "seed": seed, "file": source_file}, inputs, () if cfg.from_file else ("create_instructions",))
     if stage.done():
         return [Prompt.from_dict(r) for r in stage.rows()]
     stage.begin()

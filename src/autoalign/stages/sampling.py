@@ -23,7 +23,8 @@ def _answer_request(prompt: Prompt, control: bool) -> list[Message]:
 def sample_candidates(store: RunStore, t: int, model: AnyModelRef, prompts: list[Prompt], cfg: SampleConfig, pool: ModelPool, seed: int, name: str = "candidates") -> dict[str, list[Candidate]]:
     """N samples per prompt from M_t at temperature > 0, each prompt with the short control
     instruction (answer directly, no follow-up questions)."""
-    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]])
+    templates = ("answer_control",) if cfg.control_instruction else ()
+    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]], templates)
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
