@@ -2,7 +2,6 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,7 @@ from autoalign.verifiers.ifeval.data import IFEvalPrompt
 from autoalign.verifiers.ifeval.scoring import accuracy, follows, loose_variants
 from autoalign.io import DataError
 
-SHARED_IFEVAL = Path(__file__).resolve().parents[2] / "shared/data/ifeval/input_data.jsonl"
+BUNDLED_IFEVAL = "builtin:ifeval_input_data.jsonl"
 
 GERMAN = "Das ist eine kurze Antwort auf Deutsch. Sie beschreibt das Wetter in der Stadt und die Menschen dort."
 HINDI = "यह हिंदी में एक छोटा उत्तर है। मौसम आज बहुत अच्छा है और लोग खुश हैं।"
@@ -120,8 +119,8 @@ def test_accuracy_levels_hand_computed():
     assert acc["by_instruction"]["punctuation:no_comma"] == {"n": 2, "strict": 0.5, "loose": 0.5}
 
 
-def test_shared_file_loads_with_every_id_known():
-    prompts = load_ifeval(SHARED_IFEVAL)
+def test_bundled_file_loads_with_every_id_known():
+    prompts = load_ifeval(BUNDLED_IFEVAL)
     assert len(prompts) == 541
     assert {i for p in prompts for i in p.instruction_ids} == set(CHECKERS)
 

@@ -133,10 +133,11 @@ def test_self_reward_loop_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
     def no_loading(*args, **kwargs):
         raise AssertionError("a cached run must not load a model")
 
+    m3_digest, manifest = weights_digest(m3), read_json(run / "manifest.json")
     monkeypatch.setattr(pool_module, "load_model", no_loading)
     again = iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     assert again["final_model"] == result["final_model"]
-    assert weights_digest(m3) == weights_digest(m3)
+    assert weights_digest(m3) == m3_digest and read_json(run / "manifest.json") == manifest  # nothing was redone
 
 
 def test_changing_dpo_config_reruns_only_dpo_and_after(tiny_model_dir, tmp_path):

@@ -148,3 +148,19 @@ def test_editing_a_template_changes_the_key_of_the_stages_that_send_it(tmp_path,
     finally:
         monkeypatch.undo()
         prompts.load_prompt.cache_clear()
+
+
+def test_written_files_and_checkpoint_dirs_get_the_usual_modes(tmp_path):
+    import os
+    import stat
+
+    from autoalign.io import private_sibling_dir
+
+    umask = os.umask(0o022)
+    try:
+        write_jsonl(tmp_path / "out.jsonl", [{"a": 1}])
+        built = private_sibling_dir(tmp_path / "model")
+        assert stat.S_IMODE((tmp_path / "out.jsonl").stat().st_mode) == 0o644
+        assert stat.S_IMODE(built.stat().st_mode) == 0o755 and built.name.startswith(".model.")
+    finally:
+        os.umask(umask)

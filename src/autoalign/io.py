@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,24 +73,30 @@ def require_field(path: Path | str, line_no: int, row: dict[str, Any], name: str
     return value
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write via a temporary file in the same directory and rename, so readers never see
-    a half-written file, even if the process dies mid-write."""
+    a half-written file, even if the process dies mid-write. The temporary file is created with
+    the usual mode (0o666 less the umask), so the result has it too."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files private; give them the usual mode
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def private_sibling_dir(path: Path) -> Path:
+    """A new, empty directory beside `path` to build it in before a rename; created with the
+    usual mode (0o777 less the umask), unlike tempfile.mkdtemp's 0o700."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
+    tmp.mkdir()
+    return tmp
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:

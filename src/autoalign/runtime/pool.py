@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
-import tempfile
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from autoalign.config import EndpointConfig, ModelConfig
 from autoalign.generation.hf import HFGenerator
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator
+from autoalign.io import private_sibling_dir
 from autoalign.models.loading import LoadedModel, load_model
 from autoalign.store import content_key
 
@@ -103,7 +103,7 @@ def save_checkpoint(model: torch.nn.Module, loaded: LoadedModel, out_dir: Path) 
     """save_pretrained into a temporary sibling, then rename: a crash never leaves a partial
     checkpoint that looks complete."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    tmp = private_sibling_dir(out_dir)
     try:
         model.save_pretrained(tmp)
         loaded.tokenizer.save_pretrained(tmp)

@@ -14,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from autoalign.config import DPOConfig
+from autoalign.io import atomic_write_text
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
 from autoalign.train.data import Encoded, answer_logits, encode_pair
@@ -44,7 +45,7 @@ def _cached_reference(path: Path | None, compute) -> torch.Tensor:
         return torch.tensor(json.loads(path.read_text()))
     values = compute()
     if path is not None:
-        path.write_text(json.dumps(values.tolist()))
+        atomic_write_text(path, json.dumps(values.tolist()))  # a crash never leaves a torn cache
     return values
 
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from autoalign.io import private_sibling_dir
 
 STATE_FILE = "train_state.pt"
 PROGRESS_FILE = "progress.json"
@@ -39,7 +40,7 @@ class TrainCheckpointer:
 
     def save(self, model: torch.nn.Module, optimizer, scheduler, step: int, history: list[dict[str, float]]) -> None:
         self.dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.dir.parent, prefix=f".{self.dir.name}."))
+        tmp = private_sibling_dir(self.dir)
         try:
             trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
             torch.save({
@@ -47,6 +48,7 @@ class TrainCheckpointer:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             }, tmp / STATE_FILE)
             # progress.json is written last: its presence marks the checkpoint complete.
             (tmp / PROGRESS_FILE).write_text(json.dumps({"step": step, "history": history}))
@@ -75,4 +77,6 @@ class TrainCheckpointer:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         return progress["step"], progress["history"]
