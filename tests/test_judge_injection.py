@@ -108,3 +108,11 @@ def test_unparsed_reasons_reach_the_stage_metrics_and_the_summary(tmp_path):
     write_json(tmp_path / "iter_1/judgments/metrics.json", metrics)
     rows = dict(iteration_rows(tmp_path, 1))
     assert rows["self-judge parse rate"] == "33.3%  (1/3; unparsed: cut_at_max_tokens 1, no_verdict_line 1)"
+
+
+def test_critique_record_round_trips_through_a_row():
+    from autoalign.types import Critique, Finding
+
+    critique = Critique("Uses a comma; the instruction forbids them.", 2.0,
+                        [Finding("punctuation:no_comma", False, "comma at char 14"), Finding("length", None)], 0.8, ["raw"])
+    assert Critique.from_dict(critique.to_dict()) == critique

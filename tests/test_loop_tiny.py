@@ -34,8 +34,19 @@ class LetterVarietyJudge:
         return out
 
 
-def make_verifier(ref, cfg, seed):
-    return LetterVarietyJudge()
+class LetterVarietyFactory:
+    """The judge factory contract (judges/base.py): a key, and a call that builds the judge."""
+
+    key = "letter-variety"
+
+    def __init__(self, judge_class=LetterVarietyJudge):
+        self.judge_class = judge_class
+
+    def __call__(self, ref, cfg, seed):
+        return self.judge_class()
+
+
+make_verifier = LetterVarietyFactory()
 
 
 def tiny_config(model_dir: Path, runs: Path, *extra: str):
@@ -171,7 +182,7 @@ def test_crash_mid_judging_resumes_without_redoing_finished_items(tiny_model_dir
     cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "judge.sampling.batch_size=4")
     LetterVarietyJudge.calls = 0
     with pytest.raises(KeyboardInterrupt):
-        iterate.run(cfg, log=lambda m: None, make_judge=lambda *a: CrashingJudge())
+        iterate.run(cfg, log=lambda m: None, make_judge=LetterVarietyFactory(CrashingJudge))
     partial = list((tmp_path / "tiny/iter_1/judgments").glob("partial-*.jsonl"))
     assert len(partial) == 1 and [len(r["rows"]) for r in read_records(partial[0])] == [2]  # one finished chunk
     assert not (tmp_path / "tiny/iter_1/judgments/data.jsonl").exists()

@@ -183,7 +183,7 @@ def reward_cmd(
     from autoalign.judges.rubric import judge_demonstrations
     from autoalign.data.ranked import load_ranked
     from autoalign.eval import suite
-    from autoalign.stages.judging import RubricJudgeFactory
+    from autoalign.judges.rubric import RubricJudgeFactory
     from autoalign.store import RunStore
 
     try:

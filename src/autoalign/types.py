@@ -90,6 +90,36 @@ class Judgment:
 
 
 @dataclass(frozen=True)
+class Finding:
+    """One constraint a critic checked: whether the answer meets it (None = could not tell),
+    and the evidence (a verifier's result, or the critic's words)."""
+
+    constraint: str
+    satisfied: bool | None
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class Critique:
+    """A critic's review of one answer: the critique text the learner revises from, an overall
+    score on the rubric's 0..5 scale (None when it did not parse), per-constraint findings, and
+    how sure the critic is (0..1; low confidence routes the case to a human)."""
+
+    text: str
+    score: float | None
+    findings: list[Finding] = field(default_factory=list)
+    confidence: float | None = None
+    raw: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: dict[str, Any]) -> Critique:
+        return cls(**{**row, "findings": [Finding(**f) for f in row.get("findings", [])]})
+
+
+@dataclass(frozen=True)
 class Preference:
     """A pairwise verdict on (first, second), asked in both orders (see judges/pairwise.py).
 

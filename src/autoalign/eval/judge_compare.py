@@ -20,7 +20,8 @@ from autoalign.data.ranked import load_ranked
 from autoalign.eval import suite
 from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.runtime.pool import AnyModelRef, ModelPool, ModelRef
-from autoalign.stages.judging import JudgeFactory, judge_candidates, judgment_metrics
+from autoalign.judges.base import JudgeFactory
+from autoalign.stages.judging import judge_candidates, judgment_metrics
 from autoalign.store import RunStore
 from autoalign.types import Judgment, Prompt
 

@@ -16,16 +16,14 @@ from autoalign.config import JudgeConfig, SampleConfig, SamplingConfig
 from autoalign.verifiers.ifeval import IFEvalPrompt, accuracy, score_response
 from autoalign.eval.reward_modeling import agreement_metrics, pool_groups
 from autoalign.eval.win_rate import length_controlled_win_rate, preference_value, win_rate
-from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
+from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.runtime.pool import AnyModelRef, ModelPool
-from autoalign.stages.common import remote_usage_since, sampling_params
-from autoalign.stages.judging import JudgeFactory, judge_candidates
+from autoalign.stages.common import remote_usage_since
+from autoalign.judges.base import JudgeFactory
+from autoalign.stages.judging import judge_candidates
 from autoalign.stages.sampling import sample_candidates
-from autoalign.store import RunStore, content_key
+from autoalign.store import RunStore
 from autoalign.types import Candidate, Preference, Prompt, RankedGroup
-
-TOP_LOGPROBS = 5  # asked of every pairwise verdict: the win rate weights by the judge's confidence
-
 
 def answers(store: RunStore, t: int, model: AnyModelRef, prompts: list[Prompt], sampling: SamplingConfig, pool: ModelPool, seed: int, name: str) -> dict[str, Candidate]:
     cfg = SampleConfig(n=1, control_instruction=False, sampling=sampling)
@@ -59,13 +57,12 @@ def head_to_head(
     judge_model: AnyModelRef, cfg: JudgeConfig, pool: ModelPool, seed: int, name: str = "eval_h2h",
 ) -> dict:
     inputs = [judge_model.key, *[p.id + p.text + model_answers[p.id].text + "\x00" + baseline_answers[p.id].text for p in prompts]]
-    demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
-    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed, "demos": content_key(demos) if demos else None}, inputs, ("judge_pairwise",))
+    make_judge = PairwiseJudgeFactory(pool)
+    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed, "judge": make_judge.key}, inputs)
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
-        params = sampling_params(cfg.sampling, 1, seed, top_logprobs=TOP_LOGPROBS)
-        judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars, demos)
+        judge = make_judge(judge_model, cfg, seed)
 
         def process(ids: list[str]) -> list[dict]:
             failed = {i: f"{who} answer failed: {a.error}" for i in ids for who, a in (("model", model_answers[i]), ("baseline", baseline_answers[i])) if a.finish_reason == "error"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from autoalign.config import SamplingConfig
 from autoalign.types import Candidate, Message
 
 
@@ -20,6 +21,12 @@ class SamplingParams:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:
+    """A recipe's sampling settings as one request's parameters."""
+    return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed,
+                          top_logprobs=top_logprobs)
 
 
 class Generator(Protocol):

@@ -16,10 +16,15 @@ fence tags in them neutralised, so one cannot close its block and address the ju
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
-from autoalign.generation.base import Generator, SamplingParams
+from autoalign.config import JudgeConfig
+from autoalign.data import BUILTIN_DIR
+from autoalign.generation.base import Generator, SamplingParams, sampling_params
+from autoalign.io import iter_jsonl
 from autoalign.judges.verdict_probs import label_distribution
-from autoalign.prompts import neutralize_tags, render
+from autoalign.prompts import neutralize_tags, render, template_digest
+from autoalign.store import content_key, file_digest
 from autoalign.types import Candidate, Message, Preference
 from autoalign.verdicts import copied_from, final_line, parse_winner
 
@@ -79,9 +84,6 @@ def demonstration_turns(max_response_chars: int = 2000) -> list[Message]:
     """Two worked comparisons as earlier chat turns (data/pairwise_demos.jsonl), one won by each
     position so they teach the format without teaching a side. Small judges that answer the
     question instead of comparing follow the `Winner:` line far more often with them."""
-    from autoalign.data import BUILTIN_DIR
-    from autoalign.io import iter_jsonl
-
     turns: list[Message] = []
     for _, row in iter_jsonl(BUILTIN_DIR / "pairwise_demos.jsonl"):
         item = PairwiseItem([{"role": "user", "content": row["instruction"]}], row["response_a"], row["response_b"])
@@ -104,3 +106,23 @@ class PairwiseJudge:
         ]
         outputs = self.generator.generate(requests, self.sampling)
         return [combine(outputs[2 * i][0], outputs[2 * i + 1][0], [item.first, item.second]) for i, item in enumerate(items)]
+
+
+@dataclass(frozen=True)
+class PairwiseJudgeFactory:
+    """The one way a pairwise judge is built (teacher comparisons, head-to-head evaluation):
+    top-5 token log-probabilities are always asked for (win rates weight by the judge's
+    confidence), the worked comparisons shown when judge.pairwise_fewshot is set.
+    pool: a runtime ModelPool."""
+
+    pool: Any
+    TOP_LOGPROBS: ClassVar[int] = 5
+
+    @property
+    def key(self) -> str:
+        return content_key(template_digest("judge_pairwise"), file_digest(BUILTIN_DIR / "pairwise_demos.jsonl"))
+
+    def __call__(self, ref, cfg: JudgeConfig, seed: int) -> PairwiseJudge:
+        params = sampling_params(cfg.sampling, 1, seed, top_logprobs=self.TOP_LOGPROBS)
+        demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
+        return PairwiseJudge(self.pool.generator(ref, cfg.sampling.batch_size), params, cfg.max_response_chars, demos)

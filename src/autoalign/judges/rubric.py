@@ -18,14 +18,18 @@ score is the expected score under the judge's distribution over 0..5 at the verd
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from statistics import mean
+from typing import Any
 
 from autoalign.data import EFTExample
-from autoalign.generation.base import Generator, SamplingParams
+from autoalign.config import JudgeConfig
+from autoalign.generation.base import Generator, SamplingParams, sampling_params
 from autoalign.io import DataError
 from autoalign.judges.base import JudgeItem
 from autoalign.judges.verdict_probs import expected_score
-from autoalign.prompts import neutralize_tags, render
+from autoalign.prompts import neutralize_tags, render, template_digest
+from autoalign.store import content_key
 from autoalign.types import Candidate, Judgment, Message
 from autoalign.verdicts import MAX_SCORE, copied_from, final_line, parse_score
 
@@ -123,3 +127,21 @@ def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_resp
         used.add(best)
         turns += eft_conversation(examples[best], max_response_chars)
     return turns
+
+
+@dataclass(frozen=True)
+class RubricJudgeFactory:
+    """The default judge: the additive 5-point rubric, asked of the given model, optionally after
+    a few EFT demonstrations. pool: a runtime ModelPool (gives the model's generator)."""
+
+    pool: Any
+    demonstrations: tuple = ()
+
+    @property
+    def key(self) -> str:
+        return content_key(template_digest("judge_rubric"), list(self.demonstrations))
+
+    def __call__(self, ref, cfg: JudgeConfig, seed: int) -> RubricJudge:
+        params = sampling_params(cfg.sampling, n=1, seed=seed)
+        generator = self.pool.generator(ref, cfg.sampling.batch_size)
+        return RubricJudge(generator, params, cfg.samples, cfg.max_response_chars, list(self.demonstrations), cfg.use_logprobs)

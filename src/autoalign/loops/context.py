@@ -10,14 +10,14 @@ from pathlib import Path
 from autoalign.config import RunConfig
 from autoalign.config import ConfigError
 from autoalign.data import load_eft, located_ift, located_prompts
-from autoalign.judges.rubric import eft_conversation, judge_demonstrations
+from autoalign.judges.rubric import RubricJudgeFactory, eft_conversation, judge_demonstrations
 from autoalign.data.fit import check_prompts_fit
 from autoalign.data.ranked import load_ranked
 from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.models.loading import context_length, load_tokenizer
 from autoalign.generation.openai import check_endpoint
 from autoalign.judges.verifier import VerifierJudgeFactory
-from autoalign.stages.judging import JudgeFactory, RubricJudgeFactory
+from autoalign.judges.base import JudgeFactory
 from autoalign.runtime.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
 from autoalign.models import resolve_model
 from autoalign.store import RunStore, content_key

@@ -23,7 +23,7 @@ from autoalign.config import RunConfig
 from autoalign.io import atomic_write_text
 from autoalign.loops import compare, rounds
 from autoalign.loops.context import build_context
-from autoalign.stages.judging import JudgeFactory
+from autoalign.judges.base import JudgeFactory
 
 
 def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry_failed: bool = False) -> dict:

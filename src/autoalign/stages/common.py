@@ -3,8 +3,6 @@ of a failed row, and the remote (HTTP) usage a stage caused."""
 
 from __future__ import annotations
 
-from autoalign.config import SamplingConfig
-from autoalign.generation.base import SamplingParams
 from autoalign.generation.openai import ZERO_USAGE, usage_delta
 from autoalign.runtime.pool import ModelPool
 from autoalign.store import content_key
@@ -18,10 +16,6 @@ def chunk_seed(seed: int, ids: list[str]) -> int:
 
 def first_error(errors) -> str | None:
     return next((e for e in errors if e), None)
-
-
-def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:
-    return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed, top_logprobs=top_logprobs)
 
 
 def remote_usage_since(pool: ModelPool, before: dict[str, dict]) -> dict:

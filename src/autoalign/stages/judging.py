@@ -4,40 +4,13 @@ work to do (a finished stage loads no model)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from autoalign.config import JudgeConfig
-from autoalign.judges.base import Judge, JudgeItem
-from autoalign.judges.rubric import RubricJudge
-from autoalign.prompts import template_digest
+from autoalign.judges.base import JudgeFactory, JudgeItem
 from autoalign.runtime.pool import AnyModelRef, ModelPool
-from autoalign.stages.common import first_error, remote_usage_since, sampling_params
-from autoalign.store import RunStore, content_key
+from autoalign.stages.common import first_error, remote_usage_since
+from autoalign.store import RunStore
 from autoalign.types import Candidate, Judgment, Prompt
-
-
-JudgeFactory = Callable[[AnyModelRef, JudgeConfig, int], Judge]
-"""Builds the judge for a model; a factory may carry a `key` naming anything else its verdicts
-depend on (e.g. demonstrations), which goes into the judging stages' keys."""
-
-
-@dataclass(frozen=True)
-class RubricJudgeFactory:
-    """The default judge: the additive 5-point rubric, asked of the given model, optionally after
-    a few EFT demonstrations."""
-
-    pool: ModelPool
-    demonstrations: tuple = ()
-
-    @property
-    def key(self) -> str:
-        return content_key(template_digest("judge_rubric"), list(self.demonstrations))
-
-    def __call__(self, ref: AnyModelRef, cfg: JudgeConfig, seed: int) -> Judge:
-        params = sampling_params(cfg.sampling, n=1, seed=seed)
-        generator = self.pool.generator(ref, cfg.sampling.batch_size)
-        return RubricJudge(generator, params, cfg.samples, cfg.max_response_chars, list(self.demonstrations), cfg.use_logprobs)
 
 
 def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, make_judge: JudgeFactory, pool: ModelPool, seed: int, name: str = "judgments") -> dict[str, list[Judgment]]:
@@ -45,7 +18,7 @@ def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts:
     the judge is only built, and its model only loaded, if the stage has work to do. A candidate
     that failed (no answer from a remote backend) is not sent to the judge: its judgment is
     None with the reason."""
-    inputs = [judge_model.key, getattr(make_judge, "key", ""), *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
+    inputs = [judge_model.key, make_judge.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
     stage = store.stage(t, name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": seed}, inputs)
     if not stage.done():
         stage.begin()

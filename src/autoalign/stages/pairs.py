@@ -8,11 +8,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from autoalign.config import JudgeConfig, PairsConfig
-from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge, demonstration_turns
+from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.runtime.pool import AnyModelRef, ModelPool
-from autoalign.stages.common import first_error, remote_usage_since, sampling_params
+from autoalign.stages.common import first_error, remote_usage_since
 from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
-from autoalign.store import RunStore, content_key
+from autoalign.store import RunStore
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
 
 
@@ -52,13 +52,12 @@ def reference_pairs(store: RunStore, t: int, prompts: list[Prompt], references: 
 def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, pool: ModelPool, seed: int) -> dict[str, list[Comparison]]:
     """Round-robin pairwise verdicts on each prompt's candidates, each asked in both orders."""
     inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
-    demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
-    stage = store.stage(t, "comparisons", {"cfg": cfg.key(), "seed": seed, "demos": content_key(demos) if demos else None}, inputs, ("judge_pairwise",))
+    make_judge = PairwiseJudgeFactory(pool)
+    stage = store.stage(t, "comparisons", {"cfg": cfg.key(), "seed": seed, "judge": make_judge.key}, inputs)
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
-        params = sampling_params(cfg.sampling, 1, seed, top_logprobs=5 if cfg.use_logprobs else 0)
-        judge = PairwiseJudge(pool.generator(judge_model, cfg.sampling.batch_size), params, cfg.max_response_chars, demos)
+        judge = make_judge(judge_model, cfg, seed)
 
         def process(ids: list[str]) -> list[dict]:
             jobs = [(pid, i, j) for pid in ids for i in range(len(candidates[pid])) for j in range(i + 1, len(candidates[pid]))]

@@ -11,7 +11,7 @@ from autoalign.config import CreatePromptsConfig
 from autoalign.data import load_prompts, resolve_data_path
 from autoalign.io import DataError, write_jsonl
 from autoalign.runtime.pool import ModelPool, ModelRef
-from autoalign.stages.common import sampling_params
+from autoalign.generation.base import sampling_params
 from autoalign.store import RunStore, file_digest
 from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_tasks
 from autoalign.types import Prompt

@@ -8,7 +8,8 @@ from dataclasses import replace
 from autoalign.config import SampleConfig
 from autoalign.prompts import render
 from autoalign.runtime.pool import AnyModelRef, ModelPool
-from autoalign.stages.common import chunk_seed, first_error, remote_usage_since, sampling_params
+from autoalign.generation.base import sampling_params
+from autoalign.stages.common import chunk_seed, first_error, remote_usage_since
 from autoalign.store import RunStore
 from autoalign.types import Candidate, Message, Prompt
 
