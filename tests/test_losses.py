@@ -110,3 +110,25 @@ def test_response_window_keeps_exactly_the_logits_the_loss_uses(tiny_loaded):
     loss_full, _ = sft_loss(full, labels)
     assert loss_kept.item() == pytest.approx(loss_full.item(), rel=1e-5)
     assert response_window(torch.full((1, 4), IGNORE_INDEX)) == 1
+
+
+def test_dpo_through_the_preference_loss_protocol_is_ln2_at_the_reference():
+    from autoalign.train.losses import SequenceScores, preference_loss
+
+    loss_fn = preference_loss("dpo", beta=0.1)
+    chosen = SequenceScores(torch.tensor([-12.0, -3.5]), torch.tensor([6, 2]))
+    rejected = SequenceScores(torch.tensor([-9.0, -4.0]), torch.tensor([3, 4]))
+    loss, metrics = loss_fn(chosen, rejected, (chosen.logps.clone(), rejected.logps.clone()))
+    assert not loss_fn.reference_free
+    assert loss.item() == pytest.approx(math.log(2)) and metrics["rewards/margins"] == 0
+    # Per-sequence records: mean NLL per answer token, by hand.
+    assert chosen.nll.tolist() == pytest.approx([2.0, 1.75]) and rejected.nll.tolist() == pytest.approx([3.0, 1.0])
+
+
+def test_sequence_scores_count_only_answer_tokens():
+    from autoalign.train.losses import sequence_scores
+
+    logits = torch.zeros(1, 4, 3)  # uniform over 3 tokens: each counted token has log-prob -ln 3
+    labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 1, 2]])
+    scores = sequence_scores(logits, labels)
+    assert scores.tokens.tolist() == [2] and scores.logps.item() == pytest.approx(-2 * math.log(3))

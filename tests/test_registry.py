@@ -24,3 +24,15 @@ def test_a_toy_feedback_source_runs_the_loop(tiny_model_dir, tmp_path, monkeypat
     assert pairs and metrics["by_source"] == {"toy_length": len(pairs)} and metrics["prompts"] == 6
     assert all(len(p["chosen"][0]["content"]) > len(p["rejected"][0]["content"]) and p["source"] == "toy_length" for p in pairs)
     assert (tmp_path / "tiny/iter_1/dpo/model/config.json").exists()
+
+
+def test_a_toy_reference_free_loss_trains_without_reference_logprobs(tiny_model_dir, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="unknown preference loss 'toy_margin'"):
+        tiny_config(tiny_model_dir, tmp_path, "dpo.loss=toy_margin")
+    monkeypatch.setitem(registry.PREFERENCE_LOSSES, "toy_margin", "toy_loss:ToyMarginLoss")
+    cfg = tiny_config(tiny_model_dir, tmp_path, "dpo.loss=toy_margin", "iterations=1", "eval.enabled=false")
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    dpo = tmp_path / "tiny/iter_1/dpo"
+    history = read_jsonl(dpo / "data.jsonl")
+    assert history[0]["loss"] != pytest.approx(0.6931, abs=1e-3)  # no reference: not ln 2 at the start
+    assert not list(dpo.glob("reference_logps-*.json")) and (dpo / "model/config.json").exists()

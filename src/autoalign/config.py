@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from autoalign.registry import FEEDBACK
+from autoalign.registry import FEEDBACK, PREFERENCE_LOSSES
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -158,6 +158,15 @@ class SFTConfig(TrainConfig):
 
 class DPOConfig(TrainConfig):
     beta: float = Field(0.1, gt=0)
+    loss: str = "dpo"
+    """The preference loss, by its name in autoalign/registry.py PREFERENCE_LOSSES."""
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        if value not in PREFERENCE_LOSSES:
+            raise ValueError(f"unknown preference loss {value!r} (known: {', '.join(PREFERENCE_LOSSES)})")
+        return value
 
 
 class CreatePromptsConfig(Section):

@@ -34,3 +34,10 @@ def feedback_source(name: str) -> ModuleType:
     if name not in FEEDBACK:
         raise KeyError(f"unknown feedback source {name!r} (known: {', '.join(FEEDBACK)})")
     return importlib.import_module(FEEDBACK[name].module)
+
+
+PREFERENCE_LOSSES: dict[str, str] = {
+    "dpo": "autoalign.train.losses.dpo:DPOLoss",
+}
+"""Preference losses (train/losses/): name -> "module:class", the class built with beta and
+following train.losses.PreferenceLoss."""

@@ -1,8 +1,10 @@
-"""DPO training of M_{t+1} from M_t on preference pairs, with reference = M_t.
+"""Preference training of M_{t+1} from M_t on pairs, with the loss the recipe names (dpo.loss,
+DPO by default) and reference = M_t.
 
 The reference model is the starting policy, so its log-probabilities are computed once, with
 the untouched weights, before the first update, and cached (in memory and, given a path, on
-disk so a restarted stage does not recompute them). No second copy of the model is kept.
+disk so a restarted stage does not recompute them); a reference-free loss skips them. No second
+copy of the model is kept.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from autoalign.train import lora
 from autoalign.train.data import Encoded, answer_logits, encode_pair
 from autoalign.train.loop import freeze_embeddings, optimise
 from autoalign.train.resume import TrainCheckpointer
-from autoalign.train.losses import dpo_sigmoid_loss, sequence_logprobs
+from autoalign.train.losses import SequenceScores, preference_loss, sequence_logprobs, sequence_scores
 from autoalign.types import Pair
 
 
@@ -67,15 +69,20 @@ def train_dpo(
     model = lora.wrap(loaded.model, cfg.lora)
     if cfg.freeze_embeddings:
         freeze_embeddings(model)
-    reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size))
+    loss_fn = preference_loss(cfg.loss, cfg.beta)
+    reference = None
+    if not loss_fn.reference_free:
+        reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size))
     weights = torch.tensor([p.weight for p in pairs])
     weights = weights / weights.mean()  # mean 1: uniform weights leave the loss unchanged
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         flat = [e for i in indices for e in encoded[i]]
-        policy = forward_logprobs(model, flat, pad).view(-1, 2)
-        ref = reference[indices]
-        return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta, weights[indices])
+        scores = sequence_scores(*answer_logits(model, flat, pad))
+        chosen = SequenceScores(scores.logps[0::2], scores.tokens[0::2])
+        rejected = SequenceScores(scores.logps[1::2], scores.tokens[1::2])
+        ref = None if reference is None else (reference[indices, 0], reference[indices, 1])
+        return loss_fn(chosen, rejected, ref, weights[indices])
 
     history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
     stats = {

@@ -1,0 +1,111 @@
+"""Losses as pure functions of log-probabilities. Each returns (loss, metrics).
+
+Labels use the transformers convention: -100 marks tokens that carry no loss (the prompt,
+padding), so a prompt token can never move the loss.
+
+Preference losses share one protocol (PreferenceLoss): they read per-sequence records
+(SequenceScores: summed log-probability, token count, mean NLL) of the chosen and rejected
+answers under the policy, and the reference's summed log-probabilities unless the loss is
+reference-free. Each family is one file here (dpo.py, ...), registered by name in
+autoalign/registry.py; the trainer calls the loss the recipe names (dpo.loss).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from autoalign.train.losses.dpo import dpo_sigmoid_loss  # re-exported; the maths lives in dpo.py
+
+__all__ = ["IGNORE_INDEX", "PreferenceLoss", "SequenceScores", "dpo_sigmoid_loss", "preference_loss", "response_window",
+           "sequence_logprobs", "sequence_scores", "sft_loss", "token_logprobs"]
+
+IGNORE_INDEX = -100
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probability of each label token under logits, and the mask of tokens that count.
+
+    logits: (batch, seq, vocab) for positions 0..seq-1, predicting tokens 1..seq.
+    labels: (batch, seq) aligned with the input ids; shifted here.
+    """
+    logits = logits[:, :-1, :]
+    labels = labels[:, 1:]
+    mask = labels != IGNORE_INDEX
+    safe_labels = labels.masked_fill(~mask, 0)
+    logps = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, safe_labels.unsqueeze(-1)).squeeze(-1)
+    return logps * mask, mask
+
+
+def response_window(labels: torch.Tensor) -> int:
+    """How many trailing positions' logits a loss needs: from the position that predicts the
+    earliest answer token in the batch to the end. Prompt positions before it carry no loss, so
+    their logits (a vocab-sized row each) need not be computed; pass this as `logits_to_keep`
+    and the loss functions below to `labels[:, -window:]`."""
+    has_loss = (labels != IGNORE_INDEX).any(dim=0).nonzero()
+    if len(has_loss) == 0:
+        return 1
+    return labels.shape[1] - int(has_loss[0]) + 1
+
+
+def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum of the response tokens' log-probabilities, one value per sequence: log pi(y|x)."""
+    logps, _ = token_logprobs(logits, labels)
+    return logps.sum(-1)
+
+
+def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Mean negative log-likelihood over response tokens of the whole batch."""
+    logps, mask = token_logprobs(logits, labels)
+    count = mask.sum().clamp(min=1)
+    loss = -logps.sum() / count
+    return loss, {"loss": loss.item(), "tokens": int(mask.sum())}
+
+
+@dataclass(frozen=True)
+class SequenceScores:
+    """Per-sequence quantities of a batch of answers, each of shape (batch,)."""
+
+    logps: torch.Tensor
+    """Sum of the answer tokens' log-probabilities: log pi(y|x)."""
+    tokens: torch.Tensor
+    """How many answer tokens each sequence has (for length-normalised losses)."""
+
+    @property
+    def nll(self) -> torch.Tensor:
+        """Mean negative log-likelihood per answer token."""
+        return -self.logps / self.tokens.clamp(min=1)
+
+
+def sequence_scores(logits: torch.Tensor, labels: torch.Tensor) -> SequenceScores:
+    logps, mask = token_logprobs(logits, labels)
+    return SequenceScores(logps=logps.sum(-1), tokens=mask.sum(-1))
+
+
+class PreferenceLoss(Protocol):
+    """A loss over preference pairs. reference: the reference model's summed log-probabilities
+    of the chosen and rejected answers, None for a reference-free loss (the trainer then does
+    not compute them). weights: per-pair weights with mean 1 over the dataset, or None."""
+
+    reference_free: bool
+
+    def __call__(
+        self,
+        chosen: SequenceScores,
+        rejected: SequenceScores,
+        reference: tuple[torch.Tensor, torch.Tensor] | None,
+        weights: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+def preference_loss(name: str, beta: float) -> PreferenceLoss:
+    """The registered loss `name` (autoalign/registry.py PREFERENCE_LOSSES), built with beta."""
+    from autoalign.registry import PREFERENCE_LOSSES
+
+    module, _, attr = PREFERENCE_LOSSES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)(beta=beta)
+
