@@ -149,3 +149,28 @@ def test_credentials_in_endpoint_urls_are_redacted_where_shown():
     with pytest.raises(ConfigError) as err:
         load_config(None, ["teacher.endpoint.base_url=ftp://user:s3cret@host/v1", "teacher.endpoint.model=m"])
     assert "s3cret" not in str(err.value) and "ftp://***@host/v1" in str(err.value)
+
+
+def test_a_partial_override_keeps_the_sections_own_defaults():
+    cfg = load_config(None, ["judge.sampling.max_new_tokens=8", "eval.sampling.batch_size=2", "teacher.name=t",
+                             "teacher.sampling.max_new_tokens=9"])
+    assert (cfg.judge.sampling.temperature, cfg.judge.sampling.max_new_tokens) == (0.0, 8)  # still greedy
+    assert (cfg.eval.sampling.temperature, cfg.eval.sampling.batch_size) == (0.0, 2)
+    assert (cfg.teacher.sampling.temperature, cfg.teacher.sampling.top_p, cfg.teacher.sampling.max_new_tokens) == (0.7, 0.9, 9)
+
+
+def test_batch_sizes_of_generation_never_reach_a_stage_key():
+    plain = load_config(None, [])
+    fast = load_config(None, ["sample.sampling.batch_size=32", "judge.sampling.batch_size=2", "eval.sampling.batch_size=4",
+                              "create_prompts.sampling.batch_size=64", "eval.ifeval_sampling.batch_size=1"])
+    for section in ("sample", "judge", "eval", "create_prompts"):
+        assert getattr(fast, section).key() == getattr(plain, section).key(), section
+    assert load_config(None, ["sample.sampling.temperature=0.5"]).sample.key() != plain.sample.key()
+    assert load_config(None, ["dpo.batch_size=4"]).dpo.key() != plain.dpo.key()  # a training batch changes the result
+
+
+def test_replaced_copies_are_validated():
+    cfg = load_config(None, [])
+    assert cfg.sample.replaced(n=1).n == 1
+    with pytest.raises(Exception, match="greater than or equal to 1"):
+        cfg.sample.replaced(n=0)

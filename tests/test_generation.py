@@ -94,3 +94,18 @@ def test_top_logprobs_hold_the_chosen_token_and_match_a_full_forward(tiny_loaded
             expected = torch.log_softmax(tiny_loaded.model(ids).logits[0, -1].float(), -1).topk(3)
         got = sorted(cand.top_logprobs[0].values(), reverse=True)
         assert torch.allclose(torch.tensor(got), expected.values, atol=1e-4)
+
+
+def test_a_sample_does_not_depend_on_the_batch_it_runs_in(tiny_loaded):
+    from autoalign.generation.base import SamplingParams
+    from autoalign.generation.hf import HFGenerator
+
+    ask = lambda text: [{"role": "user", "content": text}]
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=3)
+    together = HFGenerator(tiny_loaded, batch_size=8).generate([ask("Name a fruit."), ask("Write a short poem about the sea."), ask("Hi")], params)
+    alone = HFGenerator(tiny_loaded, batch_size=1).generate([ask("Hi"), ask("Name a fruit.")], params)
+    texts = lambda cands: [c.text for c in cands]
+    assert texts(alone[1]) == texts(together[0]) and texts(alone[0]) == texts(together[2])
+    assert texts(together[0])[0] != texts(together[0])[1]  # the n samples of one request still differ
+    other_seed = HFGenerator(tiny_loaded, batch_size=8).generate([ask("Name a fruit.")], SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=4))
+    assert texts(other_seed[0]) != texts(together[0])

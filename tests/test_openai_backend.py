@@ -9,7 +9,7 @@ import time
 import pytest
 
 from autoalign.config import EndpointConfig
-from autoalign.generation.base import SamplingParams
+from autoalign.generation.base import SamplingParams, request_seed
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import EndpointConfigError, OpenAIGenerator, retry_after_seconds
 from fault_server import FaultServer
@@ -81,7 +81,9 @@ def test_cache_means_a_resumed_run_never_pays_twice(tmp_path):
         params = SamplingParams(n=2, temperature=0.7, max_new_tokens=16, seed=5)
         first = OpenAIGenerator(cfg, ResponseCache(tmp_path / "c.sqlite")).generate(ask("a", "b"), params)
         assert len(server.bodies) == 4
-        assert sorted(b["seed"] for b in server.bodies) == [5, 5, 6, 6]  # the n samples differ by seed
+        seeds = {(b["messages"][-1]["content"], b["seed"]) for b in server.bodies}
+        # Each sample has its own seed: request_seed(run seed, the request, the sample's index).
+        assert seeds == {(m[-1]["content"], request_seed(5, m, k)) for m in ask("a", "b") for k in range(2)} and len(seeds) == 4
         again = OpenAIGenerator(cfg, ResponseCache(tmp_path / "c.sqlite"))  # a new process, same run
         second = again.generate(ask("a", "b"), params)
         assert len(server.bodies) == 4

@@ -43,8 +43,37 @@ class Section(BaseModel):
         """What a stage key hashes: the settings that differ from their defaults (a dump relative
         to the defaults still tells any two configs apart). A setting added in a later version,
         with a default that keeps the old behaviour, so leaves finished stages and resumable
-        checkpoints valid; changing a default's value means giving that setting a new name."""
-        return self.model_dump(mode="json", exclude_defaults=True, exclude=set(self.NOT_IN_KEY))
+        checkpoints valid; changing a default's value means giving that setting a new name.
+        Execution settings (NOT_IN_KEY, in nested sections too) never reach a key."""
+        return self._execution_defaults().model_dump(mode="json", exclude_defaults=True, exclude=set(self.NOT_IN_KEY))
+
+    def _execution_defaults(self) -> Section:
+        """A copy whose nested sections have their NOT_IN_KEY settings at the default values."""
+        updates = {}
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, Section):
+                default = field.default if isinstance(field.default, Section) else type(value)()
+                reset = {n: getattr(default, n) for n in value.NOT_IN_KEY}
+                updates[name] = value._execution_defaults().model_copy(update=reset)
+        return self.model_copy(update=updates) if updates else self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partial_sections_keep_their_defaults(cls, data: Any) -> Any:
+        """`judge.sampling.max_new_tokens=8` changes that one setting of the judge's sampling
+        section: the others keep the judge's defaults (greedy), not SamplingConfig's."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, field in cls.model_fields.items():
+            if isinstance(field.default, Section) and isinstance(out.get(name), dict):
+                out[name] = _deep_merge(field.default.model_dump(), out[name])
+        return out
+
+    def replaced(self, **changes: Any) -> Section:
+        """A validated copy with some settings changed (model_copy(update=...) skips validation)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
 
     def key_without(self, *names: str) -> dict[str, Any]:
         """key() minus settings a particular stage does not read."""
@@ -108,6 +137,9 @@ class SamplingConfig(Section):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(160, gt=0)
     batch_size: int = Field(8, gt=0)
+    """Requests per forward pass: speed and memory only (every sample has its own seed), so it is
+    never part of a stage key."""
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"batch_size"})
 
 
 class DataConfig(Section):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -16,11 +18,21 @@ class SamplingParams:
     top_p: float = 0.95
     max_new_tokens: int = 160
     seed: int = 0
+    """The run's seed; each sample's own seed is request_seed(seed, its messages, its index)."""
     top_logprobs: int = 0
     """Also return, per generated token, this many most likely alternatives (judges use them)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def request_seed(seed: int, messages: list[Message], sample_index: int = 0) -> int:
+    """The seed of one sample: a function of the run's seed, the request's own content and which
+    of its n samples it is, never of the batch or chunk it happens to run in. So a stage can run
+    in any batch size, be resumed in other chunks, or be cached per request, and draw the same
+    random stream for every sample."""
+    blob = json.dumps(messages, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return (seed * 1_000_003 + int(hashlib.sha256(blob).hexdigest()[:12], 16) + sample_index) % (2**31 - 1)
 
 
 def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:

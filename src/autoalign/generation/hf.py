@@ -13,7 +13,9 @@ padded and decoded in batches by a small loop over the model's KV cache:
 - each sampled token's log-probability under the model (before temperature) is kept, and on
   request the top-k alternatives at each step.
 
-Sampling uses transformers' own temperature and top-p warpers.
+Sampling uses transformers' own temperature and top-p warpers, and each row (one sample of one
+request) draws from its own random generator seeded by request_seed, so a sample does not depend
+on the batch it runs in.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogit
 from transformers.cache_utils import Cache
 
 from autoalign.chat import render_prompt
-from autoalign.generation.base import SamplingParams
+from autoalign.generation.base import SamplingParams, request_seed
 from autoalign.generation.kv_cache import new_cache
 from autoalign.io import DataError
 from autoalign.models.loading import LoadedModel
@@ -56,17 +58,18 @@ class HFGenerator:
         results: list[list[Candidate]] = [[] for _ in texts]
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            # Seed per batch, so a batch's samples do not depend on what ran before it.
-            candidates = self._generate_batch([texts[i] for i in batch], params, seed=params.seed + start)
+            seeds = [request_seed(params.seed, requests[i], k) for i in batch for k in range(params.n)]
+            candidates = self._generate_batch([texts[i] for i in batch], params, seeds)
             for i, cands in zip(batch, candidates):
                 results[i] = cands
         return results
 
     @torch.no_grad()
-    def _generate_batch(self, texts: list[str], params: SamplingParams, seed: int) -> list[list[Candidate]]:
+    def _generate_batch(self, texts: list[str], params: SamplingParams, seeds: list[int]) -> list[list[Candidate]]:
+        """seeds: one per row (request i's sample k at row i * n + k)."""
         token_lists = self.loaded.tokenizer(texts, add_special_tokens=False).input_ids
         self._check_fits(token_lists, params.max_new_tokens)
-        tokens, logprobs, top, finished = self._decode(token_lists, params, seed)
+        tokens, logprobs, top, finished = self._decode(token_lists, params, seeds)
         rows = [self._to_candidate(t, lp, tp, f) for t, lp, tp, f in zip(tokens, logprobs, top, finished)]
         n = params.n
         return [rows[i * n : (i + 1) * n] for i in range(len(texts))]
@@ -105,9 +108,9 @@ class HFGenerator:
         logits = model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions[:, shared:], past_key_values=cache, use_cache=True).logits[:, -1, :]
         return cache, logits, mask, positions
 
-    def _decode(self, token_lists: list[list[int]], params: SamplingParams, seed: int):
+    def _decode(self, token_lists: list[list[int]], params: SamplingParams, seeds: list[int]):
         model, n, device = self.loaded.model, params.n, self.loaded.model.device
-        rng = torch.Generator(device=device).manual_seed(seed)
+        rngs = [torch.Generator(device=device).manual_seed(s) for s in seeds]
         warpers = LogitsProcessorList()
         if params.temperature > 0:
             warpers.append(TemperatureLogitsWarper(params.temperature))
@@ -128,7 +131,7 @@ class HFGenerator:
         stopped = [False] * num_rows
         for step in range(params.max_new_tokens):
             logits = logits.float()
-            chosen = self._pick(logits, warpers, rng, params.temperature)
+            chosen = self._pick(logits, warpers, [rngs[r] for r in active.tolist()], params.temperature)
             all_logprobs = torch.log_softmax(logits, dim=-1)
             chosen_logprobs = all_logprobs.gather(1, chosen[:, None]).squeeze(1)
             done = torch.isin(chosen, stops)
@@ -152,11 +155,12 @@ class HFGenerator:
         return tokens, token_logprobs, top, stopped
 
     @staticmethod
-    def _pick(logits: torch.Tensor, warpers: LogitsProcessorList, rng: torch.Generator, temperature: float) -> torch.Tensor:
+    def _pick(logits: torch.Tensor, warpers: LogitsProcessorList, rngs: list[torch.Generator], temperature: float) -> torch.Tensor:
+        """One token per row; row r samples with its own generator rngs[r]."""
         if temperature == 0:
             return logits.argmax(dim=-1)
         probs = torch.softmax(warpers(None, logits.clone()), dim=-1)
-        return torch.multinomial(probs, num_samples=1, generator=rng).squeeze(1)
+        return torch.cat([torch.multinomial(row, num_samples=1, generator=rng) for row, rng in zip(probs, rngs)])
 
     def _to_candidate(self, tokens: list[int], logprobs: list[float], top: list[tuple[list[int], list[float]]], stopped: bool) -> Candidate:
         tokenizer = self.loaded.tokenizer

@@ -1,8 +1,8 @@
 """Generation through any OpenAI-compatible chat-completions server (vLLM, llama.cpp server,
 Ollama, hosted APIs), behind the same Generator contract as the in-process backend.
 
-- n candidates per request are n requests with seeds seed, seed+1, ... (not the `n` field, which
-  several servers ignore), sent concurrently up to `max_concurrency`;
+- n candidates per request are n requests, each with its own seed request_seed(seed, messages, i)
+  (not the `n` field, which several servers ignore), sent concurrently up to `max_concurrency`;
 - timeouts, connection errors, malformed replies, 429 and 5xx are retried with exponential
   backoff and jitter, a 429's Retry-After honoured; 401/403/404 mean the configuration is wrong
   and stop the run with a message saying so; other 4xx fail only that item;
@@ -31,7 +31,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tqdm.auto import tqdm
 
 from autoalign.config import EndpointConfig
-from autoalign.generation.base import SamplingParams
+from autoalign.generation.base import SamplingParams, request_seed
 from autoalign.generation.http_cache import ResponseCache, request_key
 from autoalign.types import Candidate, Message
 
@@ -186,7 +186,7 @@ class OpenAIGenerator:
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_new_tokens,
-            "seed": params.seed + sample_index,
+            "seed": request_seed(params.seed, messages, sample_index),
         }
         if params.top_logprobs:
             body["logprobs"] = True

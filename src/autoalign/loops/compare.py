@@ -23,7 +23,7 @@ def run(ctx: RunContext, m0: ModelRef) -> dict:
     results: dict = {"branches": {}}
     for source in cfg.branches:
         log(f"branch {source}")
-        branch_cfg = cfg.model_copy(update={"loop": source, "mix": {}, "branches": []})
+        branch_cfg = cfg.replaced(loop=source, mix={}, branches=[])
         branch = ctx.branch(branch_cfg, ctx.store.child(source))
         try:
             results["branches"][source] = iterate(branch, m1)

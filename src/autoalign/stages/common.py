@@ -1,17 +1,10 @@
-"""What every stage that generates shares: per-chunk seeds, sampling parameters, the first error
-of a failed row, and the remote (HTTP) usage a stage caused."""
+"""What every stage that generates shares: the first error of a failed row, and the remote
+(HTTP) usage a stage caused."""
 
 from __future__ import annotations
 
 from autoalign.generation.openai import ZERO_USAGE, usage_delta
 from autoalign.runtime.pool import ModelPool
-from autoalign.store import content_key
-
-
-def chunk_seed(seed: int, ids: list[str]) -> int:
-    """A chunk's own sampling seed: chunks draw different random streams, and a chunk redone
-    after a crash draws the same one (chunks are fixed, see RunStore.map_items)."""
-    return seed + int(content_key(ids), 16) % 1_000_003
 
 
 def first_error(errors) -> str | None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from autoalign.config import SampleConfig
 from autoalign.prompts import render
 from autoalign.runtime.pool import AnyModelRef, ModelPool
 from autoalign.generation.base import sampling_params
-from autoalign.stages.common import chunk_seed, first_error, remote_usage_since
+from autoalign.stages.common import first_error, remote_usage_since
 from autoalign.store import RunStore
 from autoalign.types import Candidate, Message, Prompt
 
@@ -33,7 +32,7 @@ def sample_candidates(store: RunStore, t: int, model: AnyModelRef, prompts: list
 
         def process(ids: list[str]) -> list[dict]:
             requests = [_answer_request(by_id[i], cfg.control_instruction) for i in ids]
-            outputs = pool.generator(model, cfg.sampling.batch_size).generate(requests, replace(params, seed=chunk_seed(seed, ids)))
+            outputs = pool.generator(model, cfg.sampling.batch_size).generate(requests, params)
             return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
 
         error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
