@@ -36,3 +36,19 @@ def test_a_toy_reference_free_loss_trains_without_reference_logprobs(tiny_model_
     history = read_jsonl(dpo / "data.jsonl")
     assert history[0]["loss"] != pytest.approx(0.6931, abs=1e-3)  # no reference: not ln 2 at the start
     assert not list(dpo.glob("reference_logps-*.json")) and (dpo / "model/config.json").exists()
+
+
+def test_a_toy_generation_backend_serves_the_loop(tiny_model_dir, tmp_path, monkeypatch):
+    import toy_backend
+
+    with pytest.raises(ConfigError, match="unknown generation backend 'toy_echo'"):
+        tiny_config(tiny_model_dir, tmp_path, "model.backend=toy_echo")
+    monkeypatch.setitem(registry.BACKENDS, "toy_echo", "toy_backend:make")
+    cfg = tiny_config(tiny_model_dir, tmp_path, "model.backend=toy_echo", "iterations=1")
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    candidates = read_jsonl(tmp_path / "tiny/iter_1/candidates/data.jsonl")
+    assert all(c["text"].startswith("echo ") for row in candidates for c in row["candidates"])
+    assert read_json(tmp_path / "tiny/iter_1/pairs/metrics.json")["pairs"] > 0
+    assert (tmp_path / "tiny/iter_1/dpo/model/config.json").exists()  # training still uses transformers
+    assert read_jsonl(tmp_path / "tiny/iter_1/eval_answers_M2/data.jsonl")[0]["candidates"][0]["text"].startswith("echo ")
+    assert "echo M1" in toy_backend.closed and "echo M2" in toy_backend.closed  # the pool closed them

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from autoalign.registry import FEEDBACK, PREFERENCE_LOSSES
+from autoalign.registry import BACKENDS, FEEDBACK, PREFERENCE_LOSSES
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -95,6 +95,15 @@ class ModelConfig(Section):
     chat_template: str | None = None
     """A Jinja chat template file, or a built-in name ("chatml", "gemma"); needed for base models
     that carry none."""
+    backend: str = "transformers"
+    """How the model generates (autoalign/registry.py BACKENDS); training always uses transformers."""
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if value not in BACKENDS:
+            raise ValueError(f"unknown generation backend {value!r} (known: {', '.join(BACKENDS)})")
+        return value
 
 
 class EndpointConfig(Section):

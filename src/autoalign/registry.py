@@ -41,3 +41,17 @@ PREFERENCE_LOSSES: dict[str, str] = {
 }
 """Preference losses (train/losses/): name -> "module:class", the class built with beta and
 following train.losses.PreferenceLoss."""
+
+
+BACKENDS: dict[str, str] = {
+    "transformers": "autoalign.generation.hf:in_process",
+}
+"""Generation backends for in-process models (model.backend): name -> "module:function", called
+as function(pool, model_ref, batch_size) and returning a generation.base.Generator. Models behind
+an OpenAI-compatible endpoint always use the HTTP backend (generation/openai.py)."""
+
+
+def load_attr(spec: str):
+    """"package.module:name" -> the object, importing the module only now."""
+    module, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module), attr)

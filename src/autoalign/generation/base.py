@@ -1,11 +1,15 @@
-"""The Generator contract shared by every backend (in-process transformers, HTTP servers)."""
+"""The Generator contract shared by every backend (in-process transformers, HTTP servers, and
+later managed llama.cpp / vLLM servers): generate, count what it did, close. Backends are
+registered by name in autoalign/registry.py BACKENDS."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from autoalign.config import SamplingConfig
 from autoalign.types import Candidate, Message
@@ -41,7 +45,49 @@ def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 
                           top_logprobs=top_logprobs)
 
 
+class Usage:
+    """Thread-safe counters for the run metrics."""
+
+    FIELDS = ("requests", "retries", "cache_hits", "answered", "failed", "prompt_tokens", "completion_tokens")
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+
+    def add(self, **amounts: int) -> None:
+        with self._lock:
+            self.counts.update(amounts)
+
+    def error(self, kind: str) -> None:
+        with self._lock:
+            self.errors[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {**{f: self.counts.get(f, 0) for f in self.FIELDS}, "errors": dict(self.errors)}
+
+
+ZERO_USAGE = {**{f: 0 for f in Usage.FIELDS}, "errors": {}}
+
+
+def usage_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    out = {f: after[f] - before[f] for f in Usage.FIELDS}
+    kinds = set(before["errors"]) | set(after["errors"])
+    out["errors"] = {k: after["errors"].get(k, 0) - before["errors"].get(k, 0) for k in sorted(kinds) if after["errors"].get(k, 0) != before["errors"].get(k, 0)}
+    return out
+
+
 class Generator(Protocol):
+    label: str
+    usage: Usage
+    """Counters of what the backend did: requests, answers, failures, tokens (and for HTTP
+    backends retries and cache hits)."""
+
     def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
         """Return params.n candidates for each request (a chat message list), in order."""
+        ...
+
+    def close(self) -> None:
+        """Free what the backend holds (connections, a server process); the pool calls it."""
         ...

@@ -25,7 +25,7 @@ from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogit
 from transformers.cache_utils import Cache
 
 from autoalign.chat import render_prompt
-from autoalign.generation.base import SamplingParams, request_seed
+from autoalign.generation.base import SamplingParams, Usage, request_seed
 from autoalign.generation.kv_cache import new_cache
 from autoalign.io import DataError
 from autoalign.models.loading import LoadedModel
@@ -50,6 +50,14 @@ class HFGenerator:
     def __init__(self, loaded: LoadedModel, batch_size: int = 8):
         self.loaded = loaded
         self.batch_size = batch_size
+        self.usage = Usage()
+
+    @property
+    def label(self) -> str:
+        return str(self.loaded.path)
+
+    def close(self) -> None:
+        """The model belongs to the pool, which frees it; nothing else is held."""
 
     def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
         tokenizer = self.loaded.tokenizer
@@ -62,6 +70,8 @@ class HFGenerator:
             candidates = self._generate_batch([texts[i] for i in batch], params, seeds)
             for i, cands in zip(batch, candidates):
                 results[i] = cands
+        answers = [c for cands in results for c in cands]
+        self.usage.add(requests=len(requests), answered=len(answers), completion_tokens=sum(c.num_tokens for c in answers))
         return results
 
     @torch.no_grad()
@@ -171,3 +181,8 @@ class HFGenerator:
             extra["tokens"] = [tokenizer.decode([t]) for t in tokens]
             extra["top_logprobs"] = [{tokenizer.decode([i]): v for i, v in zip(ids, values)} for ids, values in top]
         return Candidate(text=text, num_tokens=len(tokens), finish_reason="stop" if stopped else "length", logprobs=logprobs, **extra)
+
+
+def in_process(pool, ref, batch_size: int) -> HFGenerator:
+    """The "transformers" backend: the pool's loaded copy of the model, decoded here."""
+    return HFGenerator(pool.get(ref), batch_size=batch_size)

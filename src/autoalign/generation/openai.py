@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from email.utils import parsedate_to_datetime
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tqdm.auto import tqdm
 
 from autoalign.config import EndpointConfig
-from autoalign.generation.base import SamplingParams, request_seed
+from autoalign.generation.base import SamplingParams, Usage, request_seed
 from autoalign.generation.http_cache import ResponseCache, request_key
 from autoalign.types import Candidate, Message
 
@@ -58,39 +57,6 @@ class ItemError(Exception):
 
 class EndpointConfigError(RuntimeError):
     """The server refuses every request (bad key, unknown model or URL): stop the run."""
-
-
-class Usage:
-    """Thread-safe counters for the run metrics."""
-
-    FIELDS = ("requests", "retries", "cache_hits", "answered", "failed", "prompt_tokens", "completion_tokens")
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
-        self.errors: Counter[str] = Counter()
-
-    def add(self, **amounts: int) -> None:
-        with self._lock:
-            self.counts.update(amounts)
-
-    def error(self, kind: str) -> None:
-        with self._lock:
-            self.errors[kind] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return {**{f: self.counts.get(f, 0) for f in self.FIELDS}, "errors": dict(self.errors)}
-
-
-ZERO_USAGE = {**{f: 0 for f in Usage.FIELDS}, "errors": {}}
-
-
-def usage_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
-    out = {f: after[f] - before[f] for f in Usage.FIELDS}
-    kinds = set(before["errors"]) | set(after["errors"])
-    out["errors"] = {k: after["errors"].get(k, 0) - before["errors"].get(k, 0) for k in sorted(kinds) if after["errors"].get(k, 0) != before["errors"].get(k, 0)}
-    return out
 
 
 def retry_after_seconds(value: str | None) -> float | None:

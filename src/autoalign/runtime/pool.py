@@ -16,11 +16,12 @@ from pathlib import Path
 import torch
 
 from autoalign.config import EndpointConfig, ModelConfig
-from autoalign.generation.hf import HFGenerator
+from autoalign.generation.base import Generator
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator
 from autoalign.io import private_sibling_dir
 from autoalign.models.loading import LoadedModel, load_model
+from autoalign.registry import BACKENDS, load_attr
 from autoalign.store import content_key
 
 
@@ -60,6 +61,7 @@ class ModelPool:
         self.batch_size = generation_batch_size
         self.http_cache_dir = http_cache_dir
         self._loaded: dict[Path, LoadedModel] = {}
+        self._local: dict[tuple, Generator] = {}
         self._remote: dict[str, OpenAIGenerator] = {}
 
     def _load(self, ref: ModelRef) -> LoadedModel:
@@ -75,10 +77,16 @@ class ModelPool:
         """A private copy for training, which changes weights in place."""
         return self._load(ref)
 
-    def generator(self, ref: AnyModelRef, batch_size: int | None = None) -> HFGenerator | OpenAIGenerator:
+    def generator(self, ref: AnyModelRef, batch_size: int | None = None) -> Generator:
+        """The model's generator: the HTTP backend for an endpoint, else the model's configured
+        backend (model.backend, from the registry), kept until release()."""
         if isinstance(ref, EndpointRef):
             return self.remote(ref)
-        return HFGenerator(self.get(ref), batch_size=batch_size or self.batch_size)
+        backend = (ref.config or self.cfg).backend
+        slot = (ref.path, backend, batch_size or self.batch_size)
+        if slot not in self._local:
+            self._local[slot] = load_attr(BACKENDS[backend])(self, ref, batch_size or self.batch_size)
+        return self._local[slot]
 
     def remote(self, ref: EndpointRef) -> OpenAIGenerator:
         if ref.key not in self._remote:
@@ -94,9 +102,19 @@ class ModelPool:
         return {gen.label: gen.usage.snapshot() for gen in self._remote.values()}
 
     def release(self, keep: set[Path] = frozenset()) -> None:
+        """Close the in-process generators and free the loaded models (but those in keep)."""
+        for slot in [s for s in self._local if s[0] not in keep]:
+            self._local.pop(slot).close()
         for path in [p for p in self._loaded if p not in keep]:
             del self._loaded[path]
         gc.collect()
+
+    def close(self) -> None:
+        """Everything: in-process generators, models and HTTP clients."""
+        self.release()
+        for gen in self._remote.values():
+            gen.close()
+        self._remote.clear()
 
 
 def save_checkpoint(model: torch.nn.Module, loaded: LoadedModel, out_dir: Path) -> None:

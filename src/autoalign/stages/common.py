@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from autoalign.generation.openai import ZERO_USAGE, usage_delta
+from autoalign.generation.base import ZERO_USAGE, usage_delta
 from autoalign.runtime.pool import ModelPool
 
 

@@ -12,7 +12,6 @@ autoalign/registry.py; the trainer calls the loss the recipe names (dpo.loss).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -104,8 +103,7 @@ class PreferenceLoss(Protocol):
 
 def preference_loss(name: str, beta: float) -> PreferenceLoss:
     """The registered loss `name` (autoalign/registry.py PREFERENCE_LOSSES), built with beta."""
-    from autoalign.registry import PREFERENCE_LOSSES
+    from autoalign.registry import PREFERENCE_LOSSES, load_attr
 
-    module, _, attr = PREFERENCE_LOSSES[name].partition(":")
-    return getattr(importlib.import_module(module), attr)(beta=beta)
+    return load_attr(PREFERENCE_LOSSES[name])(beta=beta)
 
