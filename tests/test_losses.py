@@ -98,7 +98,7 @@ def test_response_window_keeps_exactly_the_logits_the_loss_uses(tiny_loaded):
     tok = tiny_loaded.tokenizer
     examples = [encode_chat(tok, [{"role": "user", "content": "Write a short poem about the sea, please."}], "Waves.", 256),
                 encode_chat(tok, [{"role": "user", "content": "Hi"}], "Hello there, friend.", 256)]
-    batch = collate(examples, tok.pad_token_id)
+    batch = collate(examples, tok.pad_token_id, "cpu")
     labels = batch["labels"]
     window = response_window(labels)
     assert window < labels.shape[1]  # some prompt positions are skipped

@@ -65,7 +65,7 @@ def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_
 
 def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
     cfg = load_config("recipes/quickstart.yaml", [
-        f"runs_dir={tmp_path}", "create_prompts.num_prompts=4", "create_prompts.max_requests=16",
+        f"runs_dir={tmp_path}", "create_prompts.num_prompts=4", "create_prompts.max_requests=48",
         "create_prompts.sampling.max_new_tokens=96", "sample.n=4", "sample.sampling.max_new_tokens=48",
         "judge.sampling.max_new_tokens=96", "dpo.epochs=1", "dpo.grad_accum=1", "eval.num_prompts=3",
         "eval.sampling.max_new_tokens=48",

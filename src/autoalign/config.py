@@ -91,12 +91,17 @@ class LoraConfig(Section):
 class ModelConfig(Section):
     name: str = "smollm2-135m-instruct"
     """A bundled name (see `autoalign models`), a local Hugging Face directory, or a hub id."""
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """"auto": bfloat16 on a GPU, float32 on the CPU."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model runs: "auto" is cuda when a GPU is present, else cpu. Not in stage keys."""
     chat_template: str | None = None
     """A Jinja chat template file, or a built-in name ("chatml", "gemma"); needed for base models
     that carry none."""
     backend: str = "transformers"
     """How the model generates (autoalign/registry.py BACKENDS); training always uses transformers."""
+
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"device"})
 
     @field_validator("backend")
     @classmethod

@@ -63,9 +63,25 @@ def context_length(path: str | Path) -> int | None:
     return int(value) if value else None
 
 
-def load_model(path: str | Path, dtype: str = "float32", chat_template: str | None = None) -> LoadedModel:
+def resolve_device(spec: str = "auto") -> torch.device:
+    """"auto": the GPU when there is one, else the CPU."""
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(spec)
+
+
+def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
+    """"auto": bfloat16 on a GPU (half the memory, fast matmuls), float32 on the CPU (bfloat16
+    has no fast path on most CPUs)."""
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return DTYPES[spec]
+
+
+def load_model(path: str | Path, dtype: str = "float32", chat_template: str | None = None, device: str = "auto") -> LoadedModel:
     path = Path(path)
     tokenizer = load_tokenizer(path, chat_template)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype])
+    target = resolve_device(device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, target)).to(target)
     model.eval()
     return LoadedModel(model=model, tokenizer=tokenizer, path=path)

@@ -66,7 +66,7 @@ class ModelPool:
 
     def _load(self, ref: ModelRef) -> LoadedModel:
         cfg = ref.config or self.cfg
-        return load_model(ref.path, cfg.dtype, cfg.chat_template)
+        return load_model(ref.path, cfg.dtype, cfg.chat_template, cfg.device)
 
     def get(self, ref: ModelRef) -> LoadedModel:
         if ref.path not in self._loaded:

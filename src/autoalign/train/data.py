@@ -47,25 +47,22 @@ def encode_pair(tokenizer: PreTrainedTokenizerBase, pair: Pair, max_length: int)
     )
 
 
-def collate(examples: list[Encoded], pad_token_id: int) -> dict[str, torch.Tensor]:
+def collate(examples: list[Encoded], pad_token_id: int, device: torch.device | str) -> dict[str, torch.Tensor]:
     """Right-pad to the longest example; padding carries no loss and no attention."""
     width = max(len(e.input_ids) for e in examples)
-    ids = torch.full((len(examples), width), pad_token_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        n = len(e.input_ids)
-        ids[row, :n] = torch.tensor(e.input_ids)
-        labels[row, :n] = torch.tensor(e.labels)
-        mask[row, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    padded = lambda values, fill: [list(v) + [fill] * (width - len(v)) for v in values]
+    return {
+        "input_ids": torch.tensor(padded([e.input_ids for e in examples], pad_token_id), dtype=torch.long, device=device),
+        "labels": torch.tensor(padded([e.labels for e in examples], IGNORE_INDEX), dtype=torch.long, device=device),
+        "attention_mask": torch.tensor(padded([[1] * len(e.input_ids) for e in examples], 0), dtype=torch.long, device=device),
+    }
 
 
 def answer_logits(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, labels) over the positions a loss needs: the model computes logits only from
     the position predicting the batch's earliest answer token (`logits_to_keep`), and labels are
     cut to match, so prompt positions never pay for a vocabulary-sized logit row."""
-    batch = collate(examples, pad_token_id)
+    batch = collate(examples, pad_token_id, next(model.parameters()).device)
     window = response_window(batch["labels"])
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window).logits
     return logits, batch["labels"][:, -window:]

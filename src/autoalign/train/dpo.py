@@ -42,9 +42,9 @@ def reference_logprobs(model: torch.nn.Module, encoded: list[tuple[Encoded, Enco
     return torch.cat(rows)
 
 
-def _cached_reference(path: Path | None, compute) -> torch.Tensor:
+def _cached_reference(path: Path | None, compute, device: torch.device) -> torch.Tensor:
     if path is not None and path.exists():
-        return torch.tensor(json.loads(path.read_text()))
+        return torch.tensor(json.loads(path.read_text()), device=device)
     values = compute()
     if path is not None:
         atomic_write_text(path, json.dumps(values.tolist()))  # a crash never leaves a torn cache
@@ -69,11 +69,12 @@ def train_dpo(
     model = lora.wrap(loaded.model, cfg.lora)
     if cfg.freeze_embeddings:
         freeze_embeddings(model)
+    device = next(model.parameters()).device
     loss_fn = preference_loss(cfg.loss, cfg.beta)
     reference = None
     if not loss_fn.reference_free:
-        reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size))
-    weights = torch.tensor([p.weight for p in pairs])
+        reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size), device)
+    weights = torch.tensor([p.weight for p in pairs], device=device)
     weights = weights / weights.mean()  # mean 1: uniform weights leave the loss unchanged
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
