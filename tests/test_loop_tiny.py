@@ -38,6 +38,7 @@ class LetterVarietyFactory:
     """The judge factory contract (judges/base.py): a key, and a call that builds the judge."""
 
     key = "letter-variety"
+    kind = "verifier"
 
     def __init__(self, judge_class=LetterVarietyJudge):
         self.judge_class = judge_class

@@ -44,3 +44,8 @@ def test_loop_with_the_verifier_never_trains_on_evaluation_prompts(tiny_model_di
     assert prompts["dropped"] == {"evaluation_prompt": 2} and prompts["kept"] == 4
     judgments = [j for r in read_jsonl(it / "judgments/data.jsonl") for j in r["judgments"]]
     assert len(judgments) == 16 and all(j["raw"][0].startswith("verifier:") and j["parsed"] for j in judgments)
+    from autoalign.summary import iteration_rows
+
+    assert read_json(it / "judgments/metrics.json")["judge_kind"] == "verifier"
+    rows = dict(iteration_rows(tmp_path / "tiny", 1))
+    assert "verifier parse rate" in rows and "self-judge parse rate" not in rows  # named for what judged

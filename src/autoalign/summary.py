@@ -48,6 +48,7 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
             rows.append((name.replace("_", " "), f"{c['candidates']}  (mean {c['mean_tokens']:.0f} tokens, {c['truncated']} hit max tokens{failed})"))
     for name, who in (("judgments", "self-judge"), ("teacher_judgments", "teacher judge")):
         if j := _metrics(run_dir, f"iter_{t}/{name}"):
+            who = "verifier" if j.get("judge_kind") == "verifier" else who
             why = ", ".join(f"{k} {v}" for k, v in sorted(j.get("unparsed_samples", {}).items()))
             rows.append((f"{who} parse rate", f"{j['parse_rate']:.1%}  ({j['parsed']}/{j['judged']}" + (f"; unparsed: {why})" if why else ")")))
             rows.append((f"{who} scores 0..5", "  ".join(f"{k}:{v}" for k, v in j["score_histogram"].items())))

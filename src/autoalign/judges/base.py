@@ -33,5 +33,8 @@ class JudgeFactory(Protocol[JudgeT]):
     verifier's data); it is part of the key of every stage that uses the judge."""
 
     key: str
+    kind: str
+    """What judges: "rubric", "pairwise", "verifier" (a program), later "reward_model", "critic";
+    recorded with the verdicts, so summaries name the judge rightly."""
 
     def __call__(self, ref: Any, cfg: Any, seed: int) -> JudgeT: ...

@@ -115,6 +115,8 @@ class PairwiseJudgeFactory:
     confidence), the worked comparisons shown when judge.pairwise_fewshot is set.
     pool: a runtime ModelPool."""
 
+    kind = "pairwise"
+
     pool: Any
     TOP_LOGPROBS: ClassVar[int] = 5
 

@@ -134,6 +134,8 @@ class RubricJudgeFactory:
     """The default judge: the additive 5-point rubric, asked of the given model, optionally after
     a few EFT demonstrations. pool: a runtime ModelPool (gives the model's generator)."""
 
+    kind = "rubric"
+
     pool: Any
     demonstrations: tuple = ()
 

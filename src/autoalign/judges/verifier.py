@@ -39,6 +39,8 @@ class VerifierJudgeFactory:
     """judge.verifier=ifeval: the checkers of an IFEval-format file judge every candidate. The
     key (part of the judging stages' keys) names the file's prompts and instructions."""
 
+    kind = "verifier"
+
     def __init__(self, file: str):
         self.items = load_ifeval(file)
         self.key = content_key("ifeval-verifier", [(i.prompt, i.instruction_ids, i.kwargs) for i in self.items])

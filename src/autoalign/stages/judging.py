@@ -37,7 +37,7 @@ def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts:
         usage_before = pool.remote_usage()
         rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name} ({judge_model.label})", error_of=error_of)
         metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
-        stage.finish(rows, {"judge": judge_model.label, **metrics, **remote_usage_since(pool, usage_before)}, failed=sum(error_of(r) is not None for r in rows))
+        stage.finish(rows, {"judge": judge_model.label, "judge_kind": make_judge.kind, **metrics, **remote_usage_since(pool, usage_before)}, failed=sum(error_of(r) is not None for r in rows))
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
 
 
