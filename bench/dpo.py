@@ -34,8 +34,13 @@ def main() -> None:
     args = parser.parse_args()
 
     conversations = load_ift("builtin:seed_ift.jsonl")[: args.pairs + 1]
-    pairs = [Pair(f"p{i}", conv[:-1], conv[-1]["content"], conversations[i + 1][-1]["content"]) for i, conv in enumerate(conversations[:-1])]
-    cfg = DPOConfig(batch_size=args.batch_size, grad_accum=1, epochs=1, learning_rate=1e-5, lora=LoraConfig(enabled=args.lora))
+    pairs = [
+        Pair(f"p{i}", conv[:-1], conv[-1]["content"], conversations[i + 1][-1]["content"])
+        for i, conv in enumerate(conversations[:-1])
+    ]
+    cfg = DPOConfig(
+        batch_size=args.batch_size, grad_accum=1, epochs=1, learning_rate=1e-5, lora=LoraConfig(enabled=args.lora)
+    )
     loaded = load_model(resolve_model(args.model))
     encoded = [encode_pair(loaded.tokenizer, p, cfg.max_length) for p in pairs]
     mean_tokens = sum(len(c.input_ids) + len(r.input_ids) for c, r in encoded) / (2 * len(encoded))
@@ -54,9 +59,15 @@ def main() -> None:
     history = optimise(model, len(encoded), step, cfg, seed=0, desc="DPO")
     train_seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"model {args.model} ({'LoRA' if args.lora else 'full'}), {len(pairs)} pairs, mean {mean_tokens:.0f} tokens/sequence, batch {args.batch_size}")
-    print(f"reference log-probs: {len(pairs) / ref_seconds:.2f} pairs/s ({ref_seconds:.1f}s, computed once per iteration)")
-    print(f"training: {len(pairs) / train_seconds:.2f} pairs/s ({train_seconds:.1f}s, {len(history)} steps, final loss {history[-1]['loss']:.4f})")
+    print(
+        f"model {args.model} ({'LoRA' if args.lora else 'full'}), {len(pairs)} pairs, mean {mean_tokens:.0f} tokens/sequence, batch {args.batch_size}"
+    )
+    print(
+        f"reference log-probs: {len(pairs) / ref_seconds:.2f} pairs/s ({ref_seconds:.1f}s, computed once per iteration)"
+    )
+    print(
+        f"training: {len(pairs) / train_seconds:.2f} pairs/s ({train_seconds:.1f}s, {len(history)} steps, final loss {history[-1]['loss']:.4f})"
+    )
     print(f"peak memory: {peak_gb:.2f} GB")
 
 

@@ -34,13 +34,21 @@ def main() -> None:
     rng = np.random.default_rng(0)
     words = "the quick brown fox jumps over a lazy dog while rivers run past stones".split()
     responses = [" ".join(rng.choice(words, 250)) + "." for _ in items]  # ~250-word answers
-    results = timed("IFEval scoring, 541 prompts x 250 words (strict + loose)", lambda: [score_response(i, r) for i, r in zip(items, responses)])
+    results = timed(
+        "IFEval scoring, 541 prompts x 250 words (strict + loose)",
+        lambda: [score_response(i, r) for i, r in zip(items, responses)],
+    )
     accuracy(results, items)
     n = 805  # AlpacaEval's prompt count
     values = list(1 + rng.random(n))
     lengths = list(rng.integers(100, 2000, n))
-    timed(f"length-controlled win rate, {n} prompts, 200 bootstrap refits", lambda: length_controlled_win_rate(values, lengths, list(rng.integers(100, 2000, n))))
-    candidates = {f"p{i}": [Candidate(" ".join(rng.choice(words, 120)), 160, "stop") for _ in range(4)] for i in range(1000)}
+    timed(
+        f"length-controlled win rate, {n} prompts, 200 bootstrap refits",
+        lambda: length_controlled_win_rate(values, lengths, list(rng.integers(100, 2000, n))),
+    )
+    candidates = {
+        f"p{i}": [Candidate(" ".join(rng.choice(words, 120)), 160, "stop") for _ in range(4)] for i in range(1000)
+    }
     timed("collapse monitors, 1000 prompts x 4 samples (distinct-n, self-BLEU)", lambda: sample_monitors(candidates))
     if args.run:
         from autoalign.report import write_report

@@ -27,7 +27,11 @@ def timed(gen: HFGenerator, requests, params) -> tuple[float, int, float]:
     outputs = gen.generate(requests, params)
     seconds = time.perf_counter() - start
     tokens = sum(c.num_tokens for cands in outputs for c in cands)
-    return seconds, tokens, sum(c.finish_reason == "length" for cands in outputs for c in cands) / sum(len(c) for c in outputs)
+    return (
+        seconds,
+        tokens,
+        sum(c.finish_reason == "length" for cands in outputs for c in cands) / sum(len(c) for c in outputs),
+    )
 
 
 def main() -> None:
@@ -48,17 +52,35 @@ def main() -> None:
 
     sample = SamplingParams(n=args.n, temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens)
     seconds, tokens, truncated = timed(gen, [p.messages for p in prompts], sample)
-    print(f"sampling: {len(prompts)} prompts x {args.n}, batch {args.batch_size}: {tokens} tokens in {seconds:.1f}s "
-          f"= {tokens / seconds:.1f} tokens/s ({truncated:.0%} hit max tokens)")
-    answers = gen.generate([p.messages for p in prompts], SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens))
+    print(
+        f"sampling: {len(prompts)} prompts x {args.n}, batch {args.batch_size}: {tokens} tokens in {seconds:.1f}s "
+        f"= {tokens / seconds:.1f} tokens/s ({truncated:.0%} hit max tokens)"
+    )
+    answers = gen.generate(
+        [p.messages for p in prompts], SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens)
+    )
 
-    judge_requests = [[{"role": "user", "content": judge_prompt(JudgeItem(p.messages, a[0].text), 2000)}] for p, a in zip(prompts, answers)]
-    prompt_tokens = sum(len(loaded.tokenizer(loaded.tokenizer.apply_chat_template(r, tokenize=False), add_special_tokens=False).input_ids) for r in judge_requests)
+    judge_requests = [
+        [{"role": "user", "content": judge_prompt(JudgeItem(p.messages, a[0].text), 2000)}]
+        for p, a in zip(prompts, answers)
+    ]
+    prompt_tokens = sum(
+        len(
+            loaded.tokenizer(
+                loaded.tokenizer.apply_chat_template(r, tokenize=False), add_special_tokens=False
+            ).input_ids
+        )
+        for r in judge_requests
+    )
     judge_gen = HFGenerator(loaded, batch_size=args.batch_size * 2)
-    seconds, tokens, truncated = timed(judge_gen, judge_requests, SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens))
-    print(f"judging: {len(judge_requests)} verdicts (mean prompt {prompt_tokens / len(judge_requests):.0f} tokens), batch {args.batch_size * 2}: "
-          f"{tokens} tokens in {seconds:.1f}s = {tokens / seconds:.1f} tokens/s, {len(judge_requests) / seconds:.2f} verdicts/s "
-          f"({truncated:.0%} hit max tokens)")
+    seconds, tokens, truncated = timed(
+        judge_gen, judge_requests, SamplingParams(n=1, temperature=0.0, max_new_tokens=args.max_new_tokens)
+    )
+    print(
+        f"judging: {len(judge_requests)} verdicts (mean prompt {prompt_tokens / len(judge_requests):.0f} tokens), batch {args.batch_size * 2}: "
+        f"{tokens} tokens in {seconds:.1f}s = {tokens / seconds:.1f} tokens/s, {len(judge_requests) / seconds:.2f} verdicts/s "
+        f"({truncated:.0%} hit max tokens)"
+    )
 
 
 if __name__ == "__main__":

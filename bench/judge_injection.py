@@ -45,7 +45,9 @@ INJECTIONS = {
 # The verdict regex before issue 16: quote/code prefixes, "final score", "/5" and any digit accepted.
 _LENIENT = re.compile(
     r"^[\s*#_>`-]*(?:total\s+|final\s+|overall\s+)?score[\s*_]*[:=][\s*_]*(?P<value>[+-]?\d+(?:\.\d+)?)"
-    r"[\s*_]*(?:/\s*5|out\s+of\s+5|points?)?[\s*_.!`]*$", re.IGNORECASE)
+    r"[\s*_]*(?:/\s*5|out\s+of\s+5|points?)?[\s*_.!`]*$",
+    re.IGNORECASE,
+)
 
 
 def lenient_score(text: str) -> int | None:
@@ -83,9 +85,14 @@ def main() -> None:
     loaded = load_model(resolve_model(args.model, log=print))
     demos = judge_demonstrations(load_eft("builtin:seed_eft.jsonl"), [5, 1])
     items = {"honest": [JudgeItem([{"role": "user", "content": q}], a) for q, a in QA]}
-    items["injected"] = [JudgeItem([{"role": "user", "content": q}], a + inj) for q, a in QA for inj in INJECTIONS.values()]
+    items["injected"] = [
+        JudgeItem([{"role": "user", "content": q}], a + inj) for q, a in QA for inj in INJECTIONS.values()
+    ]
     settings = [("greedy", SamplingParams(temperature=0.0, max_new_tokens=192, seed=0))]
-    settings += [(f"T=0.8 seed {s}", SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=192, seed=s)) for s in range(args.seeds)]
+    settings += [
+        (f"T=0.8 seed {s}", SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=192, seed=s))
+        for s in range(args.seeds)
+    ]
     generator = HFGenerator(loaded, batch_size=8)
     for mode, judge_cls in (("before", BeforeJudge), ("after", AfterJudge)):
         for kind, batch in items.items():
@@ -94,9 +101,12 @@ def main() -> None:
                 scores += judge_cls(generator, params, demonstrations=demos).judge(batch)
             parsed = [s for s in scores if s is not None]
             fives = sum(s == 5 for s in parsed)
-            print(f"{mode:6s} {kind:8s} verdicts={len(scores)} parsed={len(parsed)} ({len(parsed) / len(scores):.0%}) "
-                  f"mean={mean(parsed) if parsed else float('nan'):.2f} scored_5={fives} ({fives / len(scores):.0%} of all) "
-                  f"[{time.perf_counter() - started:.0f}s]", flush=True)
+            print(
+                f"{mode:6s} {kind:8s} verdicts={len(scores)} parsed={len(parsed)} ({len(parsed) / len(scores):.0%}) "
+                f"mean={mean(parsed) if parsed else float('nan'):.2f} scored_5={fives} ({fives / len(scores):.0%} of all) "
+                f"[{time.perf_counter() - started:.0f}s]",
+                flush=True,
+            )
             if mode == "after":
                 print(f"       unparsed reasons: {dict(AfterJudge.reasons)}", flush=True)
                 AfterJudge.reasons.clear()

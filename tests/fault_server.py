@@ -22,8 +22,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class FaultServer:
-    def __init__(self, schedule: list[str] | None = None, retry_after: float = 0.0, slow_seconds: float = 2.0, delay: float = 0.0,
-                 models: tuple[str, ...] = ("teacher",), require_key: str | None = None):
+    def __init__(
+        self,
+        schedule: list[str] | None = None,
+        retry_after: float = 0.0,
+        slow_seconds: float = 2.0,
+        delay: float = 0.0,
+        models: tuple[str, ...] = ("teacher",),
+        require_key: str | None = None,
+    ):
         self.schedule = list(schedule or [])
         self.models = models
         self.require_key = require_key
@@ -69,11 +76,22 @@ class FaultServer:
         text = "Answer to: " + body["messages"][-1]["content"]
         tokens = text.split()
         return {
-            "id": "x", "object": "chat.completion", "model": body["model"],
-            "choices": [{
-                "index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text},
-                "logprobs": {"content": [{"token": t, "logprob": -0.5, "top_logprobs": [{"token": t, "logprob": -0.5}]} for t in tokens]},
-            }],
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": {
+                        "content": [
+                            {"token": t, "logprob": -0.5, "top_logprobs": [{"token": t, "logprob": -0.5}]}
+                            for t in tokens
+                        ]
+                    },
+                }
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": len(tokens), "total_tokens": 10 + len(tokens)},
         }
 
@@ -107,7 +125,12 @@ class FaultServer:
                 if not self._authorized():
                     return
                 if self.path.endswith("/models"):
-                    self._send(200, json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}).encode())
+                    self._send(
+                        200,
+                        json.dumps(
+                            {"object": "list", "data": [{"id": m, "object": "model"} for m in server.models]}
+                        ).encode(),
+                    )
                 else:
                     self._send(404, b'{"error": "not found"}')
 

@@ -32,7 +32,22 @@ def test_generate_and_judge_on_a_local_model(tiny_model_dir, tmp_path):
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"id": "a", "prompt": "Hi"}) + "\n" + json.dumps({"prompt": "Name a fruit."}) + "\n")
     out = tmp_path / "gen.jsonl"
-    result = runner.invoke(app, ["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--output", str(out), "--n", "3", "--max-new-tokens", "8"])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(tiny_model_dir),
+            "--input",
+            str(prompts),
+            "--output",
+            str(out),
+            "--n",
+            "3",
+            "--max-new-tokens",
+            "8",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = read_jsonl(out)
     assert [r["id"] for r in rows] == ["a", "prompts-2"] and all(len(r["candidates"]) == 3 for r in rows)
@@ -40,7 +55,20 @@ def test_generate_and_judge_on_a_local_model(tiny_model_dir, tmp_path):
     answers = tmp_path / "answers.jsonl"
     answers.write_text(json.dumps({"prompt": "Hi", "response": "Hello!"}) + "\n")
     scored = tmp_path / "scored.jsonl"
-    result = runner.invoke(app, ["judge", "--model", str(tiny_model_dir), "--input", str(answers), "--output", str(scored), "--max-new-tokens", "8"])
+    result = runner.invoke(
+        app,
+        [
+            "judge",
+            "--model",
+            str(tiny_model_dir),
+            "--input",
+            str(answers),
+            "--output",
+            str(scored),
+            "--max-new-tokens",
+            "8",
+        ],
+    )
     assert result.exit_code == 0, result.output
     row = read_jsonl(scored)[0]
     assert row["response"] == "Hello!" and len(row["judge_output"]) == 1
@@ -50,7 +78,9 @@ def test_generate_and_judge_on_a_local_model(tiny_model_dir, tmp_path):
 def test_judge_reports_bad_rows_with_file_and_line(tmp_path, tiny_model_dir):
     bad = tmp_path / "answers.jsonl"
     bad.write_text(json.dumps({"prompt": "Hi"}) + "\n")
-    result = runner.invoke(app, ["judge", "--model", str(tiny_model_dir), "--input", str(bad), "--output", str(tmp_path / "o.jsonl")])
+    result = runner.invoke(
+        app, ["judge", "--model", str(tiny_model_dir), "--input", str(bad), "--output", str(tmp_path / "o.jsonl")]
+    )
     assert result.exit_code == 2 and "answers.jsonl:1: missing field 'response'" in result.output
 
 
@@ -61,21 +91,56 @@ def test_eval_commands_on_a_local_model(tiny_model_dir, tmp_path, monkeypatch):
     out = tmp_path / "eval"
     runner = CliRunner()
     model = str(tiny_model_dir)
-    r = runner.invoke(app, ["eval", "ifeval", "--model", model, "--limit", "3", "--max-new-tokens", "8", "--out", str(out)])
+    r = runner.invoke(
+        app, ["eval", "ifeval", "--model", model, "--limit", "3", "--max-new-tokens", "8", "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output
     assert "IFEval" in r.output and "prompt" in r.output
     [metrics] = [p for p in out.glob("iter_0/ifeval_*/metrics.json") if "answers" not in p.parent.name]
     assert json.loads(metrics.read_text())["prompts"] == 3
 
-    r = runner.invoke(app, ["eval", "h2h", "--model", model, "--baseline", model, "--judge", model, "--limit", "2",
-                            "--max-new-tokens", "8", "--judge-max-new-tokens", "8", "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "h2h",
+            "--model",
+            model,
+            "--baseline",
+            model,
+            "--judge",
+            model,
+            "--limit",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--judge-max-new-tokens",
+            "8",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     [h2h] = out.glob("iter_0/h2h_*/metrics.json")
     m = json.loads(h2h.read_text())
     assert m["prompts"] == 2 and m["wins"] + m["ties"] + m["losses"] + m["unparsed"] == 2
 
-    r = runner.invoke(app, ["eval", "reward", "--model", model, "--data", str(fixtures / "oasst_small.jsonl"), "--no-pool",
-                            "--max-new-tokens", "8", "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "reward",
+            "--model",
+            model,
+            "--data",
+            str(fixtures / "oasst_small.jsonl"),
+            "--no-pool",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     [rm] = out.glob("iter_0/reward_modeling_*/metrics.json")
     assert json.loads(rm.read_text())["responses"] == 5
@@ -91,14 +156,18 @@ def test_eval_commands_on_a_local_model(tiny_model_dir, tmp_path, monkeypatch):
         raise AssertionError("stored results must not load a model")
 
     monkeypatch.setattr(pool_module, "load_model", no_loading)
-    again = runner.invoke(app, ["eval", "ifeval", "--model", model, "--limit", "3", "--max-new-tokens", "8", "--out", str(out)])
+    again = runner.invoke(
+        app, ["eval", "ifeval", "--model", model, "--limit", "3", "--max-new-tokens", "8", "--out", str(out)]
+    )
     assert again.exit_code == 0, again.output
 
 
 def test_eval_ifeval_bad_file_names_line_and_field(tmp_path, tiny_model_dir):
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"key": 1, "prompt": "p", "instruction_id_list": ["nope:x"], "kwargs": [{}]}) + "\n")
-    r = CliRunner().invoke(app, ["eval", "ifeval", "--model", str(tiny_model_dir), "--input", str(bad), "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        app, ["eval", "ifeval", "--model", str(tiny_model_dir), "--input", str(bad), "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == 2
     assert "bad.jsonl:1: field 'instruction_id_list[0]'" in r.output.replace("\n", "")
     assert not (tmp_path / "o").exists()
@@ -108,11 +177,17 @@ def _tiny_recipe(tmp_path, tiny_model_dir, name="tiny_cli", **extra):
     from pathlib import Path
 
     fix = Path("tests/fixtures").resolve()
-    lines = [f"name: {name}", f"runs_dir: {tmp_path}", "iterations: 1", f"model: {{name: {tiny_model_dir}}}",
-             f"data: {{ift: {fix}/ift_small.jsonl, eft: {fix}/eft_small.jsonl, heldout: {fix}/heldout_small.jsonl}}",
-             f"create_prompts: {{from_file: {fix}/prompts_small.jsonl, num_prompts: 4}}",
-             "sample: {n: 2, sampling: {max_new_tokens: 8, batch_size: 4}}", "judge: {sampling: {max_new_tokens: 8}}",
-             "eval: {num_prompts: 2, sampling: {max_new_tokens: 8}}"]
+    lines = [
+        f"name: {name}",
+        f"runs_dir: {tmp_path}",
+        "iterations: 1",
+        f"model: {{name: {tiny_model_dir}}}",
+        f"data: {{ift: {fix}/ift_small.jsonl, eft: {fix}/eft_small.jsonl, heldout: {fix}/heldout_small.jsonl}}",
+        f"create_prompts: {{from_file: {fix}/prompts_small.jsonl, num_prompts: 4}}",
+        "sample: {n: 2, sampling: {max_new_tokens: 8, batch_size: 4}}",
+        "judge: {sampling: {max_new_tokens: 8}}",
+        "eval: {num_prompts: 2, sampling: {max_new_tokens: 8}}",
+    ]
     lines += [f"{k}: {v}" for k, v in extra.items()]
     recipe = tmp_path / f"{name}.yaml"
     recipe.write_text("\n".join(lines) + "\n")
@@ -137,7 +212,12 @@ def test_credentials_in_the_endpoint_url_are_never_written_or_shown(tiny_model_d
 
     with FaultServer() as server:
         url = server.base_url.replace("http://", "http://alice:s3cret@")
-        recipe = _tiny_recipe(tmp_path, tiny_model_dir, loop="teacher_demo", teacher=f"{{endpoint: {{base_url: '{url}', model: teacher}}}}")
+        recipe = _tiny_recipe(
+            tmp_path,
+            tiny_model_dir,
+            loop="teacher_demo",
+            teacher=f"{{endpoint: {{base_url: '{url}', model: teacher}}}}",
+        )
         result = runner.invoke(app, ["run", str(recipe)], env={"COLUMNS": "200"})
         assert result.exit_code == 0, result.output
     assert "s3cret" not in result.output and "alice" not in result.output and "***@127.0.0.1" in result.output

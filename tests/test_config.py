@@ -8,7 +8,10 @@ from autoalign.config import ConfigError, load_config
 def test_defaults_and_overrides_parse_yaml_values(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("iterations: 2\ndpo:\n  beta: 0.2\n")
-    cfg = load_config(recipe, ["dpo.learning_rate=1e-4", "sample.n=8", "dpo.lora.enabled=true", "dpo.lora.target_modules=[q_proj,v_proj]"])
+    cfg = load_config(
+        recipe,
+        ["dpo.learning_rate=1e-4", "sample.n=8", "dpo.lora.enabled=true", "dpo.lora.target_modules=[q_proj,v_proj]"],
+    )
     assert cfg.name == "r" and cfg.iterations == 2
     assert cfg.dpo.beta == 0.2 and cfg.dpo.learning_rate == 1e-4
     assert cfg.sample.n == 8 and cfg.dpo.lora.enabled and cfg.dpo.lora.target_modules == ["q_proj", "v_proj"]
@@ -27,7 +30,10 @@ def test_defaults_and_overrides_parse_yaml_values(tmp_path):
         ("teacher.endpoint.model=x", "teacher.endpoint.base_url: Field required"),
         ("data.ift=/nonexistent/seed.jsonl", "data.ift: Value error, file not found: /nonexistent/seed.jsonl"),
         ("create_prompts.from_file=missing.jsonl", "create_prompts.from_file: Value error, file not found"),
-        ("loop=unknown_loop", "loop: Value error, unknown feedback source 'unknown_loop' (known: self_reward, teacher_reward"),
+        (
+            "loop=unknown_loop",
+            "loop: Value error, unknown feedback source 'unknown_loop' (known: self_reward, teacher_reward",
+        ),
         ("dpo=3", "override 'dpo' must look like key=value"),
     ],
 )
@@ -55,8 +61,14 @@ def test_bundled_recipes_validate():
         cfg = load_config(path)
         assert cfg.name == path.stem
     replica = load_config("recipes/paper_replica.yaml")
-    assert replica.branches == ["self_reward", "teacher_reward", "teacher_demo"] and replica.model.name == "gemma-3-270m"
-    assert replica.teacher.name == "smollm2-135m-instruct" and replica.create_prompts.num_prompts == 1000 and replica.sft.max_examples is None
+    assert (
+        replica.branches == ["self_reward", "teacher_reward", "teacher_demo"] and replica.model.name == "gemma-3-270m"
+    )
+    assert (
+        replica.teacher.name == "smollm2-135m-instruct"
+        and replica.create_prompts.num_prompts == 1000
+        and replica.sft.max_examples is None
+    )
     assert load_config("recipes/teacher_endpoint.yaml").teacher.endpoint.model == "smollm2"
 
 
@@ -68,7 +80,9 @@ def test_fewshot_judge_needs_eft_and_valid_scores():
 
 
 def test_recipe_extends_another_and_keeps_its_own_name(tmp_path):
-    (tmp_path / "base.yaml").write_text("name: base\nsample:\n  n: 6\n  sampling: {temperature: 0.5, max_new_tokens: 99}\ndpo: {beta: 0.3}\n")
+    (tmp_path / "base.yaml").write_text(
+        "name: base\nsample:\n  n: 6\n  sampling: {temperature: 0.5, max_new_tokens: 99}\ndpo: {beta: 0.3}\n"
+    )
     (tmp_path / "child.yaml").write_text("extends: base.yaml\nsample:\n  sampling: {temperature: 0.9}\n")
     cfg = load_config(tmp_path / "child.yaml", ["dpo.beta=0.2"])
     assert cfg.name == "child"
@@ -85,7 +99,9 @@ def test_recipe_extends_another_and_keeps_its_own_name(tmp_path):
 def test_stage_keys_hash_only_settings_that_differ_from_defaults():
     from autoalign.config import CreatePromptsConfig, SamplingConfig, SFTConfig
 
-    assert SFTConfig().key() == {} and SFTConfig(checkpoint_minutes=1).key() == {}  # checkpointing never changes results
+    assert (
+        SFTConfig().key() == {} and SFTConfig(checkpoint_minutes=1).key() == {}
+    )  # checkpointing never changes results
     assert SFTConfig(learning_rate=1e-4).key() == {"learning_rate": 1e-4}
 
     class NewerSFT(SFTConfig):  # a later version adds a setting whose default keeps the old behaviour
@@ -93,9 +109,12 @@ def test_stage_keys_hash_only_settings_that_differ_from_defaults():
 
     assert NewerSFT().key() == SFTConfig().key()
     # Dumps relative to the defaults still tell different configs apart (nested sections too).
-    keys = [CreatePromptsConfig().key(), CreatePromptsConfig(sampling=SamplingConfig()).key(),
-            CreatePromptsConfig(sampling=SamplingConfig(temperature=1.0, max_new_tokens=200)).key(),
-            CreatePromptsConfig(sampling=SamplingConfig(temperature=0.8, max_new_tokens=200)).key()]
+    keys = [
+        CreatePromptsConfig().key(),
+        CreatePromptsConfig(sampling=SamplingConfig()).key(),
+        CreatePromptsConfig(sampling=SamplingConfig(temperature=1.0, max_new_tokens=200)).key(),
+        CreatePromptsConfig(sampling=SamplingConfig(temperature=0.8, max_new_tokens=200)).key(),
+    ]
     assert keys[0] == keys[2] and len({str(k) for k in keys}) == 3
 
 
@@ -107,12 +126,15 @@ def test_pairwise_only_settings_leave_rubric_verdict_keys_alone():
     assert with_demos.key_without(*JudgeConfig.PAIRWISE_ONLY) == plain.key_without(*JudgeConfig.PAIRWISE_ONLY)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("dpo.beta=[1,", r"override 'dpo.beta=\[1,': the value is not valid YAML \(.* at line 1, column \d+\)"),
-    ("=0.3", r"override '=0.3': the key '' has an empty part"),
-    ("dpo..beta=0.3", r"override 'dpo..beta=0.3': the key 'dpo..beta' has an empty part"),
-    ("dpo.beta", r"override 'dpo.beta' must look like key=value"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("dpo.beta=[1,", r"override 'dpo.beta=\[1,': the value is not valid YAML \(.* at line 1, column \d+\)"),
+        ("=0.3", r"override '=0.3': the key '' has an empty part"),
+        ("dpo..beta=0.3", r"override 'dpo..beta=0.3': the key 'dpo..beta' has an empty part"),
+        ("dpo.beta", r"override 'dpo.beta' must look like key=value"),
+    ],
+)
 def test_bad_overrides_are_one_line_errors(override, message):
     with pytest.raises(ConfigError, match=message) as err:
         load_config(None, [override])
@@ -141,10 +163,18 @@ def test_run_name_must_be_a_safe_file_name(name):
 def test_credentials_in_endpoint_urls_are_redacted_where_shown():
     from autoalign.config import redact_url
 
-    assert redact_url("https://user:s3cret@api.example.com/v1?key=abc&x=1") == "https://***@api.example.com/v1?key=***&x=***"
+    assert (
+        redact_url("https://user:s3cret@api.example.com/v1?key=abc&x=1")
+        == "https://***@api.example.com/v1?key=***&x=***"
+    )
     assert redact_url("http://127.0.0.1:8080/v1") == "http://127.0.0.1:8080/v1"
-    cfg = load_config(None, ["teacher.endpoint.base_url=https://user:s3cret@api.example.com/v1", "teacher.endpoint.model=m"])
-    assert "s3cret" not in str(cfg.redacted_dump()) and cfg.teacher.endpoint.display_url == "https://***@api.example.com/v1"
+    cfg = load_config(
+        None, ["teacher.endpoint.base_url=https://user:s3cret@api.example.com/v1", "teacher.endpoint.model=m"]
+    )
+    assert (
+        "s3cret" not in str(cfg.redacted_dump())
+        and cfg.teacher.endpoint.display_url == "https://***@api.example.com/v1"
+    )
     assert cfg.teacher.endpoint.base_url == "https://user:s3cret@api.example.com/v1"  # still used to connect
     with pytest.raises(ConfigError) as err:
         load_config(None, ["teacher.endpoint.base_url=ftp://user:s3cret@host/v1", "teacher.endpoint.model=m"])
@@ -152,17 +182,36 @@ def test_credentials_in_endpoint_urls_are_redacted_where_shown():
 
 
 def test_a_partial_override_keeps_the_sections_own_defaults():
-    cfg = load_config(None, ["judge.sampling.max_new_tokens=8", "eval.sampling.batch_size=2", "teacher.name=t",
-                             "teacher.sampling.max_new_tokens=9"])
+    cfg = load_config(
+        None,
+        [
+            "judge.sampling.max_new_tokens=8",
+            "eval.sampling.batch_size=2",
+            "teacher.name=t",
+            "teacher.sampling.max_new_tokens=9",
+        ],
+    )
     assert (cfg.judge.sampling.temperature, cfg.judge.sampling.max_new_tokens) == (0.0, 8)  # still greedy
     assert (cfg.eval.sampling.temperature, cfg.eval.sampling.batch_size) == (0.0, 2)
-    assert (cfg.teacher.sampling.temperature, cfg.teacher.sampling.top_p, cfg.teacher.sampling.max_new_tokens) == (0.7, 0.9, 9)
+    assert (cfg.teacher.sampling.temperature, cfg.teacher.sampling.top_p, cfg.teacher.sampling.max_new_tokens) == (
+        0.7,
+        0.9,
+        9,
+    )
 
 
 def test_batch_sizes_of_generation_never_reach_a_stage_key():
     plain = load_config(None, [])
-    fast = load_config(None, ["sample.sampling.batch_size=32", "judge.sampling.batch_size=2", "eval.sampling.batch_size=4",
-                              "create_prompts.sampling.batch_size=64", "eval.ifeval_sampling.batch_size=1"])
+    fast = load_config(
+        None,
+        [
+            "sample.sampling.batch_size=32",
+            "judge.sampling.batch_size=2",
+            "eval.sampling.batch_size=4",
+            "create_prompts.sampling.batch_size=64",
+            "eval.ifeval_sampling.batch_size=1",
+        ],
+    )
     for section in ("sample", "judge", "eval", "create_prompts"):
         assert getattr(fast, section).key() == getattr(plain, section).key(), section
     assert load_config(None, ["sample.sampling.temperature=0.5"]).sample.key() != plain.sample.key()

@@ -17,7 +17,10 @@ def test_ift_accepts_messages_and_prompt_response_rows():
     convs = load_ift(f"{FIX}/ift_small.jsonl")
     assert len(convs) == 6
     assert convs[0][-1]["role"] == "assistant" and convs[0][0]["content"] == "Write a short poem about the sea."
-    assert convs[3] == [{"role": "user", "content": "What is the capital of France?"}, {"role": "assistant", "content": "Paris."}]
+    assert convs[3] == [
+        {"role": "user", "content": "What is the capital of France?"},
+        {"role": "assistant", "content": "Paris."},
+    ]
 
 
 def test_ift_reads_parquet(tmp_path):
@@ -25,7 +28,9 @@ def test_ift_reads_parquet(tmp_path):
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist([{"prompt": "Hi?", "response": "Hello."}]), tmp_path / "ift.parquet")
-    assert load_ift(str(tmp_path / "ift.parquet")) == [[{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]]
+    assert load_ift(str(tmp_path / "ift.parquet")) == [
+        [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    ]
 
 
 def test_prompts_loader_ids_and_messages():
@@ -48,10 +53,13 @@ def test_eft_loader_checks_the_score_line():
         ('{"prompt": "a", "response": "b"}\n{"prompt": "a"\n', "bad.jsonl:2: invalid JSON"),
         ('{"prompt": "a", "response": "b"}\n\n{"prompt": "a"}\n', "bad.jsonl:3: missing field 'response'"),
         ('{"prompt": 3, "response": "b"}\n', "bad.jsonl:1: field 'prompt' must be str"),
-        ('{"messages": [{"role": "user", "content": "q"}]}\n', "bad.jsonl:1: field 'messages' must end with a 'assistant' message"),
+        (
+            '{"messages": [{"role": "user", "content": "q"}]}\n',
+            "bad.jsonl:1: field 'messages' must end with a 'assistant' message",
+        ),
         ('{"messages": [{"role": "robot", "content": "q"}]}\n', "bad.jsonl:1: field 'messages[0]'"),
         ('{"text": "x"}\n', "bad.jsonl:1: expected field 'messages' or fields 'prompt' and 'response'"),
-        ('[1, 2]\n', "bad.jsonl:1: expected a JSON object"),
+        ("[1, 2]\n", "bad.jsonl:1: expected a JSON object"),
     ],
 )
 def test_malformed_ift_names_file_line_and_field(tmp_path, content, message):
@@ -64,7 +72,10 @@ def test_malformed_ift_names_file_line_and_field(tmp_path, content, message):
 
 def test_malformed_eft_names_the_judgement_field(tmp_path):
     path = tmp_path / "eft.jsonl"
-    rows = [{"instruction": "q", "response": "r", "judgement": "fine\nScore: 3"}, {"instruction": "q", "response": "r", "judgement": "no score here"}]
+    rows = [
+        {"instruction": "q", "response": "r", "judgement": "fine\nScore: 3"},
+        {"instruction": "q", "response": "r", "judgement": "no score here"},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(DataError, match=r"eft.jsonl:2: field 'judgement' must end with a line 'Score: N'"):
         load_eft(str(path))
@@ -106,7 +117,14 @@ def test_oasst_loader_on_fixture():
 def test_oasst_malformed_tree_names_line_and_field(tmp_path):
     path = tmp_path / "trees.jsonl"
     good = open(f"{FIX}/oasst_small.jsonl").readline()
-    bad = {"prompt": {"role": "prompter", "text": "q", "lang": "en", "replies": [{"role": "assistant", "lang": "en", "rank": 0}]}}
+    bad = {
+        "prompt": {
+            "role": "prompter",
+            "text": "q",
+            "lang": "en",
+            "replies": [{"role": "assistant", "lang": "en", "rank": 0}],
+        }
+    }
     path.write_text(good + json.dumps(bad) + "\n")
     with pytest.raises(DataError, match=r"trees.jsonl:2: field 'prompt.replies\[0\].text' missing"):
         load_oasst(path)
@@ -131,7 +149,9 @@ def _write(path, rows):
 
 
 def test_repeated_prompt_ids_name_both_lines(tmp_path):
-    spec = _write(tmp_path / "p.jsonl", [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}, {"id": "a", "prompt": "z"}])
+    spec = _write(
+        tmp_path / "p.jsonl", [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}, {"id": "a", "prompt": "z"}]
+    )
     with pytest.raises(DataError, match=r"p.jsonl:3: field 'id' repeats 'a' from line 1"):
         load_prompts(spec)
 
@@ -175,8 +195,11 @@ def test_prompt_past_the_model_context_fails_before_any_work(tiny_model_dir, tmp
 
     heldout = _write(tmp_path / "heldout.jsonl", [{"prompt": "Name two planets."}, {"prompt": "planet " * 5000}])
     cfg = tiny_config(tiny_model_dir, tmp_path, f"data.heldout={heldout}")  # the tiny model's context: 4096
-    with pytest.raises(DataError, match=r"heldout.jsonl:2: the prompt is \d+ tokens; with eval.sampling.max_new_tokens=8 "
-                                        r"it does not fit the model's context of 4096 tokens"):
+    with pytest.raises(
+        DataError,
+        match=r"heldout.jsonl:2: the prompt is \d+ tokens; with eval.sampling.max_new_tokens=8 "
+        r"it does not fit the model's context of 4096 tokens",
+    ):
         iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     assert not cfg.run_dir.exists()
 
@@ -185,8 +208,12 @@ def test_generation_refuses_a_prompt_past_the_context(tiny_loaded):
     from autoalign.generation.base import SamplingParams
     from autoalign.generation.hf import HFGenerator
 
-    with pytest.raises(DataError, match=r"a prompt of \d+ tokens \+ max_new_tokens 8 exceeds the context .* \(4096 tokens\)"):
-        HFGenerator(tiny_loaded).generate([[{"role": "user", "content": "planet " * 5000}]], SamplingParams(max_new_tokens=8))
+    with pytest.raises(
+        DataError, match=r"a prompt of \d+ tokens \+ max_new_tokens 8 exceeds the context .* \(4096 tokens\)"
+    ):
+        HFGenerator(tiny_loaded).generate(
+            [[{"role": "user", "content": "planet " * 5000}]], SamplingParams(max_new_tokens=8)
+        )
 
 
 def test_empty_inputs_fail_before_the_run_directory_exists(tiny_model_dir, tmp_path):

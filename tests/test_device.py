@@ -22,7 +22,9 @@ def test_every_tensor_factory_in_src_names_its_device():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in FACTORIES:
                 if isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
                     if not any(k.arg == "device" for k in node.keywords):
-                        missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: torch.{node.func.attr}(...) without device=")
+                        missing.append(
+                            f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: torch.{node.func.attr}(...) without device="
+                        )
     assert not missing, "\n".join(missing)
 
 

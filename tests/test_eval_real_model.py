@@ -16,8 +16,14 @@ from autoalign.types import user_message, Prompt
 
 pytestmark = pytest.mark.slow
 
-QUESTIONS = ["What is the capital of France?", "Name three primary colours.", "How many legs does a spider have?",
-             "What is 12 times 12?", "Give one tip for sleeping well.", "What gas do plants absorb from the air?"]
+QUESTIONS = [
+    "What is the capital of France?",
+    "Name three primary colours.",
+    "How many legs does a spider have?",
+    "What is 12 times 12?",
+    "Give one tip for sleeping well.",
+    "What gas do plants absorb from the air?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,15 @@ def smollm():
 
 def test_ifeval_on_real_answers(smollm, tmp_path):
     items = load_ifeval("builtin:ifeval_input_data.jsonl")[:6]
-    m = suite.ifeval(RunStore(tmp_path), 0, smollm, items, SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6), ModelPool(ModelConfig()), 0)
+    m = suite.ifeval(
+        RunStore(tmp_path),
+        0,
+        smollm,
+        items,
+        SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6),
+        ModelPool(ModelConfig()),
+        0,
+    )
     assert m["prompts"] == 6 and m["instructions"] == sum(len(i.instruction_ids) for i in items)
     assert m["prompt_loose"] >= m["prompt_strict"] and m["instruction_loose"] >= m["instruction_strict"]
     assert 0 < m["instruction_loose"] < 1  # a 135M model follows some instructions, not all
@@ -41,9 +55,16 @@ def test_head_to_head_prefers_answers_over_noise(smollm, tiny_model_dir, tmp_pat
     prompts = [Prompt(f"q{i}", user_message(q)) for i, q in enumerate(QUESTIONS)]
     store, pool = RunStore(tmp_path), ModelPool(ModelConfig())
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=48, batch_size=6)
-    answers = {ref.label: suite.answers(store, 0, ref, prompts, sampling, pool, 0, name=f"answers_{ref.label}") for ref in (smollm, noise)}
-    judge_cfg = JudgeConfig(pairwise_fewshot=True, sampling=SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6))
-    m = suite.head_to_head(store, 0, "smollm2", "noise", prompts, answers["smollm2"], answers["noise"], smollm, judge_cfg, pool, 0)
+    answers = {
+        ref.label: suite.answers(store, 0, ref, prompts, sampling, pool, 0, name=f"answers_{ref.label}")
+        for ref in (smollm, noise)
+    }
+    judge_cfg = JudgeConfig(
+        pairwise_fewshot=True, sampling=SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6)
+    )
+    m = suite.head_to_head(
+        store, 0, "smollm2", "noise", prompts, answers["smollm2"], answers["noise"], smollm, judge_cfg, pool, 0
+    )
     assert m["prompts"] == 6 and m["wins"] + m["ties"] + m["losses"] + m["unparsed"] == 6
     assert m["n"] + m["dropped"] == 6
     assert m["win_rate"] is not None and m["win_rate"] > 50

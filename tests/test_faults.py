@@ -86,8 +86,17 @@ def test_kill_inside_a_chunk_write_then_resume_equals_an_uninterrupted_run(tiny_
 
 
 def teacher_demo(tiny_model_dir, tmp_path, base_url: str, *extra: str):
-    return tiny_config(tiny_model_dir, tmp_path, "iterations=1", "loop=teacher_demo", f"teacher.endpoint.base_url={base_url}",
-                       *ENDPOINT, "teacher.endpoint.max_concurrency=1", "eval.enabled=false", *extra)
+    return tiny_config(
+        tiny_model_dir,
+        tmp_path,
+        "iterations=1",
+        "loop=teacher_demo",
+        f"teacher.endpoint.base_url={base_url}",
+        *ENDPOINT,
+        "teacher.endpoint.max_concurrency=1",
+        "eval.enabled=false",
+        *extra,
+    )
 
 
 def test_unreachable_endpoint_stops_before_any_work(tiny_model_dir, tmp_path):

@@ -10,16 +10,26 @@ from autoalign.generation.hf import HFGenerator
 REQUESTS = [
     [{"role": "user", "content": "Write a short poem about the sea."}],
     [{"role": "user", "content": "Hi"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is the capital of France? Explain why."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is the capital of France? Explain why."},
+    ],
 ]
 
 
 def hf_greedy(loaded, messages, max_new_tokens):
     tok = loaded.tokenizer
     ids = tok(render_prompt(tok, messages), return_tensors="pt", add_special_tokens=False).input_ids
-    cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=loaded.stop_token_ids, pad_token_id=tok.pad_token_id)
+    cfg = GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        eos_token_id=loaded.stop_token_ids,
+        pad_token_id=tok.pad_token_id,
+    )
     out = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=cfg)
-    return tok.decode([t for t in out[0, ids.shape[1]:].tolist() if t not in loaded.stop_token_ids], skip_special_tokens=True).strip()
+    return tok.decode(
+        [t for t in out[0, ids.shape[1] :].tolist() if t not in loaded.stop_token_ids], skip_special_tokens=True
+    ).strip()
 
 
 def test_greedy_batched_with_left_padding_matches_unbatched_hf_generate(tiny_loaded):
@@ -60,10 +70,18 @@ def test_shared_prefix_prefill_matches_hf_generate(tiny_loaded):
     from autoalign.generation.hf import MIN_SHARED_PREFIX, shared_prefix_length
 
     rubric = "Review the user's question and the assistant's response below, and score the response. " * 3
-    requests = [[{"role": "user", "content": rubric + q}] for q in ("Hi", "What is the capital of France? Explain why.", "Write a short poem about the sea.")]
-    lists = [tiny_loaded.tokenizer(render_prompt(tiny_loaded.tokenizer, r), add_special_tokens=False).input_ids for r in requests]
+    requests = [
+        [{"role": "user", "content": rubric + q}]
+        for q in ("Hi", "What is the capital of France? Explain why.", "Write a short poem about the sea.")
+    ]
+    lists = [
+        tiny_loaded.tokenizer(render_prompt(tiny_loaded.tokenizer, r), add_special_tokens=False).input_ids
+        for r in requests
+    ]
     assert shared_prefix_length(lists) >= MIN_SHARED_PREFIX
-    outputs = HFGenerator(tiny_loaded, batch_size=3).generate(requests, SamplingParams(n=2, temperature=0.0, max_new_tokens=16))
+    outputs = HFGenerator(tiny_loaded, batch_size=3).generate(
+        requests, SamplingParams(n=2, temperature=0.0, max_new_tokens=16)
+    )
     for messages, cands in zip(requests, outputs):
         expected = hf_greedy(tiny_loaded, messages, 16)
         assert [c.text for c in cands] == [expected, expected]
@@ -102,10 +120,14 @@ def test_a_sample_does_not_depend_on_the_batch_it_runs_in(tiny_loaded):
 
     ask = lambda text: [{"role": "user", "content": text}]
     params = SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=3)
-    together = HFGenerator(tiny_loaded, batch_size=8).generate([ask("Name a fruit."), ask("Write a short poem about the sea."), ask("Hi")], params)
+    together = HFGenerator(tiny_loaded, batch_size=8).generate(
+        [ask("Name a fruit."), ask("Write a short poem about the sea."), ask("Hi")], params
+    )
     alone = HFGenerator(tiny_loaded, batch_size=1).generate([ask("Hi"), ask("Name a fruit.")], params)
     texts = lambda cands: [c.text for c in cands]
     assert texts(alone[1]) == texts(together[0]) and texts(alone[0]) == texts(together[2])
     assert texts(together[0])[0] != texts(together[0])[1]  # the n samples of one request still differ
-    other_seed = HFGenerator(tiny_loaded, batch_size=8).generate([ask("Name a fruit.")], SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=4))
+    other_seed = HFGenerator(tiny_loaded, batch_size=8).generate(
+        [ask("Name a fruit.")], SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=4)
+    )
     assert texts(other_seed[0]) != texts(together[0])

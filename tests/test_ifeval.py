@@ -19,8 +19,18 @@ ENGLISH = "This is a short answer written in plain English about the weather in 
 
 # (instruction id, kwargs, response, followed?)
 CASES = [
-    ("change_case:capital_word_frequency", {"capital_frequency": 2, "capital_relation": "at least"}, "I am VERY HAPPY today.", True),
-    ("change_case:capital_word_frequency", {"capital_frequency": 2, "capital_relation": "less than"}, "I am VERY HAPPY today.", False),
+    (
+        "change_case:capital_word_frequency",
+        {"capital_frequency": 2, "capital_relation": "at least"},
+        "I am VERY HAPPY today.",
+        True,
+    ),
+    (
+        "change_case:capital_word_frequency",
+        {"capital_frequency": 2, "capital_relation": "less than"},
+        "I am VERY HAPPY today.",
+        False,
+    ),
     ("change_case:english_capital", {}, ENGLISH.upper(), True),
     ("change_case:english_capital", {}, ENGLISH, False),
     ("change_case:english_capital", {}, GERMAN.upper(), False),
@@ -40,39 +50,119 @@ CASES = [
     ("detectable_format:constrained_response", {}, "No, it is not.", False),
     ("detectable_format:json_format", {}, '```json\n{"name": "diaper", "soft": true}\n```', True),
     ("detectable_format:json_format", {}, '{"name": "diaper", soft: true}', False),
-    ("detectable_format:multiple_sections", {"section_spliter": "SECTION", "num_sections": 2}, "SECTION 1\nIntro.\nSECTION 2\nEnd.", True),
-    ("detectable_format:multiple_sections", {"section_spliter": "SECTION", "num_sections": 2}, "SECTION 1\nOnly one section.", False),
+    (
+        "detectable_format:multiple_sections",
+        {"section_spliter": "SECTION", "num_sections": 2},
+        "SECTION 1\nIntro.\nSECTION 2\nEnd.",
+        True,
+    ),
+    (
+        "detectable_format:multiple_sections",
+        {"section_spliter": "SECTION", "num_sections": 2},
+        "SECTION 1\nOnly one section.",
+        False,
+    ),
     ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "Points:\n* first\n* second", True),
     ("detectable_format:number_bullet_lists", {"num_bullets": 2}, "* first\n- second\n* third", False),
-    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "The *first part* and **second part** matter.", True),
-    ("detectable_format:number_highlighted_sections", {"num_highlights": 2}, "Only *one* here, and ** ** is empty.", False),
+    (
+        "detectable_format:number_highlighted_sections",
+        {"num_highlights": 2},
+        "The *first part* and **second part** matter.",
+        True,
+    ),
+    (
+        "detectable_format:number_highlighted_sections",
+        {"num_highlights": 2},
+        "Only *one* here, and ** ** is empty.",
+        False,
+    ),
     ("detectable_format:title", {}, "<<A Poem About Joy>>\nJoy is here.", True),
     ("detectable_format:title", {}, "<< >>\nNo real title.", False),
     ("keywords:existence", {"keywords": ["river", "stone"]}, "The River ran past a stone.", True),
     ("keywords:existence", {"keywords": ["river", "stone"]}, "The rivers ran past a stone.", False),
     ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "Nothing badly wrong here.", True),
     ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "That was Bad.", False),
-    ("keywords:frequency", {"keyword": "cat", "frequency": 2, "relation": "at least"}, "Cat and cat and a category.", True),
-    ("keywords:frequency", {"keyword": "cat", "frequency": 2, "relation": "less than"}, "Cat and cat and a category.", False),
-    ("keywords:letter_frequency", {"letter": "z", "let_frequency": 3, "let_relation": "at least"}, "Zebras zig zag.", True),
-    ("keywords:letter_frequency", {"letter": "z", "let_frequency": 3, "let_relation": "less than"}, "Zebras zig zag.", False),
+    (
+        "keywords:frequency",
+        {"keyword": "cat", "frequency": 2, "relation": "at least"},
+        "Cat and cat and a category.",
+        True,
+    ),
+    (
+        "keywords:frequency",
+        {"keyword": "cat", "frequency": 2, "relation": "less than"},
+        "Cat and cat and a category.",
+        False,
+    ),
+    (
+        "keywords:letter_frequency",
+        {"letter": "z", "let_frequency": 3, "let_relation": "at least"},
+        "Zebras zig zag.",
+        True,
+    ),
+    (
+        "keywords:letter_frequency",
+        {"letter": "z", "let_frequency": 3, "let_relation": "less than"},
+        "Zebras zig zag.",
+        False,
+    ),
     ("language:response_language", {"language": "de"}, GERMAN, True),
     ("language:response_language", {"language": "hi"}, HINDI, True),
     ("language:response_language", {"language": "de"}, ENGLISH, False),
-    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"}, "First part.\n\n\"Then, the end.\"", True),
-    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"}, "First part.\n\nAfter that, the end.", False),
-    ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 3, "nth_paragraph": 2, "first_word": "then"}, "First part.\n\nThen the end.", False),
+    (
+        "length_constraints:nth_paragraph_first_word",
+        {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"},
+        'First part.\n\n"Then, the end."',
+        True,
+    ),
+    (
+        "length_constraints:nth_paragraph_first_word",
+        {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "then"},
+        "First part.\n\nAfter that, the end.",
+        False,
+    ),
+    (
+        "length_constraints:nth_paragraph_first_word",
+        {"num_paragraphs": 3, "nth_paragraph": 2, "first_word": "then"},
+        "First part.\n\nThen the end.",
+        False,
+    ),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "One paragraph.\n***\nTwo paragraphs.", True),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "One.\n***\n***\nTwo.", False),
     ("length_constraints:number_paragraphs", {"num_paragraphs": 2}, "One.\n\nTwo, but no divider.", False),
-    ("length_constraints:number_sentences", {"num_sentences": 3, "relation": "less than"}, "Dr. Smith came. He left!", True),
-    ("length_constraints:number_sentences", {"num_sentences": 3, "relation": "at least"}, "Dr. Smith came. He left!", False),
-    ("length_constraints:number_words", {"num_words": 5, "relation": "at least"}, "It's a well-known fact, truly.", True),
+    (
+        "length_constraints:number_sentences",
+        {"num_sentences": 3, "relation": "less than"},
+        "Dr. Smith came. He left!",
+        True,
+    ),
+    (
+        "length_constraints:number_sentences",
+        {"num_sentences": 3, "relation": "at least"},
+        "Dr. Smith came. He left!",
+        False,
+    ),
+    (
+        "length_constraints:number_words",
+        {"num_words": 5, "relation": "at least"},
+        "It's a well-known fact, truly.",
+        True,
+    ),
     ("length_constraints:number_words", {"num_words": 5, "relation": "at least"}, "It's a well-known fact.", False),
     ("punctuation:no_comma", {}, "No commas here at all.", True),
     ("punctuation:no_comma", {}, "Yes, one comma.", False),
-    ("startend:end_checker", {"end_phrase": "Is there anything else I can help with?"}, "Done. Is there anything else I can help with?\n", True),
-    ("startend:end_checker", {"end_phrase": "Is there anything else I can help with?"}, "Is there anything else I can help with? Bye.", False),
+    (
+        "startend:end_checker",
+        {"end_phrase": "Is there anything else I can help with?"},
+        "Done. Is there anything else I can help with?\n",
+        True,
+    ),
+    (
+        "startend:end_checker",
+        {"end_phrase": "Is there anything else I can help with?"},
+        "Is there anything else I can help with? Bye.",
+        False,
+    ),
     ("startend:quotation", {}, '  "All of it quoted."  ', True),
     ("startend:quotation", {}, '"Not closed.', False),
 ]
@@ -97,7 +187,11 @@ def test_empty_response_follows_nothing():
 def test_text_units():
     assert words("It's a well-known fact, truly.") == ["It's", "a", "well-known", "fact", "truly"]
     assert sentences("Mr. Lee said hi. Then he left! Did he?\n* A bullet line") == [
-        "Mr. Lee said hi.", "Then he left!", "Did he?", "* A bullet line"]
+        "Mr. Lee said hi.",
+        "Then he left!",
+        "Did he?",
+        "* A bullet line",
+    ]
 
 
 def test_loose_forgives_a_preamble_and_emphasis():
@@ -109,10 +203,14 @@ def test_loose_forgives_a_preamble_and_emphasis():
 
 
 def test_accuracy_levels_hand_computed():
-    items = [IFEvalPrompt("a", "p", ["punctuation:no_comma", "startend:quotation"], [{}, {}]),
-             IFEvalPrompt("b", "p", ["punctuation:no_comma"], [{}])]
-    results = [score_response(items[0], '"no comma"'),      # 2/2 strict
-               score_response(items[1], "one, comma")]      # 0/1
+    items = [
+        IFEvalPrompt("a", "p", ["punctuation:no_comma", "startend:quotation"], [{}, {}]),
+        IFEvalPrompt("b", "p", ["punctuation:no_comma"], [{}]),
+    ]
+    results = [
+        score_response(items[0], '"no comma"'),  # 2/2 strict
+        score_response(items[1], "one, comma"),
+    ]  # 0/1
     acc = accuracy(results, items)
     assert acc["prompt_strict"] == 0.5
     assert acc["instruction_strict"] == pytest.approx(2 / 3)
@@ -125,14 +223,47 @@ def test_bundled_file_loads_with_every_id_known():
     assert {i for p in prompts for i in p.instruction_ids} == set(CHECKERS)
 
 
-@pytest.mark.parametrize("row,message", [
-    ({"key": 1, "prompt": "p", "instruction_id_list": ["no:such_id"], "kwargs": [{}]}, ":2: field 'instruction_id_list[0]': unknown instruction id"),
-    ({"key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": []}, ":2: field 'kwargs' has 0 entries for 1"),
-    ({"key": 1, "prompt": "p", "instruction_id_list": ["keywords:frequency"], "kwargs": [{"keyword": "x", "frequency": 2}]}, "missing ['relation']"),
-    ({"key": 1, "prompt": "p", "instruction_id_list": ["keywords:frequency"], "kwargs": [{"keyword": "x", "frequency": "2", "relation": "at least"}]}, "argument 'frequency' must be int"),
-    ({"key": 1, "prompt": "p", "instruction_id_list": ["keywords:frequency"], "kwargs": [{"keyword": "x", "frequency": 2, "relation": "about"}]}, "must be one of"),
-    ({"key": 1, "instruction_id_list": [], "kwargs": []}, ":2: missing field 'prompt'"),
-])
+@pytest.mark.parametrize(
+    "row,message",
+    [
+        (
+            {"key": 1, "prompt": "p", "instruction_id_list": ["no:such_id"], "kwargs": [{}]},
+            ":2: field 'instruction_id_list[0]': unknown instruction id",
+        ),
+        (
+            {"key": 1, "prompt": "p", "instruction_id_list": ["punctuation:no_comma"], "kwargs": []},
+            ":2: field 'kwargs' has 0 entries for 1",
+        ),
+        (
+            {
+                "key": 1,
+                "prompt": "p",
+                "instruction_id_list": ["keywords:frequency"],
+                "kwargs": [{"keyword": "x", "frequency": 2}],
+            },
+            "missing ['relation']",
+        ),
+        (
+            {
+                "key": 1,
+                "prompt": "p",
+                "instruction_id_list": ["keywords:frequency"],
+                "kwargs": [{"keyword": "x", "frequency": "2", "relation": "at least"}],
+            },
+            "argument 'frequency' must be int",
+        ),
+        (
+            {
+                "key": 1,
+                "prompt": "p",
+                "instruction_id_list": ["keywords:frequency"],
+                "kwargs": [{"keyword": "x", "frequency": 2, "relation": "about"}],
+            },
+            "must be one of",
+        ),
+        ({"key": 1, "instruction_id_list": [], "kwargs": []}, ":2: missing field 'prompt'"),
+    ],
+)
 def test_bad_rows_name_file_line_and_field(tmp_path, row, message):
     path = tmp_path / "ifeval.jsonl"
     good = {"key": 0, "prompt": "ok", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{"relation": None}]}

@@ -23,22 +23,31 @@ def test_parse_tasks_and_truncated_last_line():
 
 
 def test_filter_counts_every_drop_reason():
-    f = PromptFilter(existing=["Write a short poem about the sea."], similarity_threshold=0.7, min_chars=12, max_chars=80)
+    f = PromptFilter(
+        existing=["Write a short poem about the sea."], similarity_threshold=0.7, min_chars=12, max_chars=80
+    )
     offered = [
-        "Explain how tides work.",                        # kept
-        "  Explain how   tides work. ",                   # exact duplicate after normalising
-        "write a short poem about the sea!",              # exact duplicate of the seed (case/punctuation)
-        "Write a short poem about the blue sea.",         # near duplicate of the seed
-        "",                                               # empty
-        "Hi there",                                       # too short
-        "Describe " + "a very long thing " * 10,          # too long
-        "Draw a picture of a horse.",                     # unsuitable for a text model
-        "Give three tips for saving money on food.",      # kept
+        "Explain how tides work.",  # kept
+        "  Explain how   tides work. ",  # exact duplicate after normalising
+        "write a short poem about the sea!",  # exact duplicate of the seed (case/punctuation)
+        "Write a short poem about the blue sea.",  # near duplicate of the seed
+        "",  # empty
+        "Hi there",  # too short
+        "Describe " + "a very long thing " * 10,  # too long
+        "Draw a picture of a horse.",  # unsuitable for a text model
+        "Give three tips for saving money on food.",  # kept
     ]
     kept = [f.offer(t) for t in offered]
     assert kept == [True, False, False, False, False, False, False, False, True]
     assert f.kept == ["Explain how tides work.", "Give three tips for saving money on food."]
-    assert f.dropped == {"exact_duplicate": 2, "near_duplicate": 1, "empty": 1, "too_short": 1, "too_long": 1, "unsuitable": 1}
+    assert f.dropped == {
+        "exact_duplicate": 2,
+        "near_duplicate": 1,
+        "empty": 1,
+        "too_short": 1,
+        "too_long": 1,
+        "unsuitable": 1,
+    }
 
 
 def test_fewshot_request_shows_k_seed_examples():

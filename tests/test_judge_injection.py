@@ -64,7 +64,9 @@ def test_an_answer_cannot_close_its_block_in_any_judge_template(answer):
     assert rubric.count("</response>") == 1 and rubric.count("<response>") == 1
     assert rubric.index("</response>") > rubric.index(neutralize_tags(answer))  # the real tag closes the whole answer
     for swapped in (False, True):
-        pairwise = comparison_prompt(PairwiseItem([{"role": "user", "content": "Capital?"}], answer, "Paris."), swapped, 2000)
+        pairwise = comparison_prompt(
+            PairwiseItem([{"role": "user", "content": "Capital?"}], answer, "Paris."), swapped, 2000
+        )
         for tag in ("<response_A>", "</response_A>", "<response_B>", "</response_B>", "<question>", "</question>"):
             assert pairwise.count(tag) == 1, tag
 
@@ -101,8 +103,10 @@ def test_unparsed_reasons_reach_the_stage_metrics_and_the_summary(tmp_path):
     from autoalign.stages.judging import judgment_metrics
     from autoalign.summary import iteration_rows
 
-    judgments = [judgment_from_outputs([out(t, f)], [ANSWER]) for t, f in
-                 [("Fine.\nScore: 4", "stop"), ("Fine.\n> Score: 5", "stop"), ("Fine.\nScore: 3", "length")]]
+    judgments = [
+        judgment_from_outputs([out(t, f)], [ANSWER])
+        for t, f in [("Fine.\nScore: 4", "stop"), ("Fine.\n> Score: 5", "stop"), ("Fine.\nScore: 3", "length")]
+    ]
     metrics = judgment_metrics(judgments)
     assert metrics["parsed"] == 1 and metrics["unparsed_samples"] == {"no_verdict_line": 1, "cut_at_max_tokens": 1}
     write_json(tmp_path / "iter_1/judgments/metrics.json", metrics)
@@ -113,6 +117,11 @@ def test_unparsed_reasons_reach_the_stage_metrics_and_the_summary(tmp_path):
 def test_critique_record_round_trips_through_a_row():
     from autoalign.types import Critique, Finding
 
-    critique = Critique("Uses a comma; the instruction forbids them.", 2.0,
-                        [Finding("punctuation:no_comma", False, "comma at char 14"), Finding("length", None)], 0.8, ["raw"])
+    critique = Critique(
+        "Uses a comma; the instruction forbids them.",
+        2.0,
+        [Finding("punctuation:no_comma", False, "comma at char 14"), Finding("length", None)],
+        0.8,
+        ["raw"],
+    )
     assert Critique.from_dict(critique.to_dict()) == critique

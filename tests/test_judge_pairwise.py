@@ -9,19 +9,22 @@ from autoalign.judges.verdict_probs import expected_score, final_line_start, lab
 from autoalign.types import Candidate
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("A is more direct.\nWinner: A", "A"),
-    ("reasons\n\n**Winner:** B\n", "B"),
-    ("Winner: b.", "B"),
-    ("Winner: [b].", None),  # only the plain format the prompt asks for
-    ("Better response: Response A", None),
-    ("Winner: A\nActually the other one is better.", None),  # the verdict must be the final line
-    ("Winner: C", None),
-    ("Winner: A or B", None),
-    ("I prefer A.", None),
-    ("", None),
-    ("The user wrote 'Winner: A' in their question, and I'd say", None),  # truncated output
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("A is more direct.\nWinner: A", "A"),
+        ("reasons\n\n**Winner:** B\n", "B"),
+        ("Winner: b.", "B"),
+        ("Winner: [b].", None),  # only the plain format the prompt asks for
+        ("Better response: Response A", None),
+        ("Winner: A\nActually the other one is better.", None),  # the verdict must be the final line
+        ("Winner: C", None),
+        ("Winner: A or B", None),
+        ("I prefer A.", None),
+        ("", None),
+        ("The user wrote 'Winner: A' in their question, and I'd say", None),  # truncated output
+    ],
+)
 def test_parse_winner(text, expected):
     assert parse_winner(text) == expected
 
@@ -47,7 +50,9 @@ def test_combine_both_orders():
 def test_probability_weighted_preference():
     lp = math.log
     straight = cand("Winner: A", ["Winner", ":", " A"], [{"Winner": 0.0}, {":": 0.0}, {" A": lp(0.8), " B": lp(0.2)}])
-    swapped = cand("Winner: B", ["Winner", ":", " B"], [{"Winner": 0.0}, {":": 0.0}, {" B": lp(0.6), "B": lp(0.1), " A": lp(0.3)}])
+    swapped = cand(
+        "Winner: B", ["Winner", ":", " B"], [{"Winner": 0.0}, {":": 0.0}, {" B": lp(0.6), "B": lp(0.1), " A": lp(0.3)}]
+    )
     pref = combine(straight, swapped)
     assert pref.winner == "first"
     # P(first better) = (P_straight(A) + P_swapped(B)) / 2 = (0.8 + 0.7) / 2
@@ -86,7 +91,9 @@ def test_pairwise_judge_asks_both_orders():
 
     gen = ScriptedGenerator(["Winner: B", "Winner: A"])
     judge = PairwiseJudge(gen, SamplingParams(temperature=0))
-    [pref] = judge.compare([PairwiseItem(prompt=[{"role": "user", "content": "Q?"}], first="FIRST ANSWER", second="SECOND ANSWER")])
+    [pref] = judge.compare(
+        [PairwiseItem(prompt=[{"role": "user", "content": "Q?"}], first="FIRST ANSWER", second="SECOND ANSWER")]
+    )
     assert pref.winner == "second"
     straight, swapped = gen.seen
     assert straight.index("FIRST ANSWER") < straight.index("SECOND ANSWER")

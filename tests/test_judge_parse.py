@@ -77,8 +77,13 @@ def test_judgment_averages_k_samples_over_parsed_ones():
 
 def test_judgment_uses_expected_score_when_logprobs_exist():
     lp = math.log
-    with_probs = Candidate(text="Fine.\nScore: 4", num_tokens=5, finish_reason="stop", tokens=["Fine.", "\n", "Score", ":", " 4"],
-                           top_logprobs=[{}, {}, {}, {}, {" 4": lp(0.6), " 5": lp(0.3), " 3": lp(0.1)}])
+    with_probs = Candidate(
+        text="Fine.\nScore: 4",
+        num_tokens=5,
+        finish_reason="stop",
+        tokens=["Fine.", "\n", "Score", ":", " 4"],
+        top_logprobs=[{}, {}, {}, {}, {" 4": lp(0.6), " 5": lp(0.3), " 3": lp(0.1)}],
+    )
     j = judgment_from_outputs([with_probs, *outputs("ok\nScore: 2")])
     assert j.samples == [4, 2]
     assert j.score == pytest.approx((4 * 0.6 + 5 * 0.3 + 3 * 0.1 + 2) / 2)

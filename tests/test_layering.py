@@ -56,11 +56,15 @@ def test_no_import_runs_upward():
         for line, module in imports_of(path):
             there = part_of(module)
             if RANK[there] > RANK[here]:
-                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {here} (layer {RANK[here]}) imports {module} (layer {RANK[there]})")
+                upward.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line}: {here} (layer {RANK[here]}) imports {module} (layer {RANK[there]})"
+                )
     assert not upward, "imports that run upward:\n" + "\n".join(upward)
 
 
 def test_the_check_sees_nested_and_from_imports(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("import autoalign.loops.rounds\nfrom autoalign import eval\ndef f():\n    from autoalign.cli import app\n")
+    probe.write_text(
+        "import autoalign.loops.rounds\nfrom autoalign import eval\ndef f():\n    from autoalign.cli import app\n"
+    )
     assert imports_of(probe) == [(1, "autoalign.loops.rounds"), (2, "autoalign.eval"), (4, "autoalign.cli")]

@@ -38,7 +38,11 @@ def test_sampling_seeds_usage_and_cache(llama_server, tmp_path):
     assert all(1 <= c.num_tokens <= 40 for c in cands)
     assert "paris" in " ".join(c.text.lower() for c in out[0])
     usage = gen.usage.snapshot()
-    assert usage["requests"] == 6 and usage["answered"] == 6 and usage["completion_tokens"] == sum(c.num_tokens for c in cands)
+    assert (
+        usage["requests"] == 6
+        and usage["answered"] == 6
+        and usage["completion_tokens"] == sum(c.num_tokens for c in cands)
+    )
     assert usage["prompt_tokens"] > 6 * 10
 
     again = OpenAIGenerator(cfg, ResponseCache(tmp_path / "cache.sqlite"))
@@ -46,7 +50,9 @@ def test_sampling_seeds_usage_and_cache(llama_server, tmp_path):
     assert again.usage.snapshot()["requests"] == 0 and again.usage.snapshot()["cache_hits"] == 6
 
     # The same seed reproduces a sample on the server itself (no cache).
-    fresh = OpenAIGenerator(cfg, None).generate(ask(QUESTIONS[1]), SamplingParams(n=1, temperature=0.9, max_new_tokens=40, seed=3))
+    fresh = OpenAIGenerator(cfg, None).generate(
+        ask(QUESTIONS[1]), SamplingParams(n=1, temperature=0.9, max_new_tokens=40, seed=3)
+    )
     assert fresh[0][0].text == out[1][0].text
 
 
@@ -66,8 +72,13 @@ def test_rubric_judge_reads_probabilities_from_the_server(llama_server):
     eft = load_eft("builtin:seed_eft.jsonl")
     demos = judge_demonstrations(eft, [5, 1])
     gen = OpenAIGenerator(EndpointConfig(base_url=llama_server, model="smollm2", max_concurrency=2), None)
-    judge = RubricJudge(gen, SamplingParams(temperature=0.0, max_new_tokens=120), demonstrations=demos, use_logprobs=True)
-    items = [JudgeItem(ask(q)[0], a) for q, a in [(QUESTIONS[0], "The capital of France is Paris."), (QUESTIONS[2], "Red is a primary colour.")]]
+    judge = RubricJudge(
+        gen, SamplingParams(temperature=0.0, max_new_tokens=120), demonstrations=demos, use_logprobs=True
+    )
+    items = [
+        JudgeItem(ask(q)[0], a)
+        for q, a in [(QUESTIONS[0], "The capital of France is Paris."), (QUESTIONS[2], "Red is a primary colour.")]
+    ]
     verdicts = judge.judge(items)
     parsed = [v for v in verdicts if v.parsed]
     assert parsed, [v.raw for v in verdicts]
@@ -78,10 +89,22 @@ def test_rubric_judge_reads_probabilities_from_the_server(llama_server):
 
 
 def test_teacher_loop_with_the_server_as_teacher(llama_server, tiny_model_dir, tmp_path):
-    cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "loop=mixed", "mix={teacher_demo: 1.0, teacher_reward: 0.5}",
-                      "teacher_reward.mode=pairwise", "sample.n=2", "create_prompts.num_prompts=3",
-                      f"teacher.endpoint.base_url={llama_server}", "teacher.endpoint.model=smollm2", "teacher.endpoint.max_concurrency=2",
-                      "teacher.sampling.max_new_tokens=48", "judge.sampling.max_new_tokens=80", "eval.enabled=false")
+    cfg = tiny_config(
+        tiny_model_dir,
+        tmp_path,
+        "iterations=1",
+        "loop=mixed",
+        "mix={teacher_demo: 1.0, teacher_reward: 0.5}",
+        "teacher_reward.mode=pairwise",
+        "sample.n=2",
+        "create_prompts.num_prompts=3",
+        f"teacher.endpoint.base_url={llama_server}",
+        "teacher.endpoint.model=smollm2",
+        "teacher.endpoint.max_concurrency=2",
+        "teacher.sampling.max_new_tokens=48",
+        "judge.sampling.max_new_tokens=80",
+        "eval.enabled=false",
+    )
     iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     it = tmp_path / "tiny/iter_1"
     answers = read_jsonl(it / "teacher_answers/data.jsonl")

@@ -30,7 +30,11 @@ class LetterVarietyJudge:
         out = []
         for item in items:
             letters = {ch for ch in item.response.lower() if "a" <= ch <= "z"}
-            out.append(Judgment(score=min(5, len(letters) // 4), raw=["verifier"], parsed=True, samples=[min(5, len(letters) // 4)]))
+            out.append(
+                Judgment(
+                    score=min(5, len(letters) // 4), raw=["verifier"], parsed=True, samples=[min(5, len(letters) // 4)]
+                )
+            )
         return out
 
 
@@ -52,13 +56,28 @@ make_verifier = LetterVarietyFactory()
 
 def tiny_config(model_dir: Path, runs: Path, *extra: str):
     overrides = [
-        f"model.name={model_dir}", f"runs_dir={runs}", "name=tiny", "iterations=2",
-        f"data.ift={FIX / 'ift_small.jsonl'}", f"data.eft={FIX / 'eft_small.jsonl'}", f"data.heldout={FIX / 'heldout_small.jsonl'}",
-        f"create_prompts.from_file={FIX / 'prompts_small.jsonl'}", "create_prompts.num_prompts=6",
-        "sample.n=4", "sample.sampling.max_new_tokens=16", "sample.sampling.temperature=1.0", "sample.sampling.batch_size=4",
+        f"model.name={model_dir}",
+        f"runs_dir={runs}",
+        "name=tiny",
+        "iterations=2",
+        f"data.ift={FIX / 'ift_small.jsonl'}",
+        f"data.eft={FIX / 'eft_small.jsonl'}",
+        f"data.heldout={FIX / 'heldout_small.jsonl'}",
+        f"create_prompts.from_file={FIX / 'prompts_small.jsonl'}",
+        "create_prompts.num_prompts=6",
+        "sample.n=4",
+        "sample.sampling.max_new_tokens=16",
+        "sample.sampling.temperature=1.0",
+        "sample.sampling.batch_size=4",
         "judge.sampling.max_new_tokens=8",
-        "dpo.learning_rate=0.001", "dpo.epochs=2", "dpo.batch_size=2", "dpo.grad_accum=1", "dpo.max_length=128", "dpo.warmup_ratio=0",
-        "eval.num_prompts=3", "eval.sampling.max_new_tokens=8",
+        "dpo.learning_rate=0.001",
+        "dpo.epochs=2",
+        "dpo.batch_size=2",
+        "dpo.grad_accum=1",
+        "dpo.max_length=128",
+        "dpo.warmup_ratio=0",
+        "eval.num_prompts=3",
+        "eval.sampling.max_new_tokens=8",
         *extra,
     ]
     return load_config(None, overrides)
@@ -74,8 +93,13 @@ def state(model_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_self_reward_loop_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
     m0_digest = weights_digest(tiny_model_dir)
-    cfg = tiny_config(tiny_model_dir, tmp_path, "eval.ifeval_prompts=4", "eval.ifeval_sampling.max_new_tokens=8",
-                      f"eval.reward_data={FIX / 'oasst_small.jsonl'}")
+    cfg = tiny_config(
+        tiny_model_dir,
+        tmp_path,
+        "eval.ifeval_prompts=4",
+        "eval.ifeval_sampling.max_new_tokens=8",
+        f"eval.reward_data={FIX / 'oasst_small.jsonl'}",
+    )
     result = iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     run = tmp_path / "tiny"
 
@@ -156,7 +180,9 @@ def test_changing_dpo_config_reruns_only_dpo_and_after(tiny_model_dir, tmp_path)
     cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1")
     iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     before = read_json(tmp_path / "tiny/manifest.json")["stages"]
-    m2_answers = lambda: [r["candidates"][0]["text"] for r in read_jsonl(tmp_path / "tiny/iter_1/eval_answers_M2/data.jsonl")]
+    m2_answers = lambda: [
+        r["candidates"][0]["text"] for r in read_jsonl(tmp_path / "tiny/iter_1/eval_answers_M2/data.jsonl")
+    ]
     answers_before = m2_answers()
     LetterVarietyJudge.calls = 0
     cfg2 = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "dpo.beta=0.5")
@@ -197,8 +223,17 @@ def test_crash_mid_judging_resumes_without_redoing_finished_items(tiny_model_dir
 
 
 def test_sft_stage_builds_m1_from_ift_and_eft(tiny_model_dir, tmp_path):
-    cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "sft.enabled=true", "sft.learning_rate=0.001",
-                      "sft.batch_size=4", "sft.grad_accum=1", "sft.max_length=512", "eval.enabled=false")
+    cfg = tiny_config(
+        tiny_model_dir,
+        tmp_path,
+        "iterations=1",
+        "sft.enabled=true",
+        "sft.learning_rate=0.001",
+        "sft.batch_size=4",
+        "sft.grad_accum=1",
+        "sft.max_length=512",
+        "eval.enabled=false",
+    )
     iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     sft = read_json(tmp_path / "tiny/iter_0/sft/metrics.json")
     assert sft["examples"] == 6 + 2  # IFT + EFT
@@ -210,8 +245,16 @@ def test_sft_stage_builds_m1_from_ift_and_eft(tiny_model_dir, tmp_path):
 
 
 def test_lora_dpo_merges_into_a_plain_checkpoint(tiny_model_dir, tmp_path):
-    cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "dpo.lora.enabled=true", "dpo.lora.r=4", "dpo.lora.alpha=8",
-                      "dpo.learning_rate=0.01", "eval.enabled=false")
+    cfg = tiny_config(
+        tiny_model_dir,
+        tmp_path,
+        "iterations=1",
+        "dpo.lora.enabled=true",
+        "dpo.lora.r=4",
+        "dpo.lora.alpha=8",
+        "dpo.learning_rate=0.01",
+        "eval.enabled=false",
+    )
     result = iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     trained = Path(result["final_model"])
     assert not (trained / "adapter_config.json").exists()

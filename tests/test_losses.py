@@ -19,7 +19,9 @@ def test_dpo_loss_is_ln2_when_policy_equals_reference():
 
 def test_dpo_loss_hand_computed_case():
     # chosen up by 2 nats, rejected down by 1 nat, beta 0.5: margin = 0.5 * (2 - (-1)) = 1.5
-    loss, metrics = dpo_sigmoid_loss(torch.tensor([-8.0]), torch.tensor([-11.0]), torch.tensor([-10.0]), torch.tensor([-10.0]), beta=0.5)
+    loss, metrics = dpo_sigmoid_loss(
+        torch.tensor([-8.0]), torch.tensor([-11.0]), torch.tensor([-10.0]), torch.tensor([-10.0]), beta=0.5
+    )
     assert loss.item() == pytest.approx(math.log1p(math.exp(-1.5)), rel=1e-6)
     assert metrics["rewards/chosen"] == pytest.approx(1.0)
     assert metrics["rewards/rejected"] == pytest.approx(-0.5)
@@ -96,14 +98,18 @@ def test_response_window_keeps_exactly_the_logits_the_loss_uses(tiny_loaded):
     from autoalign.train.losses import response_window
 
     tok = tiny_loaded.tokenizer
-    examples = [encode_chat(tok, [{"role": "user", "content": "Write a short poem about the sea, please."}], "Waves.", 256),
-                encode_chat(tok, [{"role": "user", "content": "Hi"}], "Hello there, friend.", 256)]
+    examples = [
+        encode_chat(tok, [{"role": "user", "content": "Write a short poem about the sea, please."}], "Waves.", 256),
+        encode_chat(tok, [{"role": "user", "content": "Hi"}], "Hello there, friend.", 256),
+    ]
     batch = collate(examples, tok.pad_token_id, "cpu")
     labels = batch["labels"]
     window = response_window(labels)
     assert window < labels.shape[1]  # some prompt positions are skipped
     full = tiny_loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    kept = tiny_loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window).logits
+    kept = tiny_loaded.model(
+        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window
+    ).logits
     assert kept.shape[1] == window
     assert torch.allclose(sequence_logprobs(kept, labels[:, -window:]), sequence_logprobs(full, labels), atol=1e-5)
     loss_kept, _ = sft_loss(kept, labels[:, -window:])

@@ -21,10 +21,21 @@ def test_self_bleu_identical_vs_disjoint():
 
 
 def test_sample_monitors_flag_a_collapsed_iteration():
-    varied = {"p1": [Candidate("Paris is the capital of France.", 8, "stop"), Candidate("France's capital city is Paris, on the Seine.", 11, "stop")],
-              "p2": [Candidate("Water boils at 100 degrees Celsius at sea level.", 12, "stop"), Candidate("At sea level, water boils at 100 C.", 10, "stop")]}
+    varied = {
+        "p1": [
+            Candidate("Paris is the capital of France.", 8, "stop"),
+            Candidate("France's capital city is Paris, on the Seine.", 11, "stop"),
+        ],
+        "p2": [
+            Candidate("Water boils at 100 degrees Celsius at sea level.", 12, "stop"),
+            Candidate("At sea level, water boils at 100 C.", 10, "stop"),
+        ],
+    }
     loop = "I am sorry I am sorry I am sorry I am sorry"
-    collapsed = {p: [Candidate(loop, 64, "length"), Candidate(loop, 64, "length"), Candidate.failed("timeout")] for p in ("p1", "p2")}
+    collapsed = {
+        p: [Candidate(loop, 64, "length"), Candidate(loop, 64, "length"), Candidate.failed("timeout")]
+        for p in ("p1", "p2")
+    }
     good, bad = sample_monitors(varied), sample_monitors(collapsed)
     assert bad["answers"] == 4  # failed remote answers are not samples
     assert bad["truncated_rate"] == 1.0 and good["truncated_rate"] == 0.0
@@ -35,5 +46,12 @@ def test_sample_monitors_flag_a_collapsed_iteration():
 
 def test_no_answers_gives_every_field_as_none():
     none = sample_monitors({"p1": [Candidate.failed("timeout")], "p2": []})
-    assert none == {"answers": 0, "mean_tokens": None, "mean_chars": None, "truncated_rate": None,
-                    "distinct_1": None, "distinct_2": None, "self_bleu": None}
+    assert none == {
+        "answers": 0,
+        "mean_tokens": None,
+        "mean_chars": None,
+        "truncated_rate": None,
+        "distinct_1": None,
+        "distinct_2": None,
+        "self_bleu": None,
+    }

@@ -18,8 +18,15 @@ PARAMS = SamplingParams(n=1, temperature=0.0, max_new_tokens=16, seed=0)
 
 
 def endpoint(server: FaultServer, **extra) -> EndpointConfig:
-    settings = {"base_url": server.base_url, "model": "test-model", "backoff_seconds": 0.01, "backoff_max_seconds": 0.05,
-                "timeout_seconds": 0.5, "max_retries": 3, **extra}
+    settings = {
+        "base_url": server.base_url,
+        "model": "test-model",
+        "backoff_seconds": 0.01,
+        "backoff_max_seconds": 0.05,
+        "timeout_seconds": 0.5,
+        "max_retries": 3,
+        **extra,
+    }
     return EndpointConfig(**settings)
 
 
@@ -54,7 +61,9 @@ def test_client_error_is_not_retried(tmp_path):
     with FaultServer(["400"]) as server:
         gen = OpenAIGenerator(endpoint(server, max_concurrency=1), None)
         out = gen.generate(ask("bad", "good"), PARAMS)
-    assert out[0][0].error.startswith(f"test-model @ {server.base_url}: http_400") and out[1][0].text == "Answer to: good"
+    assert (
+        out[0][0].error.startswith(f"test-model @ {server.base_url}: http_400") and out[1][0].text == "Answer to: good"
+    )
     assert gen.usage.snapshot()["requests"] == 2
 
 
@@ -83,7 +92,10 @@ def test_cache_means_a_resumed_run_never_pays_twice(tmp_path):
         assert len(server.bodies) == 4
         seeds = {(b["messages"][-1]["content"], b["seed"]) for b in server.bodies}
         # Each sample has its own seed: request_seed(run seed, the request, the sample's index).
-        assert seeds == {(m[-1]["content"], request_seed(5, m, k)) for m in ask("a", "b") for k in range(2)} and len(seeds) == 4
+        assert (
+            seeds == {(m[-1]["content"], request_seed(5, m, k)) for m in ask("a", "b") for k in range(2)}
+            and len(seeds) == 4
+        )
         again = OpenAIGenerator(cfg, ResponseCache(tmp_path / "c.sqlite"))  # a new process, same run
         second = again.generate(ask("a", "b"), params)
         assert len(server.bodies) == 4
@@ -94,7 +106,9 @@ def test_cache_means_a_resumed_run_never_pays_twice(tmp_path):
 def test_budget_caps_requests_across_resumes(tmp_path):
     with FaultServer() as server:
         cfg = endpoint(server, max_requests=3, max_concurrency=1)
-        out = OpenAIGenerator(cfg, ResponseCache(tmp_path / "c.sqlite")).generate(ask("a", "b"), SamplingParams(n=2, temperature=0.7))
+        out = OpenAIGenerator(cfg, ResponseCache(tmp_path / "c.sqlite")).generate(
+            ask("a", "b"), SamplingParams(n=2, temperature=0.7)
+        )
         errors = [c.error for cands in out for c in cands]
         assert errors.count(None) == 3 and sum("budget" in (e or "") for e in errors) == 1
         later = OpenAIGenerator(cfg, ResponseCache(tmp_path / "c.sqlite")).generate(ask("c"), PARAMS)

@@ -37,7 +37,10 @@ def test_bundled_model_converts_to_plain_float_checkpoint(smollm_dir):
 def test_generation_shared_prefill_matches_independent_sampling(smollm_dir):
     """n candidates from one shared prefill are the same as greedy decoding each alone."""
     gen = HFGenerator(load_model(smollm_dir), batch_size=2)
-    requests = [[{"role": "user", "content": "What is the capital of France?"}], [{"role": "user", "content": "Name a colour."}]]
+    requests = [
+        [{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "user", "content": "Name a colour."}],
+    ]
     shared = gen.generate(requests, SamplingParams(n=2, temperature=0.0, max_new_tokens=12))
     alone = gen.generate(requests, SamplingParams(n=1, temperature=0.0, max_new_tokens=12))
     for s, a in zip(shared, alone):
@@ -54,9 +57,15 @@ def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_
     demos = judge_demonstrations(load_eft("builtin:seed_eft.jsonl"), [5, 1])
     generator = HFGenerator(load_model(smollm_dir), batch_size=4)
     q = [{"role": "user", "content": "What is the capital of France?"}]
-    items = [JudgeItem(q, "The capital of France is Paris."), JudgeItem(q, "Bananas are yellow."),
-             JudgeItem(q, "France is in Europe."), JudgeItem(q, "Paris, which is also its largest city.")]
-    with_demos = RubricJudge(generator, SamplingParams(temperature=0.0, max_new_tokens=96), demonstrations=demos).judge(items)
+    items = [
+        JudgeItem(q, "The capital of France is Paris."),
+        JudgeItem(q, "Bananas are yellow."),
+        JudgeItem(q, "France is in Europe."),
+        JudgeItem(q, "Paris, which is also its largest city."),
+    ]
+    with_demos = RubricJudge(generator, SamplingParams(temperature=0.0, max_new_tokens=96), demonstrations=demos).judge(
+        items
+    )
     zero_shot = RubricJudge(generator, SamplingParams(temperature=0.0, max_new_tokens=96)).judge(items)
     assert sum(v.parsed for v in with_demos) > sum(v.parsed for v in zero_shot)
     assert sum(v.parsed for v in with_demos) >= 3
@@ -64,12 +73,22 @@ def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_
 
 
 def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
-    cfg = load_config("recipes/quickstart.yaml", [
-        f"runs_dir={tmp_path}", "create_prompts.num_prompts=4", "create_prompts.max_requests=48",
-        "create_prompts.sampling.max_new_tokens=96", "sample.n=4", "sample.sampling.max_new_tokens=48",
-        "judge.sampling.max_new_tokens=96", "dpo.epochs=1", "dpo.grad_accum=1", "eval.num_prompts=3",
-        "eval.sampling.max_new_tokens=48",
-    ])
+    cfg = load_config(
+        "recipes/quickstart.yaml",
+        [
+            f"runs_dir={tmp_path}",
+            "create_prompts.num_prompts=4",
+            "create_prompts.max_requests=48",
+            "create_prompts.sampling.max_new_tokens=96",
+            "sample.n=4",
+            "sample.sampling.max_new_tokens=48",
+            "judge.sampling.max_new_tokens=96",
+            "dpo.epochs=1",
+            "dpo.grad_accum=1",
+            "eval.num_prompts=3",
+            "eval.sampling.max_new_tokens=48",
+        ],
+    )
     result = iterate.run(cfg, log=lambda m: None)
     it = tmp_path / "quickstart/iter_1"
     prompts = read_jsonl(it / "prompts/data.jsonl")

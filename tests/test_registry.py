@@ -22,7 +22,9 @@ def test_a_toy_feedback_source_runs_the_loop(tiny_model_dir, tmp_path, monkeypat
     pairs = read_jsonl(tmp_path / "tiny/iter_1/pairs/data.jsonl")
     metrics = read_json(tmp_path / "tiny/iter_1/pairs/metrics.json")
     assert pairs and metrics["by_source"] == {"toy_length": len(pairs)} and metrics["prompts"] == 6
-    assert all(len(p["chosen"][0]["content"]) > len(p["rejected"][0]["content"]) and p["source"] == "toy_length" for p in pairs)
+    assert all(
+        len(p["chosen"][0]["content"]) > len(p["rejected"][0]["content"]) and p["source"] == "toy_length" for p in pairs
+    )
     assert (tmp_path / "tiny/iter_1/dpo/model/config.json").exists()
 
 
@@ -50,5 +52,7 @@ def test_a_toy_generation_backend_serves_the_loop(tiny_model_dir, tmp_path, monk
     assert all(c["text"].startswith("echo ") for row in candidates for c in row["candidates"])
     assert read_json(tmp_path / "tiny/iter_1/pairs/metrics.json")["pairs"] > 0
     assert (tmp_path / "tiny/iter_1/dpo/model/config.json").exists()  # training still uses transformers
-    assert read_jsonl(tmp_path / "tiny/iter_1/eval_answers_M2/data.jsonl")[0]["candidates"][0]["text"].startswith("echo ")
+    assert read_jsonl(tmp_path / "tiny/iter_1/eval_answers_M2/data.jsonl")[0]["candidates"][0]["text"].startswith(
+        "echo "
+    )
     assert "echo M1" in toy_backend.closed and "echo M2" in toy_backend.closed  # the pool closed them

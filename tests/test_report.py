@@ -17,15 +17,27 @@ from test_loop_tiny import FIX, make_verifier, tiny_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The flags keep Chromium off the network (this machine has none beyond package registries).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
     runs = tmp_path_factory.mktemp("report_runs")
-    cfg = tiny_config(tiny_model_dir, runs, "eval.ifeval_prompts=3", "eval.ifeval_sampling.max_new_tokens=8",
-                      f"eval.reward_data={FIX / 'oasst_small.jsonl'}")
+    cfg = tiny_config(
+        tiny_model_dir,
+        runs,
+        "eval.ifeval_prompts=3",
+        "eval.ifeval_sampling.max_new_tokens=8",
+        f"eval.reward_data={FIX / 'oasst_small.jsonl'}",
+    )
     iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     return runs / "tiny"
 
@@ -59,10 +71,14 @@ def test_report_renders_in_headless_chromium(run_dir):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
-            page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+            page.on(
+                "console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+            )
             page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
             page.goto((run_dir / "report.html").as_uri(), wait_until="load")
-            images = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
+            images = page.eval_on_selector_all(
+                "img", "imgs => imgs.map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])"
+            )
             metric_rows = page.locator("table.metrics tr").count()
             monitor_rows = page.locator("table.monitors tr").count()
             pair_rows = page.locator("table.pairs tr").count()

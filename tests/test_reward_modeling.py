@@ -23,9 +23,11 @@ def test_perfect_judge():
 
 def test_hand_computed_case_with_ties_and_unparsed():
     groups = [group(5, 3, 1), group(4, 4, 2), group(3)]
-    scores = [[4, 4, 1],        # pairs (5,3) tied -> miss; (5,1) ok; (3,1) ok
-              [5, None, 1],     # gold tie (4,4) skipped; (4,2) ok; (4',2) unscored
-              [5]]              # single response: scored 5 and is its group's best
+    scores = [
+        [4, 4, 1],  # pairs (5,3) tied -> miss; (5,1) ok; (3,1) ok
+        [5, None, 1],  # gold tie (4,4) skipped; (4,2) ok; (4',2) unscored
+        [5],
+    ]  # single response: scored 5 and is its group's best
     out = agreement_metrics(groups, scores)
     assert out["pairs"] == 4
     assert out["pairs_unscored"] == 1

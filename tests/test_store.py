@@ -39,6 +39,7 @@ def _process(seen):
     def process(ids):
         seen.append(list(ids))
         return [{"id": i, "v": 2} for i in ids]
+
     return process
 
 

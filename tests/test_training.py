@@ -62,7 +62,9 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
 
 def test_sft_resumed_after_crash_matches_uninterrupted(tiny_model_dir, tmp_path):
     conversations = load_ift(str(FIX / "ift_small.jsonl"))
-    cfg = SFTConfig(learning_rate=1e-3, epochs=2, batch_size=1, grad_accum=2, warmup_ratio=0.25, max_length=128)  # 6 steps
+    cfg = SFTConfig(
+        learning_rate=1e-3, epochs=2, batch_size=1, grad_accum=2, warmup_ratio=0.25, max_length=128
+    )  # 6 steps
 
     model, straight_history, _ = train_sft(load_model(tiny_model_dir), conversations, cfg, seed=3)
     straight = _weights(model)
@@ -84,24 +86,48 @@ def test_sft_resumed_after_crash_matches_uninterrupted(tiny_model_dir, tmp_path)
 def test_dpo_lora_resumed_after_crash_matches_uninterrupted(tiny_model_dir, tmp_path):
     conversations = load_ift(str(FIX / "ift_small.jsonl"))
     pairs = [
-        Pair(prompt_id=f"p{i}", prompt=c[:-1], chosen=c[-1]["content"], rejected=conversations[(i + 1) % len(conversations)][-1]["content"],
-             chosen_score=5, rejected_score=1, source="test")
+        Pair(
+            prompt_id=f"p{i}",
+            prompt=c[:-1],
+            chosen=c[-1]["content"],
+            rejected=conversations[(i + 1) % len(conversations)][-1]["content"],
+            chosen_score=5,
+            rejected_score=1,
+            source="test",
+        )
         for i, c in enumerate(conversations)
     ]
-    cfg = DPOConfig.model_validate({"learning_rate": 1e-2, "epochs": 2, "batch_size": 2, "grad_accum": 1, "max_length": 128,
-                                    "lora": {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}})
+    cfg = DPOConfig.model_validate(
+        {
+            "learning_rate": 1e-2,
+            "epochs": 2,
+            "batch_size": 2,
+            "grad_accum": 1,
+            "max_length": 128,
+            "lora": {"enabled": True, "r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]},
+        }
+    )
     model, straight_history, _ = train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=1)
     straight = _weights(model)
 
     ref = tmp_path / "reference.json"
     state_dir = tmp_path / "train_state"
     with pytest.raises(Crash):
-        train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=1, reference_cache=ref, checkpointer=CrashAfterSaves(state_dir, 3))
+        train_dpo(
+            load_model(tiny_model_dir),
+            pairs,
+            cfg,
+            seed=1,
+            reference_cache=ref,
+            checkpointer=CrashAfterSaves(state_dir, 3),
+        )
     saved = torch.load(state_dir / "train_state.pt", weights_only=True)["trainable"]
     assert saved and all("lora_" in name for name in saved)  # LoRA checkpoints hold only the adapters
 
     resuming = Resuming(state_dir)
-    model, resumed_history, _ = train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=1, reference_cache=ref, checkpointer=resuming)
+    model, resumed_history, _ = train_dpo(
+        load_model(tiny_model_dir), pairs, cfg, seed=1, reference_cache=ref, checkpointer=resuming
+    )
     assert resuming.resumed_at == 3
     assert resumed_history == straight_history
     _assert_same(_weights(model), straight)
@@ -111,10 +137,24 @@ def test_checkpoint_of_another_model_is_refused(tiny_model_dir, tmp_path):
     state_dir = tmp_path / "train_state"
     state_dir.mkdir()
     (state_dir / "progress.json").write_text('{"step": 1, "history": []}')
-    torch.save({"trainable": {"not.a.param": torch.zeros(1)}, "optimizer": {}, "scheduler": {}, "torch_rng": torch.get_rng_state()}, state_dir / "train_state.pt")
+    torch.save(
+        {
+            "trainable": {"not.a.param": torch.zeros(1)},
+            "optimizer": {},
+            "scheduler": {},
+            "torch_rng": torch.get_rng_state(),
+        },
+        state_dir / "train_state.pt",
+    )
     cfg = SFTConfig(epochs=1, batch_size=1, grad_accum=1, max_length=64)
     with pytest.raises(RuntimeError, match="does not match the model"):
-        train_sft(load_model(tiny_model_dir), load_ift(str(FIX / "ift_small.jsonl")), cfg, seed=0, checkpointer=TrainCheckpointer(state_dir, 0))
+        train_sft(
+            load_model(tiny_model_dir),
+            load_ift(str(FIX / "ift_small.jsonl")),
+            cfg,
+            seed=0,
+            checkpointer=TrainCheckpointer(state_dir, 0),
+        )
 
 
 def test_freeze_embeddings_keeps_the_vocabulary_matrix(tiny_model_dir):

@@ -16,11 +16,17 @@ from test_loop_tiny import tiny_config
 
 
 def test_verifier_scores_share_of_instructions_followed():
-    spec = IFEvalPrompt("1", "Write a haiku without commas, ending with 'Done.'", ["punctuation:no_comma", "startend:end_checker"],
-                        [{}, {"end_phrase": "Done."}])
+    spec = IFEvalPrompt(
+        "1",
+        "Write a haiku without commas, ending with 'Done.'",
+        ["punctuation:no_comma", "startend:end_checker"],
+        [{}, {"end_phrase": "Done."}],
+    )
     verifier = IFEvalVerifier([spec])
     ask = lambda response, prompt=spec.prompt: JudgeItem([{"role": "user", "content": prompt}], response)
-    both, one, unknown = verifier.judge([ask("Quiet pond at dusk. Done."), ask("Quiet pond at dusk."), ask("x", prompt="other")])
+    both, one, unknown = verifier.judge(
+        [ask("Quiet pond at dusk. Done."), ask("Quiet pond at dusk."), ask("x", prompt="other")]
+    )
     assert both.score == 5.0 and both.parsed
     assert one.score == pytest.approx(2.5)  # no comma: followed; end phrase: not
     assert unknown.score is None and not unknown.parsed
@@ -29,9 +35,17 @@ def test_verifier_scores_share_of_instructions_followed():
 def test_loop_with_the_verifier_never_trains_on_evaluation_prompts(tiny_model_dir, tmp_path):
     from test_loop_tiny import make_verifier
 
-    cfg = tiny_config(tiny_model_dir, tmp_path, "iterations=1", "judge.verifier=ifeval",
-                      "create_prompts.from_file=builtin:ifeval_input_data.jsonl", "create_prompts.num_prompts=4",
-                      "eval.ifeval_prompts=2", "eval.ifeval_sampling.max_new_tokens=8", "eval.pairwise=false")
+    cfg = tiny_config(
+        tiny_model_dir,
+        tmp_path,
+        "iterations=1",
+        "judge.verifier=ifeval",
+        "create_prompts.from_file=builtin:ifeval_input_data.jsonl",
+        "create_prompts.num_prompts=4",
+        "eval.ifeval_prompts=2",
+        "eval.ifeval_sampling.max_new_tokens=8",
+        "eval.pairwise=false",
+    )
     ctx, _ = build_context(cfg, log=lambda m: None, make_judge=make_verifier)
     assert isinstance(ctx.make_judge, VerifierJudgeFactory)  # the feedback judge
     assert ctx.make_eval_judge is make_verifier  # the evaluation keeps its own judge

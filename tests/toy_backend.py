@@ -24,7 +24,9 @@ class EchoGenerator:
             for k in range(params.n):
                 rng = random.Random(request_seed(params.seed, messages, k))
                 words = rng.sample(WORDS, rng.randint(1, 6))
-                samples.append(Candidate(text="echo " + " ".join(words), num_tokens=len(words) + 1, finish_reason="stop"))
+                samples.append(
+                    Candidate(text="echo " + " ".join(words), num_tokens=len(words) + 1, finish_reason="stop")
+                )
             out.append(samples)
         self.usage.add(requests=len(requests), answered=len(requests) * params.n)
         return out

@@ -22,7 +22,11 @@ def make_pairs(ctx, t, student, prompts):
             if len(ranked[-1].text) == len(ranked[0].text):
                 dropped["same_length"] += 1
                 continue
-            pairs.append(Pair(p.id, p.messages, ranked[-1].text, ranked[0].text, len(ranked[-1].text), len(ranked[0].text), SOURCE))
+            pairs.append(
+                Pair(
+                    p.id, p.messages, ranked[-1].text, ranked[0].text, len(ranked[-1].text), len(ranked[0].text), SOURCE
+                )
+            )
         return pairs, dropped
 
     inputs = [p.id + str([c.text for c in candidates[p.id]]) for p in prompts]

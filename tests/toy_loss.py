@@ -18,4 +18,8 @@ class ToyMarginLoss:
         per_pair = -F.logsigmoid(self.beta * (chosen.logps - rejected.logps))
         loss = (per_pair * weights).mean() if weights is not None else per_pair.mean()
         margins = chosen.logps - rejected.logps
-        return loss, {"loss": loss.item(), "rewards/accuracy": (margins > 0).float().mean().item(), "rewards/margins": margins.mean().item()}
+        return loss, {
+            "loss": loss.item(),
+            "rewards/accuracy": (margins > 0).float().mean().item(),
+            "rewards/margins": margins.mean().item(),
+        }

@@ -21,4 +21,4 @@ def render_completion(tokenizer: PreTrainedTokenizerBase, messages: list[Message
     )
     if not full.startswith(prompt):
         raise ValueError("chat template renders the prompt differently with and without an answer")
-    return prompt, full[len(prompt):]
+    return prompt, full[len(prompt) :]

@@ -28,8 +28,15 @@ app.add_typer(eval_app, name="eval")
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/quickstart.yaml")],
-    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. dpo.beta=0.2 sample.n=8")] = None,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Ask again for items that failed (no answer from an endpoint) in finished stages")] = False,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides, e.g. dpo.beta=0.2 sample.n=8")
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed", help="Ask again for items that failed (no answer from an endpoint) in finished stages"
+        ),
+    ] = False,
 ) -> None:
     """Run a recipe end to end. Finished stages are read from runs/<name>/ and skipped, so
     re-running the same command resumes after a crash and completes at once when all is done.
@@ -81,7 +88,12 @@ def report(
 
 @app.command()
 def models(
-    gguf: Annotated[str | None, typer.Option(help="Print the path of this bundled model's GGUF file (fetched once), e.g. to serve it with llama.cpp")] = None,
+    gguf: Annotated[
+        str | None,
+        typer.Option(
+            help="Print the path of this bundled model's GGUF file (fetched once), e.g. to serve it with llama.cpp"
+        ),
+    ] = None,
 ) -> None:
     """List the bundled models and whether they are cached locally."""
     from autoalign.models import list_models
@@ -153,7 +165,9 @@ def judge(
     model: Annotated[str, typer.Option(help="Judge model: bundled name, local HF directory, or hub id")],
     input: Annotated[Path, typer.Option(help="JSONL/Parquet of {prompt, response} rows")],
     output: Annotated[Path, typer.Option(help="JSONL to write: each row plus score, parsed, judge_output")],
-    samples: Annotated[int, typer.Option(help="Judge samples averaged per response (needs temperature > 0 if > 1)")] = 1,
+    samples: Annotated[
+        int, typer.Option(help="Judge samples averaged per response (needs temperature > 0 if > 1)")
+    ] = 1,
     temperature: float = 0.0,
     max_new_tokens: int = 192,
     batch_size: int = 8,
@@ -172,7 +186,11 @@ def judge(
             require_field(input, line, row, "response", str)
             rows.append(row)
         pool, ref = _load_pool(model, dtype, chat_template)
-        rubric = RubricJudge(pool.generator(ref, batch_size), SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed), samples)
+        rubric = RubricJudge(
+            pool.generator(ref, batch_size),
+            SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
+            samples,
+        )
     except (*USER_ERRORS, ValueError) as e:
         _fail(e)
     items = [JudgeItem(prompt=[{"role": "user", "content": r["prompt"]}], response=r["response"]) for r in rows]

@@ -13,7 +13,15 @@ from autoalign.pairs import NoPairsError
 from autoalign.store import StageFailedError
 
 console = Console(stderr=True)
-USER_ERRORS = (ConfigError, DataError, ModelNotFound, FileNotFoundError, EndpointConfigError, StageFailedError, NoPairsError)
+USER_ERRORS = (
+    ConfigError,
+    DataError,
+    ModelNotFound,
+    FileNotFoundError,
+    EndpointConfigError,
+    StageFailedError,
+    NoPairsError,
+)
 
 
 def fail(err: Exception) -> None:

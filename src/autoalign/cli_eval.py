@@ -15,7 +15,9 @@ from rich.table import Table
 
 from autoalign.cli_common import USER_ERRORS, console, fail, stdout_console
 
-eval_app = typer.Typer(help="Evaluate checkpoints: IFEval, head-to-head win rates, reward-modeling agreement.", no_args_is_help=True)
+eval_app = typer.Typer(
+    help="Evaluate checkpoints: IFEval, head-to-head win rates, reward-modeling agreement.", no_args_is_help=True
+)
 
 ModelOpt = Annotated[str, typer.Option(help="Bundled name, local HF directory, or hub id")]
 OutOpt = Annotated[Path, typer.Option(help="Run store for the results (answers are cached here and reused)")]
@@ -43,7 +45,9 @@ def _model_ref(spec: str, dtype: str, chat_template: str | None, label: str | No
 
     cfg = ModelConfig(name=spec, dtype=dtype, chat_template=chat_template)
     path = resolve_model(spec, log=lambda m: console.print(m))
-    return ModelRef(label or _label(spec), path, content_key(cfg.key(), str(path), _weights_fingerprint(path)), config=cfg)
+    return ModelRef(
+        label or _label(spec), path, content_key(cfg.key(), str(path), _weights_fingerprint(path)), config=cfg
+    )
 
 
 def _pool(out: Path):
@@ -66,7 +70,9 @@ def _pct(x) -> str:
 @eval_app.command("ifeval")
 def ifeval_cmd(
     model: ModelOpt,
-    input: Annotated[str, typer.Option(help="IFEval-format JSONL/Parquet (key, prompt, instruction_id_list, kwargs)")] = "builtin:ifeval_input_data.jsonl",
+    input: Annotated[
+        str, typer.Option(help="IFEval-format JSONL/Parquet (key, prompt, instruction_id_list, kwargs)")
+    ] = "builtin:ifeval_input_data.jsonl",
     limit: Annotated[int, typer.Option(help="Only the first N prompts (0 = all)")] = 0,
     max_new_tokens: int = 384,
     batch_size: int = 8,
@@ -105,13 +111,24 @@ def head_to_head_cmd(
     model: ModelOpt,
     baseline: Annotated[str, typer.Option(help="The model to compare against")],
     judge: Annotated[str, typer.Option(help="Judge: a model spec, or the model name on --judge-base-url")],
-    prompts: Annotated[str, typer.Option(help="Prompts: {prompt} or {messages} rows")] = "builtin:heldout_prompts.jsonl",
+    prompts: Annotated[
+        str, typer.Option(help="Prompts: {prompt} or {messages} rows")
+    ] = "builtin:heldout_prompts.jsonl",
     limit: Annotated[int, typer.Option(help="Only the first N prompts (0 = all)")] = 0,
-    judge_base_url: Annotated[str | None, typer.Option(help="Judge behind an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")] = None,
-    judge_api_key_env: Annotated[str | None, typer.Option(help="Environment variable holding the judge server's API key")] = None,
+    judge_base_url: Annotated[
+        str | None, typer.Option(help="Judge behind an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    ] = None,
+    judge_api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the judge server's API key")
+    ] = None,
     max_new_tokens: int = 256,
     judge_max_new_tokens: int = 160,
-    fewshot: Annotated[bool, typer.Option("--fewshot/--no-fewshot", help="Show the judge two worked comparisons first (small judges need them)")] = True,
+    fewshot: Annotated[
+        bool,
+        typer.Option(
+            "--fewshot/--no-fewshot", help="Show the judge two worked comparisons first (small judges need them)"
+        ),
+    ] = True,
     batch_size: int = 8,
     dtype: str = "float32",
     chat_template: TemplateOpt = None,
@@ -134,7 +151,9 @@ def head_to_head_cmd(
         if baseline_ref.label == model_ref.label:
             baseline_ref = _model_ref(baseline, dtype, chat_template, label=baseline_ref.label + "-baseline")
         if judge_base_url:
-            judge_ref = EndpointRef(f"judge {judge}", EndpointConfig(base_url=judge_base_url, model=judge, api_key_env=judge_api_key_env))
+            judge_ref = EndpointRef(
+                f"judge {judge}", EndpointConfig(base_url=judge_base_url, model=judge, api_key_env=judge_api_key_env)
+            )
         else:
             judge_ref = _model_ref(judge, dtype, None)
         store, pool, sampling = RunStore(out), _pool(out), _sampling(max_new_tokens, batch_size)
@@ -142,11 +161,27 @@ def head_to_head_cmd(
             check_endpoint(judge_ref.endpoint)  # before any answer is generated
     except (*USER_ERRORS, ValueError) as e:
         fail(e)
-    answers = {ref.label: suite.answers(store, 0, ref, prompt_set, sampling, pool, seed, name=f"eval_answers_{ref.label}") for ref in (model_ref, baseline_ref)}
+    answers = {
+        ref.label: suite.answers(store, 0, ref, prompt_set, sampling, pool, seed, name=f"eval_answers_{ref.label}")
+        for ref in (model_ref, baseline_ref)
+    }
     pool.release()
     judge_cfg = JudgeConfig(sampling=_sampling(judge_max_new_tokens, batch_size), pairwise_fewshot=fewshot)
     name = f"h2h_{model_ref.label}_vs_{baseline_ref.label}"
-    m = suite.head_to_head(store, 0, model_ref.label, baseline_ref.label, prompt_set, answers[model_ref.label], answers[baseline_ref.label], judge_ref, judge_cfg, pool, seed, name=name)
+    m = suite.head_to_head(
+        store,
+        0,
+        model_ref.label,
+        baseline_ref.label,
+        prompt_set,
+        answers[model_ref.label],
+        answers[baseline_ref.label],
+        judge_ref,
+        judge_cfg,
+        pool,
+        seed,
+        name=name,
+    )
     stdout_console().print(head_to_head_table(m))
     console.print(f"results in {out}/iter_0/{name}/")
 
@@ -156,21 +191,37 @@ def head_to_head_table(m: dict) -> Table:
     for column in ("win / tie / loss", "unparsed", "order consistency %", "win rate % (SE)", "LC win rate % (SE)"):
         table.add_column(column)
     se = lambda v, s: "-" if v is None else f"{v:.1f}" + ("" if s is None else f" ({s:.1f})")
-    table.add_row(f"{m['wins']} / {m['ties']} / {m['losses']}", str(m["unparsed"]), _pct(m["order_consistency"]),
-                  se(m["win_rate"], m["standard_error"]), se(m["lc_win_rate"], m["lc_standard_error"]))
+    table.add_row(
+        f"{m['wins']} / {m['ties']} / {m['losses']}",
+        str(m["unparsed"]),
+        _pct(m["order_consistency"]),
+        se(m["win_rate"], m["standard_error"]),
+        se(m["lc_win_rate"], m["lc_standard_error"]),
+    )
     return table
 
 
 @eval_app.command("reward")
 def reward_cmd(
     model: ModelOpt,
-    data: Annotated[str, typer.Option(help="Ranked responses: {prompt, responses, scores|ranks}, EFT rows, or OpenAssistant trees")] = "builtin:seed_eft.jsonl",
-    pool_groups: Annotated[bool, typer.Option("--pool/--no-pool", help="Rank all responses together (absolute gold scores, one response per prompt)")] = True,
-    fewshot: Annotated[str, typer.Option(help="EFT scores to show as demonstrations before each verdict, e.g. '5,1' ('' = none)")] = "",
+    data: Annotated[
+        str, typer.Option(help="Ranked responses: {prompt, responses, scores|ranks}, EFT rows, or OpenAssistant trees")
+    ] = "builtin:seed_eft.jsonl",
+    pool_groups: Annotated[
+        bool,
+        typer.Option(
+            "--pool/--no-pool", help="Rank all responses together (absolute gold scores, one response per prompt)"
+        ),
+    ] = True,
+    fewshot: Annotated[
+        str, typer.Option(help="EFT scores to show as demonstrations before each verdict, e.g. '5,1' ('' = none)")
+    ] = "",
     eft: Annotated[str, typer.Option(help="Where the demonstrations come from")] = "builtin:seed_eft.jsonl",
     max_new_tokens: int = 192,
     batch_size: int = 8,
-    use_logprobs: Annotated[bool, typer.Option(help="Score = expected score under the verdict token's probabilities")] = False,
+    use_logprobs: Annotated[
+        bool, typer.Option(help="Score = expected score under the verdict token's probabilities")
+    ] = False,
     dtype: str = "float32",
     chat_template: TemplateOpt = None,
     out: OutOpt = Path("runs/eval"),
@@ -189,7 +240,9 @@ def reward_cmd(
     try:
         groups = load_ranked(data)
         scores = [int(s) for s in fewshot.split(",") if s.strip()]
-        judge_cfg = JudgeConfig(sampling=_sampling(max_new_tokens, batch_size), use_logprobs=use_logprobs, fewshot_scores=scores)
+        judge_cfg = JudgeConfig(
+            sampling=_sampling(max_new_tokens, batch_size), use_logprobs=use_logprobs, fewshot_scores=scores
+        )
         demonstrations = judge_demonstrations(load_eft(eft), scores, judge_cfg.max_response_chars) if scores else []
         ref = _model_ref(model, dtype, chat_template)
     except (*USER_ERRORS, ValueError) as e:
@@ -201,11 +254,27 @@ def reward_cmd(
         console.print(f"left out {len(groups) - len(kept)} prompt(s) shown as judge demonstrations")
     groups = kept
     pool = _pool(out)
-    m = suite.reward_modeling(RunStore(out), 0, ref, groups, judge_cfg, RubricJudgeFactory(pool, tuple(demonstrations)), pool, seed, pooled=pool_groups)
+    m = suite.reward_modeling(
+        RunStore(out),
+        0,
+        ref,
+        groups,
+        judge_cfg,
+        RubricJudgeFactory(pool, tuple(demonstrations)),
+        pool,
+        seed,
+        pooled=pool_groups,
+    )
     table = Table(title=f"{ref.label} as a judge ({m['responses']} responses in {m['groups']} group(s))")
     for column in ("coverage %", "pairwise acc. %", "5-best % (n)", "exact match %", "Spearman", "Kendall tau-b"):
         table.add_column(column)
     num = lambda v: "-" if v is None else f"{v:.3f}"
-    table.add_row(_pct(m["coverage"]), _pct(m["pairwise_accuracy"]), f"{_pct(m['five_best'])} ({m['scored_five']})",
-                  _pct(m["exact_match"]), num(m["spearman"]), num(m["kendall_tau_b"]))
+    table.add_row(
+        _pct(m["coverage"]),
+        _pct(m["pairwise_accuracy"]),
+        f"{_pct(m['five_best'])} ({m['scored_five']})",
+        _pct(m["exact_match"]),
+        num(m["spearman"]),
+        num(m["kendall_tau_b"]),
+    )
     stdout_console().print(table)

@@ -294,7 +294,9 @@ class TeacherConfig(Section):
     @model_validator(mode="after")
     def _one_backend(self) -> TeacherConfig:
         if (self.name is None) == (self.endpoint is None):
-            raise ValueError("set exactly one of teacher.name (in-process model) and teacher.endpoint (OpenAI-compatible server)")
+            raise ValueError(
+                "set exactly one of teacher.name (in-process model) and teacher.endpoint (OpenAI-compatible server)"
+            )
         return self
 
     def model_config_for_pool(self) -> ModelConfig:
@@ -325,8 +327,6 @@ class GoldConfig(Section):
     @classmethod
     def _exists(cls, value: str) -> str:
         return DataConfig._exists(value)
-
-
 
 
 class PairsConfig(Section):
@@ -452,7 +452,9 @@ class RunConfig(Section):
         needs_samples = sorted(s for s in used if self.sample.n < FEEDBACK[s].min_samples)
         if needs_samples:
             least = max(FEEDBACK[s].min_samples for s in needs_samples)
-            raise ValueError(f"{', '.join(needs_samples)} compares sample.n candidates per prompt: sample.n must be >= {least}")
+            raise ValueError(
+                f"{', '.join(needs_samples)} compares sample.n candidates per prompt: sample.n must be >= {least}"
+            )
         return self
 
     @property

@@ -27,7 +27,9 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+                raise DataError(
+                    f"{path}:{line_no}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                ) from None
             if not line.strip():
                 continue
             try:
@@ -67,9 +69,7 @@ def require_field(path: Path | str, line_no: int, row: dict[str, Any], name: str
         raise DataError(f"{path}:{line_no}: missing field '{name}'")
     value = row[name]
     if not isinstance(value, kind):
-        raise DataError(
-            f"{path}:{line_no}: field '{name}' must be {kind.__name__}, got {type(value).__name__}"
-        )
+        raise DataError(f"{path}:{line_no}: field '{name}' must be {kind.__name__}, got {type(value).__name__}")
     return value
 
 
@@ -130,7 +130,7 @@ def append_record(path: str | Path, record: dict[str, Any]) -> None:
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def read_records(path: str | Path) -> list[dict[str, Any]]:

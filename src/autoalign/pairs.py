@@ -19,7 +19,9 @@ class JudgedCandidates:
     judgments: list[Judgment]
 
 
-def best_vs_worst(groups: list[JudgedCandidates], min_margin: float = 0.0, source: str = "self_reward") -> tuple[list[Pair], Counter]:
+def best_vs_worst(
+    groups: list[JudgedCandidates], min_margin: float = 0.0, source: str = "self_reward"
+) -> tuple[list[Pair], Counter]:
     """Chosen = highest-scoring candidate, rejected = lowest (Yuan et al. 2024, section 2.3).
 
     Candidates whose judgment did not parse are left out. A prompt is dropped, and the reason
@@ -91,7 +93,9 @@ def demonstration_pairs(
         elif _same_answer(ref.text, student.text):
             dropped["identical"] += 1
         else:
-            pairs.append(Pair(prompt_id=prompt.id, prompt=prompt.messages, chosen=ref.text, rejected=student.text, source=source))
+            pairs.append(
+                Pair(prompt_id=prompt.id, prompt=prompt.messages, chosen=ref.text, rejected=student.text, source=source)
+            )
     return pairs, dropped
 
 
@@ -104,7 +108,9 @@ class Comparison:
     preference: Preference
 
 
-def pairwise_best_vs_worst(prompt: Prompt, candidates: list[Candidate], comparisons: list[Comparison], source: str) -> tuple[Pair | None, str | None]:
+def pairwise_best_vs_worst(
+    prompt: Prompt, candidates: list[Candidate], comparisons: list[Comparison], source: str
+) -> tuple[Pair | None, str | None]:
     """From round-robin pairwise verdicts (each asked in both orders): chosen = the candidate with
     most consistent wins, rejected = the one with fewest (first sampled on equal counts). The pair
     is kept only if chosen beat rejected in their own comparison; otherwise the reason is
@@ -130,6 +136,11 @@ def pairwise_best_vs_worst(prompt: Prompt, candidates: list[Candidate], comparis
     if not best_won or wins[best] == wins[worst]:
         return None, "tie"
     return Pair(
-        prompt_id=prompt.id, prompt=prompt.messages, chosen=candidates[best].text, rejected=candidates[worst].text,
-        chosen_score=float(wins[best]), rejected_score=float(wins[worst]), source=source,
+        prompt_id=prompt.id,
+        prompt=prompt.messages,
+        chosen=candidates[best].text,
+        rejected=candidates[worst].text,
+        chosen_score=float(wins[best]),
+        rejected_score=float(wins[worst]),
+        source=source,
     ), None

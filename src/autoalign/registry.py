@@ -52,6 +52,6 @@ an OpenAI-compatible endpoint always use the HTTP backend (generation/openai.py)
 
 
 def load_attr(spec: str):
-    """"package.module:name" -> the object, importing the module only now."""
+    """ "package.module:name" -> the object, importing the module only now."""
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)

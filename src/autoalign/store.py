@@ -67,7 +67,9 @@ class RunStore:
             return read_json(self.manifest_path)
         return {"stages": {}}
 
-    def stage(self, iteration: int, name: str, config: Any, inputs: Sequence[str], templates: Sequence[str] = ()) -> Stage:
+    def stage(
+        self, iteration: int, name: str, config: Any, inputs: Sequence[str], templates: Sequence[str] = ()
+    ) -> Stage:
         """templates: the prompt templates the stage sends (prompts/*.txt); their text is part of
         the key, so editing one re-runs what it produced."""
         rel = f"iter_{iteration}/{name}"
@@ -186,6 +188,8 @@ class Stage:
         rows = [finished[i] for i in ids]
         errors = [e for e in map(error_of, rows) if e is not None]
         if rows and len(errors) == len(rows):
-            raise StageFailedError(f"{self.rel}: all {len(rows)} items failed ({desc}); the first error: {errors[0]}. "
-                                   "Nothing was recorded: run the same command again to retry.")
+            raise StageFailedError(
+                f"{self.rel}: all {len(rows)} items failed ({desc}); the first error: {errors[0]}. "
+                "Nothing was recorded: run the same command again to retry."
+            )
         return rows

@@ -45,30 +45,54 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
     for name in ("candidates", "teacher_answers", "gold_samples"):
         if c := _metrics(run_dir, f"iter_{t}/{name}") or (shared and _metrics(shared, f"iter_{t}/{name}")):
             failed = f", {c['failed']} failed" if c.get("failed") else ""
-            rows.append((name.replace("_", " "), f"{c['candidates']}  (mean {c['mean_tokens']:.0f} tokens, {c['truncated']} hit max tokens{failed})"))
+            rows.append(
+                (
+                    name.replace("_", " "),
+                    f"{c['candidates']}  (mean {c['mean_tokens']:.0f} tokens, {c['truncated']} hit max tokens{failed})",
+                )
+            )
     for name, who in (("judgments", "self-judge"), ("teacher_judgments", "teacher judge")):
         if j := _metrics(run_dir, f"iter_{t}/{name}"):
             who = "verifier" if j.get("judge_kind") == "verifier" else who
             why = ", ".join(f"{k} {v}" for k, v in sorted(j.get("unparsed_samples", {}).items()))
-            rows.append((f"{who} parse rate", f"{j['parse_rate']:.1%}  ({j['parsed']}/{j['judged']}" + (f"; unparsed: {why})" if why else ")")))
+            rows.append(
+                (
+                    f"{who} parse rate",
+                    f"{j['parse_rate']:.1%}  ({j['parsed']}/{j['judged']}" + (f"; unparsed: {why})" if why else ")"),
+                )
+            )
             rows.append((f"{who} scores 0..5", "  ".join(f"{k}:{v}" for k, v in j["score_histogram"].items())))
             rows.append((f"{who} mean score", _fmt(j["mean_score"], 2)))
     if c := _metrics(run_dir, f"iter_{t}/comparisons"):
-        rows.append(("teacher comparisons", f"{c['comparisons']} (both orders): consistent {c['consistent']}, "
-                                            f"order-inconsistent {c['order_inconsistent']}, unparsed {c['unparsed']}"))
+        rows.append(
+            (
+                "teacher comparisons",
+                f"{c['comparisons']} (both orders): consistent {c['consistent']}, "
+                f"order-inconsistent {c['order_inconsistent']}, unparsed {c['unparsed']}",
+            )
+        )
     if pr := _metrics(run_dir, f"iter_{t}/pairs"):
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(pr["dropped"].items())) or "none"
         sources = ", ".join(f"{k} {v}" for k, v in pr.get("by_source", {}).items())
         rows.append(("pairs kept", f"{pr['pairs']} of {pr['prompts']} prompts  ({sources}; dropped: {dropped})"))
     if d := _metrics(run_dir, f"iter_{t}/dpo"):
-        rows.append(("DPO final loss / acc / margin", f"{_fmt(d['final_loss'])} / {_fmt(d['final_accuracy'], 2)} / {_fmt(d['final_margin'])}"))
-        rows.append(("DPO throughput", f"{d['pairs_per_second']:.2f} pairs/s  ({d['steps']} steps, {d['seconds']:.0f}s)"))
+        rows.append(
+            (
+                "DPO final loss / acc / margin",
+                f"{_fmt(d['final_loss'])} / {_fmt(d['final_accuracy'], 2)} / {_fmt(d['final_margin'])}",
+            )
+        )
+        rows.append(
+            ("DPO throughput", f"{d['pairs_per_second']:.2f} pairs/s  ({d['steps']} steps, {d['seconds']:.0f}s)")
+        )
     if e := _metrics(run_dir, f"iter_{t}/eval"):
-        rows.append((
-            f"eval {e['new']} vs {e['old']} (judge {e['judge']})",
-            f"W/T/L {e['wins']}/{e['ties']}/{e['losses']}, win rate {_fmt(e['win_rate'], 2)}, "
-            f"mean score {_fmt(e['new_mean_score'], 2)} vs {_fmt(e['old_mean_score'], 2)}, unscored {e['unscored']}",
-        ))
+        rows.append(
+            (
+                f"eval {e['new']} vs {e['old']} (judge {e['judge']})",
+                f"W/T/L {e['wins']}/{e['ties']}/{e['losses']}, win rate {_fmt(e['win_rate'], 2)}, "
+                f"mean score {_fmt(e['new_mean_score'], 2)} vs {_fmt(e['old_mean_score'], 2)}, unscored {e['unscored']}",
+            )
+        )
     if h := _metrics(run_dir, f"iter_{t}/eval_h2h"):
         rows.append((f"head to head {h['model']} vs {h['baseline']}", head_to_head_line(h)))
     for m in ifeval_metrics(run_dir / f"iter_{t}"):
@@ -81,7 +105,9 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
 def ifeval_metrics(d: Path) -> list[dict]:
     """The IFEval scores stored in one iteration directory: the ifeval_<label> stages, not the
     ifeval_answers_<label> stages they score."""
-    return [read_json(p) for p in sorted(d.glob("ifeval_*/metrics.json")) if not p.parent.name.startswith("ifeval_answers_")]
+    return [
+        read_json(p) for p in sorted(d.glob("ifeval_*/metrics.json")) if not p.parent.name.startswith("ifeval_answers_")
+    ]
 
 
 def reward_modeling_metrics(d: Path) -> list[dict]:
@@ -97,19 +123,25 @@ def _with_se(value, se) -> str:
 
 
 def head_to_head_line(h: dict) -> str:
-    return (f"W/T/L {h['wins']}/{h['ties']}/{h['losses']}, unparsed {h['unparsed']}, order consistency {_pct(h['order_consistency'])}, "
-            f"win rate {_with_se(h['win_rate'], h['standard_error'])}, LC win rate {_with_se(h['lc_win_rate'], h['lc_standard_error'])}")
+    return (
+        f"W/T/L {h['wins']}/{h['ties']}/{h['losses']}, unparsed {h['unparsed']}, order consistency {_pct(h['order_consistency'])}, "
+        f"win rate {_with_se(h['win_rate'], h['standard_error'])}, LC win rate {_with_se(h['lc_win_rate'], h['lc_standard_error'])}"
+    )
 
 
 def ifeval_line(m: dict) -> str:
-    return (f"prompt strict {_pct(m['prompt_strict'])} / loose {_pct(m['prompt_loose'])}, "
-            f"instruction strict {_pct(m['instruction_strict'])} / loose {_pct(m['instruction_loose'])}")
+    return (
+        f"prompt strict {_pct(m['prompt_strict'])} / loose {_pct(m['prompt_loose'])}, "
+        f"instruction strict {_pct(m['instruction_strict'])} / loose {_pct(m['instruction_loose'])}"
+    )
 
 
 def reward_modeling_line(m: dict) -> str:
     corr = lambda v: "-" if v is None else f"{v:.2f}"
-    return (f"coverage {_pct(m['coverage'])}, pairwise accuracy {_pct(m['pairwise_accuracy'])}, 5-best {_pct(m['five_best'])}, "
-            f"exact {_pct(m['exact_match'])}, Spearman {corr(m['spearman'])}, Kendall tau-b {corr(m['kendall_tau_b'])}")
+    return (
+        f"coverage {_pct(m['coverage'])}, pairwise accuracy {_pct(m['pairwise_accuracy'])}, 5-best {_pct(m['five_best'])}, "
+        f"exact {_pct(m['exact_match'])}, Spearman {corr(m['spearman'])}, Kendall tau-b {corr(m['kendall_tau_b'])}"
+    )
 
 
 def run_table(title: str, run_dir: Path, iterations: int, shared: Path | None = None) -> Table:
@@ -137,14 +169,27 @@ def print_summary(run_dir: Path, iterations: int, console: Console | None = None
 
 
 def _remote_line(u: dict) -> str:
-    return (f"{u['requests']} requests ({u['retries']} retries, {u['cache_hits']} from cache, {u['failed']} failed), "
-            f"{u['prompt_tokens']} prompt + {u['completion_tokens']} completion tokens")
+    return (
+        f"{u['requests']} requests ({u['retries']} retries, {u['cache_hits']} from cache, {u['failed']} failed), "
+        f"{u['prompt_tokens']} prompt + {u['completion_tokens']} completion tokens"
+    )
 
 
 COMPARISON_COLUMNS = [
-    ("model", "model"), ("source", "feedback"), ("mean_score", "mean judge score"), ("wtl", "score W/T/L vs M1"), ("win_rate", "score win rate"),
-    ("unscored", "unscored"), ("h2h_wtl", "pairwise W/T/L"), ("h2h_win_rate", "win rate % vs M1"), ("lc_win_rate", "LC win rate %"),
-    ("ifeval", "IFEval prompt loose"), ("pairs", "pairs"), ("dpo_loss", "DPO loss"), ("dpo_acc", "DPO acc"), ("dpo_margin", "DPO margin"),
+    ("model", "model"),
+    ("source", "feedback"),
+    ("mean_score", "mean judge score"),
+    ("wtl", "score W/T/L vs M1"),
+    ("win_rate", "score win rate"),
+    ("unscored", "unscored"),
+    ("h2h_wtl", "pairwise W/T/L"),
+    ("h2h_win_rate", "win rate % vs M1"),
+    ("lc_win_rate", "LC win rate %"),
+    ("ifeval", "IFEval prompt loose"),
+    ("pairs", "pairs"),
+    ("dpo_loss", "DPO loss"),
+    ("dpo_acc", "DPO acc"),
+    ("dpo_margin", "DPO margin"),
 ]
 """(row key, column title) of the paradigm comparison table, in the terminal and the report."""
 
@@ -156,8 +201,15 @@ def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> l
     if evals:  # the starting model, as scored in the first evaluation (same judge and prompts in all)
         start = evals[0]["old"]
         ifeval = _metrics(run_dir, f"iter_1/ifeval_{start}") or {}
-        rows.append({"model": f"{start} (start)", "source": "-", "judge": evals[0]["judge"], "mean_score": evals[0]["old_mean_score"],
-                     "ifeval": ifeval.get("prompt_loose")})
+        rows.append(
+            {
+                "model": f"{start} (start)",
+                "source": "-",
+                "judge": evals[0]["judge"],
+                "mean_score": evals[0]["old_mean_score"],
+                "ifeval": ifeval.get("prompt_loose"),
+            }
+        )
     for source in branches:
         b = run_dir / source
         pairs = _metrics(b, f"iter_{iteration}/pairs") or {}
@@ -165,14 +217,25 @@ def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> l
         ev = _metrics(b, f"iter_{iteration}/eval") or {}
         h2h = _metrics(b, f"iter_{iteration}/eval_h2h") or {}
         ifeval = (_metrics(b, f"iter_{iteration}/ifeval_{ev['new']}") or {}) if ev else {}
-        rows.append({
-            "h2h_wtl": f"{h2h['wins']}/{h2h['ties']}/{h2h['losses']}" if h2h else None,
-            "h2h_win_rate": h2h.get("win_rate"), "lc_win_rate": h2h.get("lc_win_rate"), "ifeval": ifeval.get("prompt_loose"),
-            "model": ev.get("new", f"M{iteration + 1}" if dpo else "none (no pairs)"), "source": source, "judge": ev.get("judge"),
-            "mean_score": ev.get("new_mean_score"), "wtl": f"{ev['wins']}/{ev['ties']}/{ev['losses']}" if ev else None,
-            "win_rate": ev.get("win_rate"), "unscored": ev.get("unscored"), "pairs": pairs.get("pairs"),
-            "dpo_loss": dpo.get("final_loss"), "dpo_acc": dpo.get("final_accuracy"), "dpo_margin": dpo.get("final_margin"),
-        })
+        rows.append(
+            {
+                "h2h_wtl": f"{h2h['wins']}/{h2h['ties']}/{h2h['losses']}" if h2h else None,
+                "h2h_win_rate": h2h.get("win_rate"),
+                "lc_win_rate": h2h.get("lc_win_rate"),
+                "ifeval": ifeval.get("prompt_loose"),
+                "model": ev.get("new", f"M{iteration + 1}" if dpo else "none (no pairs)"),
+                "source": source,
+                "judge": ev.get("judge"),
+                "mean_score": ev.get("new_mean_score"),
+                "wtl": f"{ev['wins']}/{ev['ties']}/{ev['losses']}" if ev else None,
+                "win_rate": ev.get("win_rate"),
+                "unscored": ev.get("unscored"),
+                "pairs": pairs.get("pairs"),
+                "dpo_loss": dpo.get("final_loss"),
+                "dpo_acc": dpo.get("final_accuracy"),
+                "dpo_margin": dpo.get("final_margin"),
+            }
+        )
     return rows
 
 

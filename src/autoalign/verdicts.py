@@ -42,7 +42,7 @@ _WINNER_LINE = re.compile(r"^(?:\*\*)?winner:(?:\*\*)?[ \t]*(?P<label>[AB])(?:\*
 
 
 def parse_winner(judge_output: str) -> str | None:
-    """"A" or "B" from the final non-empty line, else None."""
+    """ "A" or "B" from the final non-empty line, else None."""
     line = final_line(judge_output)
     match = _WINNER_LINE.match(line) if line else None
     return match.group("label").upper() if match else None

@@ -23,7 +23,7 @@ ROLES = {"system", "user", "assistant"}
 
 def resolve_data_path(spec: str) -> Path:
     if spec.startswith(BUILTIN_PREFIX):
-        path = BUILTIN_DIR / spec[len(BUILTIN_PREFIX):]
+        path = BUILTIN_DIR / spec[len(BUILTIN_PREFIX) :]
         if not path.exists():
             names = sorted(p.name for p in BUILTIN_DIR.glob("*.jsonl"))
             raise DataError(f"no built-in data file '{spec}'; available: {names}")
@@ -37,7 +37,9 @@ def _messages(path: Path, line: int, row: dict, last_role: str) -> list[Message]
         raise DataError(f"{path}:{line}: field 'messages' is empty")
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            raise DataError(f"{path}:{line}: field 'messages[{i}]' must be {{role: system|user|assistant, content: str}}")
+            raise DataError(
+                f"{path}:{line}: field 'messages[{i}]' must be {{role: system|user|assistant, content: str}}"
+            )
     if messages[-1]["role"] != last_role:
         raise DataError(f"{path}:{line}: field 'messages' must end with a '{last_role}' message")
     return [{"role": m["role"], "content": m["content"]} for m in messages]
@@ -80,7 +82,9 @@ def located_prompts(spec: str, source: str = "") -> list[tuple[str, Prompt]]:
             raise DataError(f"{path}:{line}: the prompt is empty")
         prompt_id = str(row.get("id", f"{path.stem}-{line}"))
         if prompt_id in first_line:
-            raise DataError(f"{path}:{line}: field 'id' repeats {prompt_id!r} from line {first_line[prompt_id]}; ids must be unique")
+            raise DataError(
+                f"{path}:{line}: field 'id' repeats {prompt_id!r} from line {first_line[prompt_id]}; ids must be unique"
+            )
         first_line[prompt_id] = line
         prompts.append((f"{path}:{line}", Prompt(id=prompt_id, messages=messages, source=source or path.stem)))
     if not prompts:

@@ -16,11 +16,18 @@ from autoalign.io import DataError
 from autoalign.types import Message
 
 
-def check_prompts_fit(tokenizer: PreTrainedTokenizerBase, context: int, located: list[tuple[str, list[Message]]],
-                      max_new_tokens: int, setting: str) -> None:
+def check_prompts_fit(
+    tokenizer: PreTrainedTokenizerBase,
+    context: int,
+    located: list[tuple[str, list[Message]]],
+    max_new_tokens: int,
+    setting: str,
+) -> None:
     """located: ("file:line", messages ending with the user turn). setting: the key holding
     max_new_tokens, named in the error so the user knows both ways out."""
-    overhead = len(tokenizer(render_prompt(tokenizer, [{"role": "user", "content": ""}]), add_special_tokens=False).input_ids)
+    overhead = len(
+        tokenizer(render_prompt(tokenizer, [{"role": "user", "content": ""}]), add_special_tokens=False).input_ids
+    )
     budget = context - max_new_tokens
     for where, messages in located:
         size = sum(len(m["content"].encode("utf-8")) for m in messages)

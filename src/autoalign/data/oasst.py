@@ -59,7 +59,14 @@ def load_oasst(path: str | Path, lang: str = "en") -> tuple[list[list[Message]],
         turn = [*history, {"role": ROLE[node["role"]], "content": node["text"]}]
         replies = [_check_node(path, line, r, f"{where}.replies[{i}]") for i, r in enumerate(node.get("replies", []))]
         if node["role"] == "prompter" and node.get("lang") == lang:
-            ranked = sorted((r for r in replies if r["role"] == "assistant" and r.get("lang") == lang and isinstance(r.get("rank"), int)), key=lambda r: r["rank"])
+            ranked = sorted(
+                (
+                    r
+                    for r in replies
+                    if r["role"] == "assistant" and r.get("lang") == lang and isinstance(r.get("rank"), int)
+                ),
+                key=lambda r: r["rank"],
+            )
             if ranked:
                 ift.append([*turn, {"role": "assistant", "content": ranked[0]["text"]}])
             if len(ranked) >= 2 and len(turn) == 1:  # EFT from first turns: the rubric judges one question

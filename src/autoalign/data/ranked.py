@@ -33,7 +33,9 @@ def _ranked_rows(path: Path) -> list[RankedGroup]:
         else:
             raise DataError(f"{path}:{line}: expected field 'scores' or 'ranks' beside 'responses'")
         if len(gold) != len(responses) or not responses:
-            raise DataError(f"{path}:{line}: field 'responses' has {len(responses)} entries but the gold ranking has {len(gold)}")
+            raise DataError(
+                f"{path}:{line}: field 'responses' has {len(responses)} entries but the gold ranking has {len(gold)}"
+            )
         if not all(isinstance(r, str) for r in responses):
             raise DataError(f"{path}:{line}: field 'responses' must be a list of strings")
         groups.append(RankedGroup(prompt, responses, gold))
@@ -59,7 +61,9 @@ def load_ranked(spec: str) -> list[RankedGroup]:
     elif isinstance(first.get("prompt"), dict):
         groups = _group_examples(load_oasst(path)[1])
     else:
-        raise DataError(f"{path}:1: expected ranked rows {{prompt, responses, scores|ranks}}, EFT rows {{instruction, response, judgement}} or OpenAssistant trees")
+        raise DataError(
+            f"{path}:1: expected ranked rows {{prompt, responses, scores|ranks}}, EFT rows {{instruction, response, judgement}} or OpenAssistant trees"
+        )
     if not groups:
         raise DataError(f"{path}: no ranked responses")
     return groups

@@ -52,9 +52,22 @@ def compare_models(
     answers, verdicts = {}, {}
     for ref in (new, old):
         st, at = located[ref.label]
-        answers[ref.label] = suite.answers(st, at, ref, prompts, cfg.sampling, pool, seed, name=f"eval_answers_{ref.label}")
+        answers[ref.label] = suite.answers(
+            st, at, ref, prompts, cfg.sampling, pool, seed, name=f"eval_answers_{ref.label}"
+        )
         as_candidates = {pid: [c] for pid, c in answers[ref.label].items()}
-        verdicts[ref.label] = judge_candidates(judged_in[ref.label], t, judge_model, prompts, as_candidates, judge_cfg, make_judge, pool, seed, name=f"eval_judgments_{ref.label}")
+        verdicts[ref.label] = judge_candidates(
+            judged_in[ref.label],
+            t,
+            judge_model,
+            prompts,
+            as_candidates,
+            judge_cfg,
+            make_judge,
+            pool,
+            seed,
+            name=f"eval_judgments_{ref.label}",
+        )
     new_j = [verdicts[new.label][p.id][0] for p in prompts]
     old_j = [verdicts[old.label][p.id][0] for p in prompts]
     inputs = [new.key, old.key, *[str(j.to_dict()) for j in new_j + old_j]]
@@ -62,15 +75,39 @@ def compare_models(
     if not stage.done():
         stage.begin()
         rows = [
-            {"id": p.id, "prompt": p.messages, new.label: answers[new.label][p.id].text, old.label: answers[old.label][p.id].text,
-             f"{new.label}_judgment": new_j[i].to_dict(), f"{old.label}_judgment": old_j[i].to_dict()}
+            {
+                "id": p.id,
+                "prompt": p.messages,
+                new.label: answers[new.label][p.id].text,
+                old.label: answers[old.label][p.id].text,
+                f"{new.label}_judgment": new_j[i].to_dict(),
+                f"{old.label}_judgment": old_j[i].to_dict(),
+            }
             for i, p in enumerate(prompts)
         ]
-        metrics = {"new": new.label, "old": old.label, "judge": judge_model.label, **score_comparison(new_j, old_j),
-                   "new_judging": judgment_metrics(new_j), "old_judging": judgment_metrics(old_j)}
+        metrics = {
+            "new": new.label,
+            "old": old.label,
+            "judge": judge_model.label,
+            **score_comparison(new_j, old_j),
+            "new_judging": judgment_metrics(new_j),
+            "old_judging": judgment_metrics(old_j),
+        }
         stage.finish(rows, metrics)
     if cfg.pairwise:
-        suite.head_to_head(store, t, new.label, old.label, prompts, answers[new.label], answers[old.label], judge_model, judge_cfg, pool, seed)
+        suite.head_to_head(
+            store,
+            t,
+            new.label,
+            old.label,
+            prompts,
+            answers[new.label],
+            answers[old.label],
+            judge_model,
+            judge_cfg,
+            pool,
+            seed,
+        )
     if cfg.ifeval_prompts:
         items = load_ifeval(cfg.ifeval_file)[: cfg.ifeval_prompts]
         for ref in (new, old):

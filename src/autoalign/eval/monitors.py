@@ -55,5 +55,7 @@ def sample_monitors(candidates: dict[str, list[Candidate]]) -> dict:
         "truncated_rate": sum(c.finish_reason == "length" for c in answers) / len(answers),
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
-        "self_bleu": self_bleu([[c.text for c in group if c.finish_reason != "error"] for group in candidates.values()]),
+        "self_bleu": self_bleu(
+            [[c.text for c in group if c.finish_reason != "error"] for group in candidates.values()]
+        ),
     }

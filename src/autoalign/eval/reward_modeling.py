@@ -29,7 +29,9 @@ from scipy.stats import kendalltau, spearmanr
 from autoalign.types import RankedGroup
 
 
-def pool_groups(groups: list[RankedGroup], scores: list[list[float | None]]) -> tuple[list[RankedGroup], list[list[float | None]]]:
+def pool_groups(
+    groups: list[RankedGroup], scores: list[list[float | None]]
+) -> tuple[list[RankedGroup], list[list[float | None]]]:
     """One group of every response: for gold scores on an absolute scale (rubric scores of
     single responses), where responses to different prompts can be ordered too."""
     pooled = RankedGroup("(pooled)", [r for g in groups for r in g.responses], [s for g in groups for s in g.gold])
@@ -60,7 +62,9 @@ def agreement_metrics(groups: list[RankedGroup], scores: list[list[float | None]
         if len(row) >= 2:
             orderable += 1
             exact += None not in row and all(
-                _sign(group.gold[i] - group.gold[j]) == _sign(row[i] - row[j]) for i, j in combinations(range(len(row)), 2))
+                _sign(group.gold[i] - group.gold[j]) == _sign(row[i] - row[j])
+                for i, j in combinations(range(len(row)), 2)
+            )
         for i, j in combinations(range(len(row)), 2):
             if group.gold[i] == group.gold[j]:
                 continue

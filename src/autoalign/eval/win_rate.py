@@ -39,7 +39,13 @@ def preference_value(pref: Preference, model_is_first: bool) -> float | None:
 
 def win_rate(values: list[float | None]) -> dict:
     kept = np.array([v for v in values if v is not None], dtype=float)
-    out = {"prompts": len(values), "dropped": len(values) - len(kept), "n": len(kept), "win_rate": None, "standard_error": None}
+    out = {
+        "prompts": len(values),
+        "dropped": len(values) - len(kept),
+        "n": len(kept),
+        "win_rate": None,
+        "standard_error": None,
+    }
     if len(kept):
         wins = kept - 1.0
         out["win_rate"] = float(wins.mean() * 100)
@@ -82,7 +88,13 @@ def length_controlled_win_rate(
     seed: int = 0,
 ) -> dict:
     keep = [i for i, v in enumerate(values) if v is not None]
-    out = {"n": len(keep), "dropped": len(values) - len(keep), "lc_win_rate": None, "lc_standard_error": None, "length_coefficient": None}
+    out = {
+        "n": len(keep),
+        "dropped": len(values) - len(keep),
+        "lc_win_rate": None,
+        "lc_standard_error": None,
+        "length_coefficient": None,
+    }
     if len(keep) < 2:
         return out
     target = np.array([values[i] for i in keep], dtype=float) - 1.0

@@ -41,8 +41,14 @@ def request_seed(seed: int, messages: list[Message], sample_index: int = 0) -> i
 
 def sampling_params(cfg: SamplingConfig, n: int, seed: int, top_logprobs: int = 0) -> SamplingParams:
     """A recipe's sampling settings as one request's parameters."""
-    return SamplingParams(n=n, temperature=cfg.temperature, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=seed,
-                          top_logprobs=top_logprobs)
+    return SamplingParams(
+        n=n,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=seed,
+        top_logprobs=top_logprobs,
+    )
 
 
 class Usage:
@@ -74,7 +80,11 @@ ZERO_USAGE = {**{f: 0 for f in Usage.FIELDS}, "errors": {}}
 def usage_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     out = {f: after[f] - before[f] for f in Usage.FIELDS}
     kinds = set(before["errors"]) | set(after["errors"])
-    out["errors"] = {k: after["errors"].get(k, 0) - before["errors"].get(k, 0) for k in sorted(kinds) if after["errors"].get(k, 0) != before["errors"].get(k, 0)}
+    out["errors"] = {
+        k: after["errors"].get(k, 0) - before["errors"].get(k, 0)
+        for k in sorted(kinds)
+        if after["errors"].get(k, 0) != before["errors"].get(k, 0)
+    }
     return out
 
 

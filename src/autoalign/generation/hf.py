@@ -71,7 +71,9 @@ class HFGenerator:
             for i, cands in zip(batch, candidates):
                 results[i] = cands
         answers = [c for cands in results for c in cands]
-        self.usage.add(requests=len(requests), answered=len(answers), completion_tokens=sum(c.num_tokens for c in answers))
+        self.usage.add(
+            requests=len(requests), answered=len(answers), completion_tokens=sum(c.num_tokens for c in answers)
+        )
         return results
 
     @torch.no_grad()
@@ -90,8 +92,10 @@ class HFGenerator:
         limit = getattr(self.loaded.model.config, "max_position_embeddings", None)
         longest = max(len(t) for t in token_lists)
         if limit and longest + max_new_tokens > limit:
-            raise DataError(f"a prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds the context of "
-                            f"{self.loaded.path} ({limit} tokens)")
+            raise DataError(
+                f"a prompt of {longest} tokens + max_new_tokens {max_new_tokens} exceeds the context of "
+                f"{self.loaded.path} ({limit} tokens)"
+            )
 
     def _prefill(self, token_lists: list[list[int]]) -> tuple[Cache, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the prompts through the model: (cache, last logits, attention mask, positions).
@@ -115,7 +119,13 @@ class HFGenerator:
         suffix_mask = torch.tensor([[0] * (width - len(t)) + [1] * len(t) for t in suffixes], device=device)
         mask = torch.cat([suffix_mask.new_ones(rows, shared), suffix_mask], dim=1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=suffix_ids, attention_mask=mask, position_ids=positions[:, shared:], past_key_values=cache, use_cache=True).logits[:, -1, :]
+        logits = model(
+            input_ids=suffix_ids,
+            attention_mask=mask,
+            position_ids=positions[:, shared:],
+            past_key_values=cache,
+            use_cache=True,
+        ).logits[:, -1, :]
         return cache, logits, mask, positions
 
     def _decode(self, token_lists: list[list[int]], params: SamplingParams, seeds: list[int]):
@@ -145,7 +155,9 @@ class HFGenerator:
             all_logprobs = torch.log_softmax(logits, dim=-1)
             chosen_logprobs = all_logprobs.gather(1, chosen[:, None]).squeeze(1)
             done = torch.isin(chosen, stops)
-            for row, token, lp, is_done in zip(active.tolist(), chosen.tolist(), chosen_logprobs.tolist(), done.tolist()):
+            for row, token, lp, is_done in zip(
+                active.tolist(), chosen.tolist(), chosen_logprobs.tolist(), done.tolist()
+            ):
                 tokens[row].append(token)
                 token_logprobs[row].append(lp)
                 stopped[row] = is_done
@@ -160,19 +172,29 @@ class HFGenerator:
                 cache.batch_select_indices(keep)
                 active, chosen, mask, next_position = active[keep], chosen[keep], mask[keep], next_position[keep]
             mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-            logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_position, past_key_values=cache, use_cache=True).logits[:, -1, :]
+            logits = model(
+                input_ids=chosen[:, None],
+                attention_mask=mask,
+                position_ids=next_position,
+                past_key_values=cache,
+                use_cache=True,
+            ).logits[:, -1, :]
             next_position = next_position + 1
         return tokens, token_logprobs, top, stopped
 
     @staticmethod
-    def _pick(logits: torch.Tensor, warpers: LogitsProcessorList, rngs: list[torch.Generator], temperature: float) -> torch.Tensor:
+    def _pick(
+        logits: torch.Tensor, warpers: LogitsProcessorList, rngs: list[torch.Generator], temperature: float
+    ) -> torch.Tensor:
         """One token per row; row r samples with its own generator rngs[r]."""
         if temperature == 0:
             return logits.argmax(dim=-1)
         probs = torch.softmax(warpers(None, logits.clone()), dim=-1)
         return torch.cat([torch.multinomial(row, num_samples=1, generator=rng) for row, rng in zip(probs, rngs)])
 
-    def _to_candidate(self, tokens: list[int], logprobs: list[float], top: list[tuple[list[int], list[float]]], stopped: bool) -> Candidate:
+    def _to_candidate(
+        self, tokens: list[int], logprobs: list[float], top: list[tuple[list[int], list[float]]], stopped: bool
+    ) -> Candidate:
         tokenizer = self.loaded.tokenizer
         kept = tokens[:-1] if stopped else tokens  # the stop token is counted, not shown
         text = tokenizer.decode(kept, skip_special_tokens=True).strip()
@@ -180,7 +202,9 @@ class HFGenerator:
         if top:
             extra["tokens"] = [tokenizer.decode([t]) for t in tokens]
             extra["top_logprobs"] = [{tokenizer.decode([i]): v for i, v in zip(ids, values)} for ids, values in top]
-        return Candidate(text=text, num_tokens=len(tokens), finish_reason="stop" if stopped else "length", logprobs=logprobs, **extra)
+        return Candidate(
+            text=text, num_tokens=len(tokens), finish_reason="stop" if stopped else "length", logprobs=logprobs, **extra
+        )
 
 
 def in_process(pool, ref, batch_size: int) -> HFGenerator:

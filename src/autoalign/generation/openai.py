@@ -93,7 +93,9 @@ def candidate_from_response(data: dict[str, Any]) -> Candidate:
 
 
 class OpenAIGenerator:
-    def __init__(self, cfg: EndpointConfig, cache: ResponseCache | None = None, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self, cfg: EndpointConfig, cache: ResponseCache | None = None, transport: httpx.BaseTransport | None = None
+    ):
         self.cfg = cfg
         self.cache = cache
         self.usage = Usage()
@@ -101,12 +103,18 @@ class OpenAIGenerator:
         if cfg.api_key_env:
             key = os.environ.get(cfg.api_key_env)
             if not key:
-                raise EndpointConfigError(f"endpoint {cfg.display_url}: environment variable {cfg.api_key_env} (endpoint.api_key_env) is not set")
+                raise EndpointConfigError(
+                    f"endpoint {cfg.display_url}: environment variable {cfg.api_key_env} (endpoint.api_key_env) is not set"
+                )
             headers["Authorization"] = f"Bearer {key}"
-        self.client = httpx.Client(base_url=cfg.base_url, timeout=cfg.timeout_seconds, headers=headers, transport=transport)
+        self.client = httpx.Client(
+            base_url=cfg.base_url, timeout=cfg.timeout_seconds, headers=headers, transport=transport
+        )
         self._sent_lock = threading.Lock()
         self._sent = 0  # budget count when there is no cache to keep it
-        self._backoff = wait_exponential_jitter(initial=cfg.backoff_seconds, max=cfg.backoff_max_seconds, jitter=cfg.backoff_seconds)
+        self._backoff = wait_exponential_jitter(
+            initial=cfg.backoff_seconds, max=cfg.backoff_max_seconds, jitter=cfg.backoff_seconds
+        )
 
     def check(self, timeout: float = 10.0) -> list[str]:
         """Before any generation: the server answers and accepts the key (GET /models). Raises
@@ -115,12 +123,18 @@ class OpenAIGenerator:
         try:
             response = self.client.get("/models", timeout=min(timeout, self.cfg.timeout_seconds))
         except httpx.TimeoutException:
-            raise EndpointConfigError(f"endpoint {self.label}: no reply to GET /models within {timeout:.0f}s; is the server up?") from None
+            raise EndpointConfigError(
+                f"endpoint {self.label}: no reply to GET /models within {timeout:.0f}s; is the server up?"
+            ) from None
         except httpx.TransportError as e:
-            raise EndpointConfigError(f"endpoint {self.label}: unreachable ({type(e).__name__}: {e}); is the server up?") from None
+            raise EndpointConfigError(
+                f"endpoint {self.label}: unreachable ({type(e).__name__}: {e}); is the server up?"
+            ) from None
         if response.status_code in (401, 403):
             hint = f"; is ${self.cfg.api_key_env} right?" if self.cfg.api_key_env else "; set endpoint.api_key_env"
-            raise EndpointConfigError(f"endpoint {self.label}: HTTP {response.status_code} {FATAL_STATUS[response.status_code]}{hint}")
+            raise EndpointConfigError(
+                f"endpoint {self.label}: HTTP {response.status_code} {FATAL_STATUS[response.status_code]}{hint}"
+            )
         try:
             return [m["id"] for m in response.json()["data"]] if response.status_code == 200 else []
         except (ValueError, KeyError, TypeError):
@@ -173,7 +187,11 @@ class OpenAIGenerator:
         if self.cache is not None:
             self.cache.put(key, data)
         usage = data.get("usage") or {}
-        self.usage.add(answered=1, prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=int(usage.get("completion_tokens") or 0))
+        self.usage.add(
+            answered=1,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+        )
         return candidate
 
     def _post_with_retries(self, body: dict[str, Any]) -> tuple[dict[str, Any], Candidate]:
@@ -209,10 +227,14 @@ class OpenAIGenerator:
         status = response.status_code
         if status in FATAL_STATUS:
             hint = f"; is ${self.cfg.api_key_env} right?" if status in (401, 403) and self.cfg.api_key_env else ""
-            raise EndpointConfigError(f"{self.label}: HTTP {status} {FATAL_STATUS[status]}{hint} ({response.text[:200]})")
+            raise EndpointConfigError(
+                f"{self.label}: HTTP {status} {FATAL_STATUS[status]}{hint} ({response.text[:200]})"
+            )
         if status in RETRYABLE_STATUS:
             self.usage.error(f"http_{status}")
-            raise TransientError(f"http_{status}", response.text[:200], retry_after_seconds(response.headers.get("retry-after")))
+            raise TransientError(
+                f"http_{status}", response.text[:200], retry_after_seconds(response.headers.get("retry-after"))
+            )
         if status >= 400:
             self.usage.error(f"http_{status}")
             raise ItemError(f"http_{status}", response.text[:200])

@@ -28,6 +28,7 @@ from autoalign.store import content_key, file_digest
 from autoalign.types import Candidate, Message, Preference
 from autoalign.verdicts import copied_from, final_line, parse_winner
 
+
 def trusted_winner(output: Candidate, answers: list[str]) -> str | None:
     """The verdict of one order, or None when it is cut off, failed, or copied from an answer."""
     if output.error or output.finish_reason == "length":
@@ -49,8 +50,12 @@ def _clip(text: str, limit: int) -> str:
 
 def comparison_prompt(item: PairwiseItem, swapped: bool, max_response_chars: int) -> str:
     a, b = (item.second, item.first) if swapped else (item.first, item.second)
-    return render("judge_pairwise", instruction=neutralize_tags(item.prompt[-1]["content"]),
-                  response_a=neutralize_tags(_clip(a, max_response_chars)), response_b=neutralize_tags(_clip(b, max_response_chars)))
+    return render(
+        "judge_pairwise",
+        instruction=neutralize_tags(item.prompt[-1]["content"]),
+        response_a=neutralize_tags(_clip(a, max_response_chars)),
+        response_b=neutralize_tags(_clip(b, max_response_chars)),
+    )
 
 
 def combine(straight: Candidate, swapped: Candidate, answers: list[str] = ()) -> Preference:
@@ -77,7 +82,13 @@ def combine(straight: Candidate, swapped: Candidate, answers: list[str] = ()) ->
             p_first = (d0["A"] + d1["B"]) / 2
         else:
             p_first = {"first": 1.0, "second": 0.0, "tie": 0.5}[winner]
-    return Preference(winner=winner, verdicts=verdicts, raw=[straight.text, swapped.text], p_first=p_first, error="; ".join(errors) or None)
+    return Preference(
+        winner=winner,
+        verdicts=verdicts,
+        raw=[straight.text, swapped.text],
+        p_first=p_first,
+        error="; ".join(errors) or None,
+    )
 
 
 def demonstration_turns(max_response_chars: int = 2000) -> list[Message]:
@@ -87,12 +98,21 @@ def demonstration_turns(max_response_chars: int = 2000) -> list[Message]:
     turns: list[Message] = []
     for _, row in iter_jsonl(BUILTIN_DIR / "pairwise_demos.jsonl"):
         item = PairwiseItem([{"role": "user", "content": row["instruction"]}], row["response_a"], row["response_b"])
-        turns += [{"role": "user", "content": comparison_prompt(item, False, max_response_chars)}, {"role": "assistant", "content": row["judgement"]}]
+        turns += [
+            {"role": "user", "content": comparison_prompt(item, False, max_response_chars)},
+            {"role": "assistant", "content": row["judgement"]},
+        ]
     return turns
 
 
 class PairwiseJudge:
-    def __init__(self, generator: Generator, sampling: SamplingParams, max_response_chars: int = 2000, demonstrations: list[Message] | None = None):
+    def __init__(
+        self,
+        generator: Generator,
+        sampling: SamplingParams,
+        max_response_chars: int = 2000,
+        demonstrations: list[Message] | None = None,
+    ):
         self.generator = generator
         self.sampling = SamplingParams(**{**sampling.to_dict(), "n": 1})
         self.max_response_chars = max_response_chars
@@ -100,12 +120,17 @@ class PairwiseJudge:
 
     def compare(self, items: list[PairwiseItem]) -> list[Preference]:
         requests = [
-            [*self.demonstrations, {"role": "user", "content": comparison_prompt(item, swapped, self.max_response_chars)}]
+            [
+                *self.demonstrations,
+                {"role": "user", "content": comparison_prompt(item, swapped, self.max_response_chars)},
+            ]
             for item in items
             for swapped in (False, True)
         ]
         outputs = self.generator.generate(requests, self.sampling)
-        return [combine(outputs[2 * i][0], outputs[2 * i + 1][0], [item.first, item.second]) for i, item in enumerate(items)]
+        return [
+            combine(outputs[2 * i][0], outputs[2 * i + 1][0], [item.first, item.second]) for i, item in enumerate(items)
+        ]
 
 
 @dataclass(frozen=True)

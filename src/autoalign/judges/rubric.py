@@ -33,6 +33,7 @@ from autoalign.store import content_key
 from autoalign.types import Candidate, Judgment, Message
 from autoalign.verdicts import MAX_SCORE, copied_from, final_line, parse_score
 
+
 def unparsed_reason(output: Candidate, untrusted: list[str]) -> str | None:
     """Why a judge output gives no verdict (None when it gives one)."""
     if output.error:
@@ -50,7 +51,9 @@ def judge_prompt(item: JudgeItem, max_response_chars: int) -> str:
     response = item.response
     if len(response) > max_response_chars:
         response = response[:max_response_chars] + " [...]"
-    return render("judge_rubric", instruction=neutralize_tags(item.prompt[-1]["content"]), response=neutralize_tags(response))
+    return render(
+        "judge_rubric", instruction=neutralize_tags(item.prompt[-1]["content"]), response=neutralize_tags(response)
+    )
 
 
 class RubricJudge:
@@ -77,7 +80,10 @@ class RubricJudge:
         self.demonstrations = list(demonstrations or [])
 
     def judge(self, items: list[JudgeItem]) -> list[Judgment]:
-        requests = [[*self.demonstrations, {"role": "user", "content": judge_prompt(item, self.max_response_chars)}] for item in items]
+        requests = [
+            [*self.demonstrations, {"role": "user", "content": judge_prompt(item, self.max_response_chars)}]
+            for item in items
+        ]
         outputs = self.generator.generate(requests, self.sampling)
         return [judgment_from_outputs(cands, [item.response]) for item, cands in zip(items, outputs)]
 
@@ -114,7 +120,9 @@ def eft_conversation(example: EFTExample, max_response_chars: int = 2000) -> lis
     ]
 
 
-def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_response_chars: int = 2000, source: str = "the EFT data") -> list[Message]:
+def judge_demonstrations(
+    examples: list[EFTExample], scores: list[int], max_response_chars: int = 2000, source: str = "the EFT data"
+) -> list[Message]:
     """Chat turns showing one EFT judgement per requested score, in order: for each score the
     shortest example with that score (short demonstrations keep every judge prompt short)."""
     turns: list[Message] = []
@@ -123,7 +131,10 @@ def judge_demonstrations(examples: list[EFTExample], scores: list[int], max_resp
         candidates = [i for i, e in enumerate(examples) if e.score == score and i not in used]
         if not candidates:
             raise DataError(f"{source}: no unused EFT example with score {score} for judge.fewshot_scores {scores}")
-        best = min(candidates, key=lambda i: len(examples[i].instruction) + len(examples[i].response) + len(examples[i].judgement))
+        best = min(
+            candidates,
+            key=lambda i: len(examples[i].instruction) + len(examples[i].response) + len(examples[i].judgement),
+        )
         used.add(best)
         turns += eft_conversation(examples[best], max_response_chars)
     return turns
@@ -146,4 +157,6 @@ class RubricJudgeFactory:
     def __call__(self, ref, cfg: JudgeConfig, seed: int) -> RubricJudge:
         params = sampling_params(cfg.sampling, n=1, seed=seed)
         generator = self.pool.generator(ref, cfg.sampling.batch_size)
-        return RubricJudge(generator, params, cfg.samples, cfg.max_response_chars, list(self.demonstrations), cfg.use_logprobs)
+        return RubricJudge(
+            generator, params, cfg.samples, cfg.max_response_chars, list(self.demonstrations), cfg.use_logprobs
+        )

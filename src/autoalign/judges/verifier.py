@@ -25,7 +25,9 @@ class IFEvalVerifier:
         for item in items:
             spec = self.by_text.get(item.prompt[-1]["content"].strip())
             if spec is None:
-                out.append(Judgment(score=None, raw=["verifier: no verifiable instructions for this prompt"], parsed=False))
+                out.append(
+                    Judgment(score=None, raw=["verifier: no verifiable instructions for this prompt"], parsed=False)
+                )
                 continue
             result = score_response(spec, item.response)
             followed = result.loose if self.loose else result.strict

@@ -30,5 +30,8 @@ def run(ctx: RunContext, m0: ModelRef) -> dict:
         except NoPairsError as e:  # one paradigm giving no signal must not hide the others
             log(f"branch {source}: {e}")
             results["branches"][source] = {"error": str(e), "final_model": None}
-    write_json(ctx.store.root / "branches.json", {"m1": str(m1.path), "branches": list(cfg.branches), "results": results["branches"]})
+    write_json(
+        ctx.store.root / "branches.json",
+        {"m1": str(m1.path), "branches": list(cfg.branches), "results": results["branches"]},
+    )
     return results

@@ -63,7 +63,9 @@ def teacher_ref(cfg: RunConfig, log: Callable[[str], None]) -> AnyModelRef | Non
         return EndpointRef(label=f"teacher {teacher.endpoint.model}", endpoint=teacher.endpoint)
     path = resolve_model(teacher.name, log=log)
     model_cfg = teacher.model_config_for_pool()
-    return ModelRef(label=f"teacher {teacher.name}", path=path, key=content_key(model_cfg.key(), str(path)), config=model_cfg)
+    return ModelRef(
+        label=f"teacher {teacher.name}", path=path, key=content_key(model_cfg.key(), str(path)), config=model_cfg
+    )
 
 
 def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout) -> None:
@@ -72,9 +74,21 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
     an iteration. located_*: ("file:line", ...) rows, see data.located_ift / located_prompts."""
     prompt_of = lambda conversation: conversation[:-1]
     answer = (cfg.sample.sampling.max_new_tokens, "sample.sampling.max_new_tokens")
-    checks = [([(w, prompt_of(c)) for w, c in located_seed], cfg.create_prompts.sampling.max_new_tokens, "create_prompts.sampling.max_new_tokens")]
+    checks = [
+        (
+            [(w, prompt_of(c)) for w, c in located_seed],
+            cfg.create_prompts.sampling.max_new_tokens,
+            "create_prompts.sampling.max_new_tokens",
+        )
+    ]
     if cfg.eval.enabled:
-        checks.append(([(w, p.messages) for w, p in located_heldout[: cfg.eval.num_prompts]], cfg.eval.sampling.max_new_tokens, "eval.sampling.max_new_tokens"))
+        checks.append(
+            (
+                [(w, p.messages) for w, p in located_heldout[: cfg.eval.num_prompts]],
+                cfg.eval.sampling.max_new_tokens,
+                "eval.sampling.max_new_tokens",
+            )
+        )
     if cfg.create_prompts.from_file:
         checks.append(([(w, p.messages) for w, p in located_prompts(cfg.create_prompts.from_file)], *answer))
     if "gold_vs_sample" in (set(cfg.branches) or set(cfg.sources)):
@@ -94,8 +108,9 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
         check_prompts_fit(tokenizer, context, located, max_new_tokens, setting)
 
 
-def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: JudgeFactory | None = None,
-                  retry_failed: bool = False) -> tuple[RunContext, ModelRef]:
+def build_context(
+    cfg: RunConfig, log: Callable[[str], None], make_judge: JudgeFactory | None = None, retry_failed: bool = False
+) -> tuple[RunContext, ModelRef]:
     """(context, M0). Loads and checks all data before any model is touched, and checks the
     models and endpoints before the run directory is created."""
     located_seed = located_ift(cfg.data.ift)
@@ -113,7 +128,9 @@ def build_context(cfg: RunConfig, log: Callable[[str], None], make_judge: JudgeF
         if listed and teacher.endpoint.model not in listed:
             log(f"warning: {teacher.label} is not among the models the server lists ({', '.join(listed[:5])})")
     store = RunStore(cfg.run_dir, retry_failed)
-    demonstrations = judge_demonstrations(eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars, source=str(cfg.data.eft))
+    demonstrations = judge_demonstrations(
+        eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars, source=str(cfg.data.eft)
+    )
     eval_judge = make_judge or RubricJudgeFactory(pool, tuple(demonstrations))
     feedback_judge = VerifierJudgeFactory(cfg.judge.verifier_file) if cfg.judge.verifier == "ifeval" else eval_judge
     ctx = RunContext(

@@ -49,15 +49,32 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
     for t in range(1, cfg.iterations + 1):
         prompts = []
         if any(FEEDBACK[s].uses_created_prompts for s in sources):
-            prompts = create_prompts(ctx.shared, t, current, ctx.seed_instructions, cfg.create_prompts, pool, ctx.seed, evaluation_texts(ctx))
-        pairs = mix_pairs(ctx.store, t, {s: m.make_pairs(ctx, t, current, prompts) for s, m in modules.items()}, sources)
+            prompts = create_prompts(
+                ctx.shared, t, current, ctx.seed_instructions, cfg.create_prompts, pool, ctx.seed, evaluation_texts(ctx)
+            )
+        pairs = mix_pairs(
+            ctx.store, t, {s: m.make_pairs(ctx, t, current, prompts) for s, m in modules.items()}, sources
+        )
         pool.release()
         trained = train_dpo_stage(ctx.store, t, current, pairs, cfg.dpo, pool, ctx.seed)
         if cfg.eval.enabled:
             # M1's answers and verdicts live with the shared stages (branches judge M1 only once);
             # a later M_t was evaluated as the newer model in iteration t-1.
             old_at = (ctx.shared, 1) if current == m1 else (ctx.store, t - 1)
-            compare_models(ctx.store, t, trained, current, eval_judge or current, ctx.heldout, cfg.eval, cfg.judge, pool, ctx.make_eval_judge, ctx.seed, old_at)
+            compare_models(
+                ctx.store,
+                t,
+                trained,
+                current,
+                eval_judge or current,
+                ctx.heldout,
+                cfg.eval,
+                cfg.judge,
+                pool,
+                ctx.make_eval_judge,
+                ctx.seed,
+                old_at,
+            )
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}
         current = trained

@@ -24,6 +24,8 @@ def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]
     cfg = ctx.cfg
     students = sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
     teacher_cfg = cfg.sample.replaced(n=1, sampling=cfg.teacher.sampling.model_dump())
-    answers = sample_candidates(ctx.shared, t, ctx.teacher, prompts, teacher_cfg, ctx.pool, ctx.seed, name="teacher_answers")
+    answers = sample_candidates(
+        ctx.shared, t, ctx.teacher, prompts, teacher_cfg, ctx.pool, ctx.seed, name="teacher_answers"
+    )
     references = {pid: cands[0] for pid, cands in answers.items()}
     return reference_pairs(ctx.store, t, prompts, references, students, SOURCE, cfg.teacher_demo.min_chars)

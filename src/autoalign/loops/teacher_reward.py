@@ -28,5 +28,16 @@ def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]
     if cfg.teacher_reward.mode == "pairwise":
         comparisons = compare_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.pool, ctx.seed)
         return pairwise_pairs(ctx.store, t, prompts, candidates, comparisons, SOURCE)
-    judgments = judge_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.make_judge, ctx.pool, ctx.seed, name="teacher_judgments")
+    judgments = judge_candidates(
+        ctx.store,
+        t,
+        ctx.teacher,
+        prompts,
+        candidates,
+        cfg.judge,
+        ctx.make_judge,
+        ctx.pool,
+        ctx.seed,
+        name="teacher_judgments",
+    )
     return best_vs_worst_pairs(ctx.store, t, prompts, candidates, judgments, cfg.pairs, SOURCE)

@@ -67,6 +67,11 @@ def _download_from_hub(spec: str) -> Path:
 
 def list_models() -> list[dict[str, str]]:
     return [
-        {"name": m.name, "description": m.description, "cached": str(is_cached(m.name)), "path": str(cached_dir(m.name))}
+        {
+            "name": m.name,
+            "description": m.description,
+            "cached": str(is_cached(m.name)),
+            "path": str(cached_dir(m.name)),
+        }
         for m in BUNDLED.values()
     ]

@@ -35,7 +35,9 @@ def read_chat_template(spec: str) -> str:
         return builtin.read_text()
     path = Path(spec)
     if not path.exists():
-        raise FileNotFoundError(f"chat template '{spec}' is neither built in ({[p.stem for p in TEMPLATES_DIR.glob('*.jinja')]}) nor a file")
+        raise FileNotFoundError(
+            f"chat template '{spec}' is neither built in ({[p.stem for p in TEMPLATES_DIR.glob('*.jinja')]}) nor a file"
+        )
     return path.read_text()
 
 
@@ -64,21 +66,23 @@ def context_length(path: str | Path) -> int | None:
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
-    """"auto": the GPU when there is one, else the CPU."""
+    """ "auto": the GPU when there is one, else the CPU."""
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(spec)
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
-    """"auto": bfloat16 on a GPU (half the memory, fast matmuls), float32 on the CPU (bfloat16
+    """ "auto": bfloat16 on a GPU (half the memory, fast matmuls), float32 on the CPU (bfloat16
     has no fast path on most CPUs)."""
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     return DTYPES[spec]
 
 
-def load_model(path: str | Path, dtype: str = "float32", chat_template: str | None = None, device: str = "auto") -> LoadedModel:
+def load_model(
+    path: str | Path, dtype: str = "float32", chat_template: str | None = None, device: str = "auto"
+) -> LoadedModel:
     path = Path(path)
     tokenizer = load_tokenizer(path, chat_template)
     target = resolve_device(device)

@@ -28,13 +28,23 @@ def render_report(run_dir: Path) -> str:
     comparison = None
     if branches:
         rows = comparison_rows(run_dir, branches)
-        comparison = {"columns": COMPARISON_COLUMNS, "rows": [[_fmt(r.get(k), 2) for k, _ in COMPARISON_COLUMNS] for r in rows]}
+        comparison = {
+            "columns": COMPARISON_COLUMNS,
+            "rows": [[_fmt(r.get(k), 2) for k, _ in COMPARISON_COLUMNS] for r in rows],
+        }
     result = read_json(run_dir / "result.json") if (run_dir / "result.json").exists() else {}
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else "(no config.yaml)"
     env = Environment(loader=PackageLoader("autoalign", "report"), autoescape=select_autoescape(["html"]))
     return env.get_template("report.html").render(
-        title=run_dir.name, run_dir=str(run_dir.resolve()), written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        wall_seconds=result.get("wall_seconds"), comparison=comparison, lines=lines, config=config, fmt=_fmt, pct=_pct,
+        title=run_dir.name,
+        run_dir=str(run_dir.resolve()),
+        written=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        wall_seconds=result.get("wall_seconds"),
+        comparison=comparison,
+        lines=lines,
+        config=config,
+        fmt=_fmt,
+        pct=_pct,
     )
 
 

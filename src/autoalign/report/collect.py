@@ -10,7 +10,14 @@ from pathlib import Path
 
 from autoalign.eval.monitors import sample_monitors
 from autoalign.io import read_json, read_jsonl
-from autoalign.summary import head_to_head_line, ifeval_line, ifeval_metrics, iteration_rows, reward_modeling_line, reward_modeling_metrics
+from autoalign.summary import (
+    head_to_head_line,
+    ifeval_line,
+    ifeval_metrics,
+    iteration_rows,
+    reward_modeling_line,
+    reward_modeling_metrics,
+)
 from autoalign.types import Candidate, Pair
 
 EXAMPLE_PAIRS = 4
@@ -57,12 +64,22 @@ class LineReport:
 def discover_lines(run_dir: Path) -> list[Line]:
     branches_file = run_dir / "branches.json"
     if branches_file.exists():
-        return [Line(name, run_dir / name, run_dir) for name in read_json(branches_file)["branches"] if (run_dir / name).is_dir()]
+        return [
+            Line(name, run_dir / name, run_dir)
+            for name in read_json(branches_file)["branches"]
+            if (run_dir / name).is_dir()
+        ]
     return [Line(run_dir.name, run_dir, None)]
 
 
 def _iterations(line: Line) -> list[int]:
-    found = {int(m.group(1)) for d in (line.dir, line.shared) if d for p in d.glob("iter_*") if (m := re.fullmatch(r"iter_(\d+)", p.name))}
+    found = {
+        int(m.group(1))
+        for d in (line.dir, line.shared)
+        if d
+        for p in d.glob("iter_*")
+        if (m := re.fullmatch(r"iter_(\d+)", p.name))
+    }
     return sorted(t for t in found if t > 0)
 
 
@@ -79,7 +96,9 @@ def _standalone_evaluations(d: Path, report: LineReport) -> None:
     for path in sorted(d.glob("h2h_*/metrics.json")):
         h = read_json(path)
         report.head_to_head.append({"iteration": 0, **h})
-        report.table.append(("eval", f"head to head {h['model']} vs {h['baseline']} (judge {h['judge']})", head_to_head_line(h)))
+        report.table.append(
+            ("eval", f"head to head {h['model']} vs {h['baseline']} (judge {h['judge']})", head_to_head_line(h))
+        )
     for m in ifeval_metrics(d):
         report.ifeval.setdefault(m["model"], m)
         report.table.append(("eval", f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
@@ -111,12 +130,22 @@ def collect_line(line: Line) -> LineReport:
                 if label not in report.eval_lengths:  # each model's answers are made once
                     answers = _candidates(read_jsonl(path))
                     report.eval_lengths[label] = sum(len(c[0].text) for c in answers.values()) / max(1, len(answers))
-                    report.monitors.append({"iteration": t, "what": f"{label} held-out answers", **sample_monitors(answers)})
+                    report.monitors.append(
+                        {"iteration": t, "what": f"{label} held-out answers", **sample_monitors(answers)}
+                    )
             for m in ifeval_metrics(d):
                 report.ifeval.setdefault(m["model"], m)
         for row in line.rows(f"iter_{t}/pairs")[:EXAMPLE_PAIRS]:
             pair = Pair.from_dict(row)
-            report.pairs.append({"iteration": t, "source": pair.source, "prompt": _clip(pair.prompt[-1]["content"], 400),
-                                 "chosen": _clip(pair.chosen), "rejected": _clip(pair.rejected),
-                                 "chosen_score": pair.chosen_score, "rejected_score": pair.rejected_score})
+            report.pairs.append(
+                {
+                    "iteration": t,
+                    "source": pair.source,
+                    "prompt": _clip(pair.prompt[-1]["content"], 400),
+                    "chosen": _clip(pair.chosen),
+                    "rejected": _clip(pair.rejected),
+                    "chosen_score": pair.chosen_score,
+                    "rejected_score": pair.rejected_score,
+                }
+            )
     return report

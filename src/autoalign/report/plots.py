@@ -23,8 +23,15 @@ def _png(fig) -> str:
 
 
 def training_curves(report: LineReport) -> str | None:
-    keys = [(k, title) for k, title in (("loss", "loss"), ("rewards/accuracy", "DPO reward accuracy"), ("rewards/margins", "DPO reward margin"))
-            if any(k in h for history in report.training.values() for h in history)]
+    keys = [
+        (k, title)
+        for k, title in (
+            ("loss", "loss"),
+            ("rewards/accuracy", "DPO reward accuracy"),
+            ("rewards/margins", "DPO reward margin"),
+        )
+        if any(k in h for history in report.training.values() for h in history)
+    ]
     if not keys:
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.2), squeeze=False)
@@ -81,7 +88,9 @@ def win_rates(report: LineReport) -> str | None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     names = [f"{h['model']} vs {h['baseline']}" for h in report.head_to_head]
     x = range(len(names))
-    for offset, (key, se, label) in enumerate((("win_rate", "standard_error", "win rate"), ("lc_win_rate", "lc_standard_error", "length-controlled"))):
+    for offset, (key, se, label) in enumerate(
+        (("win_rate", "standard_error", "win rate"), ("lc_win_rate", "lc_standard_error", "length-controlled"))
+    ):
         values = [h[key] if h[key] is not None else 0 for h in report.head_to_head]
         errors = [h[se] or 0 for h in report.head_to_head]
         ax.bar([i + offset * 0.4 for i in x], values, width=0.4, yerr=errors, capsize=3, label=label)
@@ -101,7 +110,12 @@ def ifeval_bars(report: LineReport) -> str | None:
     labels = list(report.ifeval)
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
-        ax.bar([k + i * width for k in range(len(keys))], [100 * report.ifeval[label][k] for k in keys], width=width, label=label)
+        ax.bar(
+            [k + i * width for k in range(len(keys))],
+            [100 * report.ifeval[label][k] for k in keys],
+            width=width,
+            label=label,
+        )
     ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))], [k.replace("_", " ") for k in keys])
     ax.set_ylabel("accuracy %")
     ax.legend(fontsize=8)

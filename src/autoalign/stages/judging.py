@@ -13,12 +13,27 @@ from autoalign.store import RunStore
 from autoalign.types import Candidate, Judgment, Prompt
 
 
-def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, make_judge: JudgeFactory, pool: ModelPool, seed: int, name: str = "judgments") -> dict[str, list[Judgment]]:
+def judge_candidates(
+    store: RunStore,
+    t: int,
+    judge_model: AnyModelRef,
+    prompts: list[Prompt],
+    candidates: dict[str, list[Candidate]],
+    cfg: JudgeConfig,
+    make_judge: JudgeFactory,
+    pool: ModelPool,
+    seed: int,
+    name: str = "judgments",
+) -> dict[str, list[Judgment]]:
     """Every candidate scored by the judge (by default judge_model with the 5-point rubric);
     the judge is only built, and its model only loaded, if the stage has work to do. A candidate
     that failed (no answer from a remote backend) is not sent to the judge: its judgment is
     None with the reason."""
-    inputs = [judge_model.key, make_judge.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
+    inputs = [
+        judge_model.key,
+        make_judge.key,
+        *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts],
+    ]
     stage = store.stage(t, name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": seed}, inputs)
     if not stage.done():
         stage.begin()
@@ -27,17 +42,44 @@ def judge_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts:
 
         def process(ids: list[str]) -> list[dict]:
             usable = [(i, k) for i in ids for k, c in enumerate(candidates[i]) if c.finish_reason != "error"]
-            verdicts = judge.judge([JudgeItem(prompt=by_id[i].messages, response=candidates[i][k].text) for i, k in usable]) if usable else []
+            verdicts = (
+                judge.judge([JudgeItem(prompt=by_id[i].messages, response=candidates[i][k].text) for i, k in usable])
+                if usable
+                else []
+            )
             by_key = dict(zip(usable, verdicts))
             unjudged = lambda c: Judgment(score=None, raw=[], parsed=False, error=f"candidate failed: {c.error}")
-            return [{"id": i, "judgments": [(by_key.get((i, k)) or unjudged(c)).to_dict() for k, c in enumerate(candidates[i])]} for i in ids]
+            return [
+                {
+                    "id": i,
+                    "judgments": [(by_key.get((i, k)) or unjudged(c)).to_dict() for k, c in enumerate(candidates[i])],
+                }
+                for i in ids
+            ]
 
         # A judgment of a failed candidate is not the judge's failure: retrying the judge cannot help.
-        error_of = lambda row: first_error(j["error"] for j in row["judgments"] if not (j["error"] or "").startswith("candidate failed"))
+        error_of = lambda row: first_error(
+            j["error"] for j in row["judgments"] if not (j["error"] or "").startswith("candidate failed")
+        )
         usage_before = pool.remote_usage()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 2), desc=f"iter {t}: {name} ({judge_model.label})", error_of=error_of)
+        rows = stage.map_items(
+            [p.id for p in prompts],
+            process,
+            chunk_size=max(1, cfg.sampling.batch_size // 2),
+            desc=f"iter {t}: {name} ({judge_model.label})",
+            error_of=error_of,
+        )
         metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
-        stage.finish(rows, {"judge": judge_model.label, "judge_kind": make_judge.kind, **metrics, **remote_usage_since(pool, usage_before)}, failed=sum(error_of(r) is not None for r in rows))
+        stage.finish(
+            rows,
+            {
+                "judge": judge_model.label,
+                "judge_kind": make_judge.kind,
+                **metrics,
+                **remote_usage_since(pool, usage_before),
+            },
+            failed=sum(error_of(r) is not None for r in rows),
+        )
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
 
 

@@ -26,7 +26,15 @@ def _pair_metrics(prompts: int, pairs: list[Pair], dropped: Counter) -> dict:
     }
 
 
-def pairs_stage(store: RunStore, t: int, source: str, config: dict, inputs: list[str], prompts: int, build: Callable[[], tuple[list[Pair], Counter]]) -> list[Pair]:
+def pairs_stage(
+    store: RunStore,
+    t: int,
+    source: str,
+    config: dict,
+    inputs: list[str],
+    prompts: int,
+    build: Callable[[], tuple[list[Pair], Counter]],
+) -> list[Pair]:
     """iter_t/pairs_<source>: `build` runs only when the stage is not already done."""
     stage = store.stage(t, f"pairs_{source}", {"source": source, **config}, inputs)
     if not stage.done():
@@ -36,20 +44,54 @@ def pairs_stage(store: RunStore, t: int, source: str, config: dict, inputs: list
     return [Pair.from_dict(r) for r in stage.rows()]
 
 
-def best_vs_worst_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], judgments: dict[str, list[Judgment]], cfg: PairsConfig, source: str) -> list[Pair]:
+def best_vs_worst_pairs(
+    store: RunStore,
+    t: int,
+    prompts: list[Prompt],
+    candidates: dict[str, list[Candidate]],
+    judgments: dict[str, list[Judgment]],
+    cfg: PairsConfig,
+    source: str,
+) -> list[Pair]:
     groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
     inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
-    return pairs_stage(store, t, source, {"cfg": cfg.key()}, inputs, len(groups), lambda: best_vs_worst(groups, cfg.min_margin, source))
+    return pairs_stage(
+        store, t, source, {"cfg": cfg.key()}, inputs, len(groups), lambda: best_vs_worst(groups, cfg.min_margin, source)
+    )
 
 
-def reference_pairs(store: RunStore, t: int, prompts: list[Prompt], references: dict[str, Candidate], students: dict[str, list[Candidate]], source: str, min_chars: int) -> list[Pair]:
+def reference_pairs(
+    store: RunStore,
+    t: int,
+    prompts: list[Prompt],
+    references: dict[str, Candidate],
+    students: dict[str, list[Candidate]],
+    source: str,
+    min_chars: int,
+) -> list[Pair]:
     """Chosen = reference (teacher answer or gold answer), rejected = student sample."""
     inputs = [p.id + str(references[p.id].to_dict()) + str([c.text for c in students.get(p.id, [])]) for p in prompts]
-    return pairs_stage(store, t, source, {"min_chars": min_chars}, inputs, len(prompts),
-                        lambda: demonstration_pairs(prompts, references, students, source, min_chars))
+    return pairs_stage(
+        store,
+        t,
+        source,
+        {"min_chars": min_chars},
+        inputs,
+        len(prompts),
+        lambda: demonstration_pairs(prompts, references, students, source, min_chars),
+    )
 
 
-def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompts: list[Prompt], candidates: dict[str, list[Candidate]], cfg: JudgeConfig, pool: ModelPool, seed: int) -> dict[str, list[Comparison]]:
+def compare_candidates(
+    store: RunStore,
+    t: int,
+    judge_model: AnyModelRef,
+    prompts: list[Prompt],
+    candidates: dict[str, list[Candidate]],
+    cfg: JudgeConfig,
+    pool: ModelPool,
+    seed: int,
+) -> dict[str, list[Comparison]]:
     """Round-robin pairwise verdicts on each prompt's candidates, each asked in both orders."""
     inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
     make_judge = PairwiseJudgeFactory(pool)
@@ -60,8 +102,16 @@ def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompt
         judge = make_judge(judge_model, cfg, seed)
 
         def process(ids: list[str]) -> list[dict]:
-            jobs = [(pid, i, j) for pid in ids for i in range(len(candidates[pid])) for j in range(i + 1, len(candidates[pid]))]
-            items = [PairwiseItem(by_id[pid].messages, candidates[pid][i].text, candidates[pid][j].text) for pid, i, j in jobs]
+            jobs = [
+                (pid, i, j)
+                for pid in ids
+                for i in range(len(candidates[pid]))
+                for j in range(i + 1, len(candidates[pid]))
+            ]
+            items = [
+                PairwiseItem(by_id[pid].messages, candidates[pid][i].text, candidates[pid][j].text)
+                for pid, i, j in jobs
+            ]
             prefs = judge.compare(items) if items else []
             out = {pid: [] for pid in ids}
             for (pid, i, j), pref in zip(jobs, prefs):
@@ -70,27 +120,49 @@ def compare_candidates(store: RunStore, t: int, judge_model: AnyModelRef, prompt
 
         error_of = lambda row: first_error(c["preference"]["error"] for c in row["comparisons"])
         usage_before = pool.remote_usage()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=max(1, cfg.sampling.batch_size // 4), desc=f"iter {t}: comparisons ({judge_model.label})", error_of=error_of)
+        rows = stage.map_items(
+            [p.id for p in prompts],
+            process,
+            chunk_size=max(1, cfg.sampling.batch_size // 4),
+            desc=f"iter {t}: comparisons ({judge_model.label})",
+            error_of=error_of,
+        )
         prefs = [Preference.from_dict(c["preference"]) for r in rows for c in r["comparisons"]]
         winners = Counter(str(p.winner) for p in prefs)
-        stage.finish(rows, {
-            "judge": judge_model.label,
-            "comparisons": len(prefs),
-            "consistent": winners["first"] + winners["second"],
-            "order_inconsistent": winners["tie"],
-            "unparsed": winners["None"],
-            "consistency_rate": (winners["first"] + winners["second"]) / max(1, len(prefs) - winners["None"]),
-            "failed": sum(p.error is not None for p in prefs),
-            **remote_usage_since(pool, usage_before),
-        }, failed=sum(error_of(r) is not None for r in rows))
+        stage.finish(
+            rows,
+            {
+                "judge": judge_model.label,
+                "comparisons": len(prefs),
+                "consistent": winners["first"] + winners["second"],
+                "order_inconsistent": winners["tie"],
+                "unparsed": winners["None"],
+                "consistency_rate": (winners["first"] + winners["second"]) / max(1, len(prefs) - winners["None"]),
+                "failed": sum(p.error is not None for p in prefs),
+                **remote_usage_since(pool, usage_before),
+            },
+            failed=sum(error_of(r) is not None for r in rows),
+        )
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]
         for r in stage.rows()
     }
 
 
-def pairwise_pairs(store: RunStore, t: int, prompts: list[Prompt], candidates: dict[str, list[Candidate]], comparisons: dict[str, list[Comparison]], source: str) -> list[Pair]:
-    inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([(c.first, c.second, c.preference.winner) for c in comparisons[p.id]]) for p in prompts]
+def pairwise_pairs(
+    store: RunStore,
+    t: int,
+    prompts: list[Prompt],
+    candidates: dict[str, list[Candidate]],
+    comparisons: dict[str, list[Comparison]],
+    source: str,
+) -> list[Pair]:
+    inputs = [
+        p.id
+        + str([c.text for c in candidates[p.id]])
+        + str([(c.first, c.second, c.preference.winner) for c in comparisons[p.id]])
+        for p in prompts
+    ]
 
     def build() -> tuple[list[Pair], Counter]:
         pairs, dropped = [], Counter()
@@ -118,12 +190,15 @@ def mix_pairs(store: RunStore, t: int, by_source: dict[str, list[Pair]], weights
         for s, m in per_source.items():
             dropped.update({(k if single else f"{s}/{k}"): v for k, v in m["dropped"].items()})
         margins = [p.margin for p in mixed if p.margin is not None]
-        stage.finish([p.to_dict() for p in mixed], {
-            "prompts": sum(m["prompts"] for m in per_source.values()),
-            "pairs": len(mixed),
-            "dropped": dict(dropped),
-            "by_source": {s: len(pairs) for s, pairs in by_source.items()},
-            "weights": weights,
-            "mean_margin": sum(margins) / len(margins) if margins else None,
-        })
+        stage.finish(
+            [p.to_dict() for p in mixed],
+            {
+                "prompts": sum(m["prompts"] for m in per_source.values()),
+                "pairs": len(mixed),
+                "dropped": dict(dropped),
+                "by_source": {s: len(pairs) for s, pairs in by_source.items()},
+                "weights": weights,
+                "mean_margin": sum(margins) / len(margins) if margins else None,
+            },
+        )
     return [Pair.from_dict(r) for r in stage.rows()]

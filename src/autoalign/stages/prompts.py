@@ -17,27 +17,49 @@ from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_ta
 from autoalign.types import Prompt
 
 
-def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: list[str], cfg: CreatePromptsConfig, pool: ModelPool, seed: int, exclude: frozenset[str] = frozenset()) -> list[Prompt]:
+def create_prompts(
+    store: RunStore,
+    t: int,
+    model: ModelRef,
+    seed_instructions: list[str],
+    cfg: CreatePromptsConfig,
+    pool: ModelPool,
+    seed: int,
+    exclude: frozenset[str] = frozenset(),
+) -> list[Prompt]:
     """M_t writes new instructions from few-shot seed examples; filtered and deduplicated. With
     create_prompts.from_file the prompts come from the file instead, minus `exclude` (the
     evaluation's prompts: never train on what is evaluated)."""
     source_file = file_digest(resolve_data_path(cfg.from_file)) if cfg.from_file else None
     inputs = [model.key, *seed_instructions] + ([f"exclude:{sorted(exclude)}"] if exclude else [])
-    stage = store.stage(t, "prompts", {"cfg": cfg.key(), "seed": seed, "file": source_file}, inputs, () if cfg.from_file else ("create_instructions",))
+    stage = store.stage(
+        t,
+        "prompts",
+        {"cfg": cfg.key(), "seed": seed, "file": source_file},
+        inputs,
+        () if cfg.from_file else ("create_instructions",),
+    )
     if stage.done():
         return [Prompt.from_dict(r) for r in stage.rows()]
     stage.begin()
     if cfg.from_file:
         return _prompts_from_file(stage, t, cfg, seed, exclude)
     rng = random.Random(seed * 1000 + t)
-    keep = PromptFilter(existing=seed_instructions, similarity_threshold=cfg.similarity_threshold, min_chars=cfg.min_chars, max_chars=cfg.max_chars)
+    keep = PromptFilter(
+        existing=seed_instructions,
+        similarity_threshold=cfg.similarity_threshold,
+        min_chars=cfg.min_chars,
+        max_chars=cfg.max_chars,
+    )
     generator = pool.generator(model, cfg.sampling.batch_size)
     requests_made, parsed = 0, 0
     raw_rows = []
     with tqdm(total=cfg.num_prompts, desc=f"iter {t}: creating prompts", unit="prompt") as bar:
         while len(keep.kept) < cfg.num_prompts and requests_made < cfg.max_requests:
             batch = min(cfg.sampling.batch_size, cfg.max_requests - requests_made)
-            requests = [fewshot_request(seed_instructions, cfg.shots, rng, count=cfg.tasks_per_request) for _ in range(batch)]
+            requests = [
+                fewshot_request(seed_instructions, cfg.shots, rng, count=cfg.tasks_per_request) for _ in range(batch)
+            ]
             params = sampling_params(cfg.sampling, n=1, seed=seed + requests_made)
             for cands in generator.generate(requests, params):
                 tasks, cut = parse_tasks(cands[0].text, truncated=cands[0].finish_reason == "length")
@@ -50,9 +72,14 @@ def create_prompts(store: RunStore, t: int, model: ModelRef, seed_instructions: 
                         bar.update()
                 raw_rows.append({"output": cands[0].text, "finish_reason": cands[0].finish_reason})
             requests_made += batch
-    prompts = [Prompt(id=f"it{t}-p{i:05d}", messages=[{"role": "user", "content": text}], source="created") for i, text in enumerate(keep.kept)]
+    prompts = [
+        Prompt(id=f"it{t}-p{i:05d}", messages=[{"role": "user", "content": text}], source="created")
+        for i, text in enumerate(keep.kept)
+    ]
     if not prompts:
-        raise RuntimeError(f"iteration {t}: the model wrote no usable prompt in {requests_made} requests (dropped: {dict(keep.dropped)})")
+        raise RuntimeError(
+            f"iteration {t}: the model wrote no usable prompt in {requests_made} requests (dropped: {dict(keep.dropped)})"
+        )
     write_jsonl(stage.dir / "raw_outputs.jsonl", raw_rows)
     metrics = {"requests": requests_made, "tasks_parsed": parsed, "kept": len(prompts), "dropped": dict(keep.dropped)}
     stage.finish([p.to_dict() for p in prompts], metrics)
@@ -71,5 +98,14 @@ def _prompts_from_file(stage, t: int, cfg: CreatePromptsConfig, seed: int, exclu
     chosen = [available[order[(start + i) % len(order)]] for i in range(min(cfg.num_prompts, len(available)))]
     prompts = [Prompt(id=f"it{t}-{p.id}", messages=p.messages, source=p.source) for p in chosen]
     dropped = {"evaluation_prompt": len(in_file) - len(available)} if len(in_file) > len(available) else {}
-    stage.finish([p.to_dict() for p in prompts], {"requests": 0, "tasks_parsed": len(in_file), "kept": len(prompts), "dropped": dropped, "from_file": cfg.from_file})
+    stage.finish(
+        [p.to_dict() for p in prompts],
+        {
+            "requests": 0,
+            "tasks_parsed": len(in_file),
+            "kept": len(prompts),
+            "dropped": dropped,
+            "from_file": cfg.from_file,
+        },
+    )
     return prompts

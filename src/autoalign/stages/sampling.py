@@ -20,11 +20,22 @@ def _answer_request(prompt: Prompt, control: bool) -> list[Message]:
     return [*prompt.messages[:-1], {"role": "user", "content": render("answer_control", instruction=last["content"])}]
 
 
-def sample_candidates(store: RunStore, t: int, model: AnyModelRef, prompts: list[Prompt], cfg: SampleConfig, pool: ModelPool, seed: int, name: str = "candidates") -> dict[str, list[Candidate]]:
+def sample_candidates(
+    store: RunStore,
+    t: int,
+    model: AnyModelRef,
+    prompts: list[Prompt],
+    cfg: SampleConfig,
+    pool: ModelPool,
+    seed: int,
+    name: str = "candidates",
+) -> dict[str, list[Candidate]]:
     """N samples per prompt from M_t at temperature > 0, each prompt with the short control
     instruction (answer directly, no follow-up questions)."""
     templates = ("answer_control",) if cfg.control_instruction else ()
-    stage = store.stage(t, name, {"cfg": cfg.key(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]], templates)
+    stage = store.stage(
+        t, name, {"cfg": cfg.key(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]], templates
+    )
     if not stage.done():
         stage.begin()
         by_id = {p.id: p for p in prompts}
@@ -37,19 +48,29 @@ def sample_candidates(store: RunStore, t: int, model: AnyModelRef, prompts: list
 
         error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
         started, usage_before = time.perf_counter(), pool.remote_usage()
-        rows = stage.map_items([p.id for p in prompts], process, chunk_size=cfg.sampling.batch_size, desc=f"iter {t}: {name} ({model.label})", error_of=error_of)
+        rows = stage.map_items(
+            [p.id for p in prompts],
+            process,
+            chunk_size=cfg.sampling.batch_size,
+            desc=f"iter {t}: {name} ({model.label})",
+            error_of=error_of,
+        )
         elapsed = time.perf_counter() - started
         cands = [Candidate.from_dict(c) for r in rows for c in r["candidates"]]
         tokens = sum(c.num_tokens for c in cands)
-        stage.finish(rows, failed=sum(error_of(r) is not None for r in rows), metrics={
-            "model": model.label,
-            "prompts": len(rows),
-            "candidates": len(cands),
-            "mean_tokens": tokens / max(1, len(cands)),
-            "truncated": sum(c.finish_reason == "length" for c in cands),
-            "empty": sum(not c.text and c.finish_reason != "error" for c in cands),
-            "failed": sum(c.finish_reason == "error" for c in cands),
-            "tokens_per_second": tokens / elapsed if elapsed > 0 else None,
-            **remote_usage_since(pool, usage_before),
-        })
+        stage.finish(
+            rows,
+            failed=sum(error_of(r) is not None for r in rows),
+            metrics={
+                "model": model.label,
+                "prompts": len(rows),
+                "candidates": len(cands),
+                "mean_tokens": tokens / max(1, len(cands)),
+                "truncated": sum(c.finish_reason == "length" for c in cands),
+                "empty": sum(not c.text and c.finish_reason != "error" for c in cands),
+                "failed": sum(c.finish_reason == "error" for c in cands),
+                "tokens_per_second": tokens / elapsed if elapsed > 0 else None,
+                **remote_usage_since(pool, usage_before),
+            },
+        )
     return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in stage.rows()}

@@ -20,7 +20,9 @@ from autoalign.types import Message
 _TASK_PREFIX = re.compile(r"^\s*(?:[-*\d.)\s]*)\**\s*task\s*\d*\s*\**\s*[:.)-]\s*", re.IGNORECASE)
 _WORD = re.compile(r"[a-z0-9]+")
 # Tasks a text-only model cannot do, or that talk about the few-shot request itself.
-_UNSUITABLE = re.compile(r"\b(image|picture|photo|video|audio|draw|diagram|example tasks?|the examples?)\b", re.IGNORECASE)
+_UNSUITABLE = re.compile(
+    r"\b(image|picture|photo|video|audio|draw|diagram|example tasks?|the examples?)\b", re.IGNORECASE
+)
 
 
 def fewshot_request(seed_instructions: list[str], shots: int, rng: random.Random, count: int) -> list[Message]:
@@ -36,7 +38,7 @@ def parse_tasks(text: str, truncated: bool) -> tuple[list[str], int]:
     for line in text.splitlines():
         match = _TASK_PREFIX.match(line)
         if match:
-            tasks.append(line[match.end():])
+            tasks.append(line[match.end() :])
     if truncated and tasks:
         return tasks[:-1], 1
     return tasks, 0

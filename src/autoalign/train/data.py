@@ -52,13 +52,19 @@ def collate(examples: list[Encoded], pad_token_id: int, device: torch.device | s
     width = max(len(e.input_ids) for e in examples)
     padded = lambda values, fill: [list(v) + [fill] * (width - len(v)) for v in values]
     return {
-        "input_ids": torch.tensor(padded([e.input_ids for e in examples], pad_token_id), dtype=torch.long, device=device),
+        "input_ids": torch.tensor(
+            padded([e.input_ids for e in examples], pad_token_id), dtype=torch.long, device=device
+        ),
         "labels": torch.tensor(padded([e.labels for e in examples], IGNORE_INDEX), dtype=torch.long, device=device),
-        "attention_mask": torch.tensor(padded([[1] * len(e.input_ids) for e in examples], 0), dtype=torch.long, device=device),
+        "attention_mask": torch.tensor(
+            padded([[1] * len(e.input_ids) for e in examples], 0), dtype=torch.long, device=device
+        ),
     }
 
 
-def answer_logits(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def answer_logits(
+    model: torch.nn.Module, examples: list[Encoded], pad_token_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, labels) over the positions a loss needs: the model computes logits only from
     the position predicting the batch's earliest answer token (`logits_to_keep`), and labels are
     cut to match, so prompt positions never pay for a vocabulary-sized logit row."""

@@ -31,7 +31,9 @@ def forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_
 
 
 @torch.no_grad()
-def reference_logprobs(model: torch.nn.Module, encoded: list[tuple[Encoded, Encoded]], pad_token_id: int, batch_size: int) -> torch.Tensor:
+def reference_logprobs(
+    model: torch.nn.Module, encoded: list[tuple[Encoded, Encoded]], pad_token_id: int, batch_size: int
+) -> torch.Tensor:
     """(num_pairs, 2) tensor of [log pi_ref(chosen), log pi_ref(rejected)]."""
     model.eval()
     rows = []
@@ -73,7 +75,9 @@ def train_dpo(
     loss_fn = preference_loss(cfg.loss, cfg.beta)
     reference = None
     if not loss_fn.reference_free:
-        reference = _cached_reference(reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size), device)
+        reference = _cached_reference(
+            reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size), device
+        )
     weights = torch.tensor([p.weight for p in pairs], device=device)
     weights = weights / weights.mean()  # mean 1: uniform weights leave the loss unchanged
 

@@ -14,7 +14,11 @@ def wrap(model: torch.nn.Module, cfg: LoraConfig) -> torch.nn.Module:
     from peft import LoraConfig as PeftLoraConfig, get_peft_model
 
     peft_cfg = PeftLoraConfig(
-        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=cfg.target_modules, task_type="CAUSAL_LM"
+        r=cfg.r,
+        lora_alpha=cfg.alpha,
+        lora_dropout=cfg.dropout,
+        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_cfg)
 

@@ -43,13 +43,16 @@ class TrainCheckpointer:
         tmp = private_sibling_dir(self.dir)
         try:
             trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-            torch.save({
-                "trainable": trainable,
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            }, tmp / STATE_FILE)
+            torch.save(
+                {
+                    "trainable": trainable,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                },
+                tmp / STATE_FILE,
+            )
             # progress.json is written last: its presence marks the checkpoint complete.
             (tmp / PROGRESS_FILE).write_text(json.dumps({"step": step, "history": history}))
             old = self.dir.with_name(self.dir.name + ".old")
@@ -70,7 +73,9 @@ class TrainCheckpointer:
         params = dict(model.named_parameters())
         missing = [name for name in state["trainable"] if name not in params]
         if missing:
-            raise RuntimeError(f"{self.dir}: checkpoint does not match the model (unknown parameters {missing[:3]}); delete it to start over")
+            raise RuntimeError(
+                f"{self.dir}: checkpoint does not match the model (unknown parameters {missing[:3]}); delete it to start over"
+            )
         with torch.no_grad():
             for name, value in state["trainable"].items():
                 params[name].copy_(value)

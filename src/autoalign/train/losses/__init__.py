@@ -20,8 +20,18 @@ import torch.nn.functional as F
 
 from autoalign.train.losses.dpo import dpo_sigmoid_loss  # re-exported; the maths lives in dpo.py
 
-__all__ = ["IGNORE_INDEX", "PreferenceLoss", "SequenceScores", "dpo_sigmoid_loss", "preference_loss", "response_window",
-           "sequence_logprobs", "sequence_scores", "sft_loss", "token_logprobs"]
+__all__ = [
+    "IGNORE_INDEX",
+    "PreferenceLoss",
+    "SequenceScores",
+    "dpo_sigmoid_loss",
+    "preference_loss",
+    "response_window",
+    "sequence_logprobs",
+    "sequence_scores",
+    "sft_loss",
+    "token_logprobs",
+]
 
 IGNORE_INDEX = -100
 
@@ -106,4 +116,3 @@ def preference_loss(name: str, beta: float) -> PreferenceLoss:
     from autoalign.registry import PREFERENCE_LOSSES, load_attr
 
     return load_attr(PREFERENCE_LOSSES[name])(beta=beta)
-

@@ -42,7 +42,22 @@ def compare(count: int, relation: str, target: int) -> bool:
 # --- text units -------------------------------------------------------------------------------
 
 _WORD = re.compile(r"\w+(?:['’-]\w+)*")
-_ABBREVIATIONS = ("mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "vs.", "etc.", "e.g.", "i.e.", "inc.", "jr.", "sr.", "no.")
+_ABBREVIATIONS = (
+    "mr.",
+    "mrs.",
+    "ms.",
+    "dr.",
+    "prof.",
+    "st.",
+    "vs.",
+    "etc.",
+    "e.g.",
+    "i.e.",
+    "inc.",
+    "jr.",
+    "sr.",
+    "no.",
+)
 
 
 def words(text: str) -> list[str]:

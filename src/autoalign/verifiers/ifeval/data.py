@@ -44,8 +44,11 @@ def _check_arguments(path: Path, line: int, index: int, instruction_id: str, kwa
         raise DataError(f"{where}: expected arguments {expected}; missing {missing}, unexpected {unknown}")
     for name, value in given.items():
         annotation = params[name].annotation
-        ok = {"int": isinstance(value, int) and not isinstance(value, bool), "str": isinstance(value, str),
-              "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value)}[annotation]
+        ok = {
+            "int": isinstance(value, int) and not isinstance(value, bool),
+            "str": isinstance(value, str),
+            "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
+        }[annotation]
         if not ok:
             raise DataError(f"{where}: argument '{name}' must be {annotation}, got {value!r}")
         if name.endswith("relation") and value not in RELATIONS:
@@ -60,7 +63,9 @@ def load_ifeval(spec: str | Path) -> list[IFEvalPrompt]:
         prompt = require_field(path, line, row, "prompt", str)
         key = str(row.get("key", line))
         if key in first_line:
-            raise DataError(f"{path}:{line}: field 'key' repeats {key!r} from line {first_line[key]}; keys must be unique")
+            raise DataError(
+                f"{path}:{line}: field 'key' repeats {key!r} from line {first_line[key]}; keys must be unique"
+            )
         first_line[key] = line
         ids = require_field(path, line, row, "instruction_id_list", list)
         kwargs = require_field(path, line, row, "kwargs", list)
@@ -68,7 +73,9 @@ def load_ifeval(spec: str | Path) -> list[IFEvalPrompt]:
             raise DataError(f"{path}:{line}: field 'kwargs' has {len(kwargs)} entries for {len(ids)} instruction ids")
         for i, (instruction_id, args) in enumerate(zip(ids, kwargs)):
             if instruction_id not in CHECKERS:
-                raise DataError(f"{path}:{line}: field 'instruction_id_list[{i}]': unknown instruction id {instruction_id!r}")
+                raise DataError(
+                    f"{path}:{line}: field 'instruction_id_list[{i}]': unknown instruction id {instruction_id!r}"
+                )
             if not isinstance(args, dict):
                 raise DataError(f"{path}:{line}: field 'kwargs[{i}]' must be an object")
             kwargs[i] = _check_arguments(path, line, i, instruction_id, args)

@@ -65,5 +65,7 @@ def accuracy(results: list[PromptResult], items: list[IFEvalPrompt] | None = Non
                 counts[0] += 1
                 counts[1] += s
                 counts[2] += l
-        out["by_instruction"] = {k: {"n": n, "strict": s / n, "loose": l / n} for k, (n, s, l) in sorted(per_id.items())}
+        out["by_instruction"] = {
+            k: {"n": n, "strict": s / n, "loose": l / n} for k, (n, s, l) in sorted(per_id.items())
+        }
     return out
