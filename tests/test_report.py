@@ -107,3 +107,27 @@ def test_report_renders_a_model_whose_every_answer_failed(tmp_path):
     (run / "manifest.json").write_text(json.dumps({"stages": {"iter_1/eval_answers_M2": {"key": "k"}}}))
     html = write_report(run).read_text()
     assert "<td>M2 held-out answers</td><td>0</td><td>-</td><td>-</td>" in html
+
+
+def test_one_line_verdict_reads_the_last_iteration_and_its_interval(tmp_path):
+    from autoalign.io import write_json
+    from autoalign.summary import verdict
+
+    assert verdict(tmp_path) == "no evaluation finished yet"
+    write_json(tmp_path / "manifest.json", {"stages": {"iter_1/eval": {"key": "a"}, "iter_2/eval": {"key": "b"}}})
+    for t, (new, old) in ((1, ("M2", "M1")), (2, ("M3", "M2"))):
+        write_json(
+            tmp_path / f"iter_{t}/eval/metrics.json",
+            {"new": new, "old": old, "new_mean_score": 2.5, "old_mean_score": 2.0},
+        )
+    h2h = {"wins": 6, "ties": 1, "losses": 1, "win_rate": 70.0, "standard_error": 5.0}
+    write_json(tmp_path / "iter_2/eval_h2h/metrics.json", h2h)
+    write_json(tmp_path / "iter_2/ifeval_M3/metrics.json", {"prompt_loose": 0.25})
+    write_json(tmp_path / "iter_1/ifeval_M2/metrics.json", {"prompt_loose": 0.125})  # made when M2 was the newer model
+    line = verdict(tmp_path)
+    assert line == (
+        "M3 vs M2: M3 better head to head (win rate 70.0 ± 5.0%, W/T/L 6/1/1); judge score 2.50 vs 2.00; "
+        "IFEval prompt loose 25.0% vs 12.5%"
+    )
+    write_json(tmp_path / "iter_2/eval_h2h/metrics.json", {**h2h, "win_rate": 54.0, "standard_error": 3.0})
+    assert verdict(tmp_path).startswith("M3 vs M2: no clear difference head to head (win rate 54.0 ± 3.0%")

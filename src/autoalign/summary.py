@@ -160,8 +160,50 @@ def run_table(title: str, run_dir: Path, iterations: int, shared: Path | None = 
     return table
 
 
+def last_iteration(run_dir: Path) -> int | None:
+    """The highest iteration with a finished evaluation, read from the manifest."""
+    path = run_dir / "manifest.json"
+    stages = read_json(path)["stages"] if path.exists() else {}
+    done = [int(rel.split("/")[0].removeprefix("iter_")) for rel in stages if rel.endswith("/eval")]
+    return max(done) if done else None
+
+
+def verdict(run_dir: Path, shared: Path | None = None) -> str:
+    """One line: did the newest model beat the one it came from? From the last iteration's
+    evaluation: the head-to-head win rate with its interval (a difference counts only beyond two
+    standard errors of 50%), the judge's mean scores, and IFEval when it ran."""
+    t = last_iteration(run_dir)
+    if t is None:
+        return "no evaluation finished yet"
+    ev = _metrics(run_dir, f"iter_{t}/eval")
+    new, old = ev["new"], ev["old"]
+    parts = []
+    if h := _metrics(run_dir, f"iter_{t}/eval_h2h"):
+        rate, se = h.get("win_rate"), h.get("standard_error")
+        if rate is None:
+            parts.append("head to head: no parsed verdict")
+        else:
+            if se is None or abs(rate - 50) <= 2 * se:
+                call = "no clear difference"
+            else:
+                call = f"{new} better" if rate > 50 else f"{old} better"
+            parts.append(
+                f"{call} head to head (win rate {_with_se(rate, se)}%, W/T/L {h['wins']}/{h['ties']}/{h['losses']})"
+            )
+    parts.append(f"judge score {_fmt(ev['new_mean_score'], 2)} vs {_fmt(ev['old_mean_score'], 2)}")
+    # The older model's IFEval was run where it was the newer model (or, for M1 of a comparison,
+    # in the shared store).
+    new_if = _metrics(run_dir, f"iter_{t}/ifeval_{new}")
+    places = [(run_dir, t), (run_dir, t - 1)] + ([(shared, 1)] if shared else [])
+    old_if = next((m for d, i in places if (m := _metrics(d, f"iter_{i}/ifeval_{old}"))), None)
+    if new_if and old_if:
+        parts.append(f"IFEval prompt loose {_pct(new_if['prompt_loose'])} vs {_pct(old_if['prompt_loose'])}")
+    return f"{new} vs {old}: " + "; ".join(parts)
+
+
 def print_summary(run_dir: Path, iterations: int, console: Console | None = None) -> None:
     console = console or Console()
+    console.print(f"[bold]verdict[/] {verdict(run_dir)}")
     table = run_table(f"autoalign run: {run_dir}", run_dir, iterations)
     for label, u in remote_totals(run_dir).items():
         table.add_row("all", f"requests to {label}", _remote_line(u))
@@ -242,6 +284,8 @@ def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> l
 def print_comparison(run_dir: Path, branches: list[str], iterations: int = 1, console: Console | None = None) -> None:
     """The paradigm comparison of a run with `branches`: per-branch details, then one table."""
     console = console or Console()
+    for source in branches:
+        console.print(f"[bold]verdict {source}[/] {verdict(run_dir / source, shared=run_dir)}")
     for source in branches:
         console.print(run_table(f"branch {source}", run_dir / source, iterations, shared=run_dir))
     rows = comparison_rows(run_dir, branches, iterations)

@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from autoalign.io import atomic_write_text, read_json
 from autoalign.report.collect import collect_line, discover_lines
 from autoalign.report.plots import FIGURES
-from autoalign.summary import COMPARISON_COLUMNS, _fmt, _pct, comparison_rows
+from autoalign.summary import COMPARISON_COLUMNS, _fmt, _pct, comparison_rows, verdict
 
 
 def render_report(run_dir: Path) -> str:
@@ -24,7 +24,9 @@ def render_report(run_dir: Path) -> str:
         report = collect_line(line)
         figures = [(title, png) for title, make in FIGURES.items() if (png := make(report))]
         heading = f"Branch {line.name}" if line.shared else f"Run {line.name}"
-        lines.append({"heading": heading, "report": report, "figures": figures})
+        lines.append(
+            {"heading": heading, "report": report, "figures": figures, "verdict": verdict(line.dir, line.shared)}
+        )
     comparison = None
     if branches:
         rows = comparison_rows(run_dir, branches)
