@@ -34,6 +34,13 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def registered(name: str, registry: dict, what: str) -> str:
+    """name, if the registry (autoalign/registry.py) has it; else an error listing what it has."""
+    if name not in registry:
+        raise ValueError(f"unknown {what} {name!r} (known: {', '.join(registry)})")
+    return name
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset()
@@ -106,9 +113,7 @@ class ModelConfig(Section):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        if value not in BACKENDS:
-            raise ValueError(f"unknown generation backend {value!r} (known: {', '.join(BACKENDS)})")
-        return value
+        return registered(value, BACKENDS, "generation backend")
 
 
 class EndpointConfig(Section):
@@ -210,9 +215,7 @@ class DPOConfig(TrainConfig):
     @field_validator("loss")
     @classmethod
     def _known_loss(cls, value: str) -> str:
-        if value not in PREFERENCE_LOSSES:
-            raise ValueError(f"unknown preference loss {value!r} (known: {', '.join(PREFERENCE_LOSSES)})")
-        return value
+        return registered(value, PREFERENCE_LOSSES, "preference loss")
 
 
 class CreatePromptsConfig(Section):
@@ -363,9 +366,7 @@ class EvalConfig(Section):
 
 
 def _known_source(name: str) -> str:
-    if name not in FEEDBACK:
-        raise ValueError(f"unknown feedback source {name!r} (known: {', '.join(FEEDBACK)})")
-    return name
+    return registered(name, FEEDBACK, "feedback source")
 
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
