@@ -96,6 +96,8 @@ class Stage:
     rel: str
     dir: Path
     key: str
+    failed_items: int = 0
+    """How many rows map_items ended with a failure; what finish() records by default."""
 
     @property
     def data_path(self) -> Path:
@@ -130,8 +132,10 @@ class Stage:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         self.dir.mkdir(parents=True, exist_ok=True)
 
-    def finish(self, rows: list[dict[str, Any]] | None, metrics: dict[str, Any], failed: int = 0) -> None:
-        """failed: how many rows are recorded without an answer (retried on request)."""
+    def finish(self, rows: list[dict[str, Any]] | None, metrics: dict[str, Any], failed: int | None = None) -> None:
+        """failed: how many rows are recorded without an answer (retried on request); by default
+        the count map_items found."""
+        failed = self.failed_items if failed is None else failed
         if rows is not None:
             write_jsonl(self.data_path, rows)
         write_json(self.metrics_path, metrics)
@@ -192,4 +196,5 @@ class Stage:
                 f"{self.rel}: all {len(rows)} items failed ({desc}); the first error: {errors[0]}. "
                 "Nothing was recorded: run the same command again to retry."
             )
+        self.failed_items = len(errors)
         return rows

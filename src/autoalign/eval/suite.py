@@ -141,7 +141,6 @@ def head_to_head(
                 **metrics,
                 **remote_usage_since(pool, usage_before),
             },
-            failed=sum(error_of(r) is not None for r in rows),
         )
     return stage.metrics()
 

@@ -78,7 +78,6 @@ def judge_candidates(
                 **metrics,
                 **remote_usage_since(pool, usage_before),
             },
-            failed=sum(error_of(r) is not None for r in rows),
         )
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
 

@@ -141,7 +141,6 @@ def compare_candidates(
                 "failed": sum(p.error is not None for p in prefs),
                 **remote_usage_since(pool, usage_before),
             },
-            failed=sum(error_of(r) is not None for r in rows),
         )
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]

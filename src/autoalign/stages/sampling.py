@@ -60,7 +60,6 @@ def sample_candidates(
         tokens = sum(c.num_tokens for c in cands)
         stage.finish(
             rows,
-            failed=sum(error_of(r) is not None for r in rows),
             metrics={
                 "model": model.label,
                 "prompts": len(rows),
