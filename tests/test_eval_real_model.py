@@ -11,6 +11,7 @@ from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.runtime.pool import ModelPool, ModelRef
 from autoalign.config import ModelConfig
 from autoalign.models import resolve_model
+from autoalign.stages.common import StageContext
 from autoalign.store import RunStore
 from autoalign.types import user_message, Prompt
 
@@ -34,15 +35,8 @@ def smollm():
 
 def test_ifeval_on_real_answers(smollm, tmp_path):
     items = load_ifeval("builtin:ifeval_input_data.jsonl")[:6]
-    m = suite.ifeval(
-        RunStore(tmp_path),
-        0,
-        smollm,
-        items,
-        SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6),
-        ModelPool(ModelConfig()),
-        0,
-    )
+    at = StageContext(RunStore(tmp_path), 0, ModelPool(ModelConfig()), 0)
+    m = suite.ifeval(at, smollm, items, SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6))
     assert m["prompts"] == 6 and m["instructions"] == sum(len(i.instruction_ids) for i in items)
     assert m["prompt_loose"] >= m["prompt_strict"] and m["instruction_loose"] >= m["instruction_strict"]
     assert 0 < m["instruction_loose"] < 1  # a 135M model follows some instructions, not all
@@ -53,18 +47,15 @@ def test_head_to_head_prefers_answers_over_noise(smollm, tiny_model_dir, tmp_pat
     model in both orders with token probabilities: the real answers win."""
     noise = ModelRef("noise", tiny_model_dir, "noise")
     prompts = [Prompt(f"q{i}", user_message(q)) for i, q in enumerate(QUESTIONS)]
-    store, pool = RunStore(tmp_path), ModelPool(ModelConfig())
+    at = StageContext(RunStore(tmp_path), 0, ModelPool(ModelConfig()), 0)
     sampling = SamplingConfig(temperature=0.0, max_new_tokens=48, batch_size=6)
     answers = {
-        ref.label: suite.answers(store, 0, ref, prompts, sampling, pool, 0, name=f"answers_{ref.label}")
-        for ref in (smollm, noise)
+        ref.label: suite.answers(at, ref, prompts, sampling, name=f"answers_{ref.label}") for ref in (smollm, noise)
     }
     judge_cfg = JudgeConfig(
         pairwise_fewshot=True, sampling=SamplingConfig(temperature=0.0, max_new_tokens=96, batch_size=6)
     )
-    m = suite.head_to_head(
-        store, 0, "smollm2", "noise", prompts, answers["smollm2"], answers["noise"], smollm, judge_cfg, pool, 0
-    )
+    m = suite.head_to_head(at, prompts, answers, smollm, judge_cfg)
     assert m["prompts"] == 6 and m["wins"] + m["ties"] + m["losses"] + m["unparsed"] == 6
     assert m["n"] + m["dropped"] == 6
     assert m["win_rate"] is not None and m["win_rate"] > 50

@@ -13,7 +13,7 @@ SOURCE = "toy_length"
 
 
 def make_pairs(ctx, t, student, prompts):
-    candidates = sample_candidates(ctx.shared, t, student, prompts, ctx.cfg.sample, ctx.pool, ctx.seed)
+    candidates = sample_candidates(ctx.at(t, shared=True), student, prompts, ctx.cfg.sample)
 
     def build():
         pairs, dropped = [], Counter()
@@ -30,4 +30,4 @@ def make_pairs(ctx, t, student, prompts):
         return pairs, dropped
 
     inputs = [p.id + str([c.text for c in candidates[p.id]]) for p in prompts]
-    return pairs_stage(ctx.store, t, SOURCE, {}, inputs, len(prompts), build)
+    return pairs_stage(ctx.at(t), SOURCE, build, config={}, inputs=inputs, prompts=len(prompts))

@@ -50,11 +50,14 @@ def _model_ref(spec: str, dtype: str, chat_template: str | None, label: str | No
     )
 
 
-def _pool(out: Path):
+def _stage_context(out: Path, seed: int):
+    """`autoalign eval` results land in out/iter_0/, cached and resumable like a run's stages."""
     from autoalign.config import ModelConfig
     from autoalign.runtime.pool import ModelPool
+    from autoalign.stages.common import StageContext
+    from autoalign.store import RunStore
 
-    return ModelPool(ModelConfig(), http_cache_dir=out / "http_cache")
+    return StageContext(RunStore(out), 0, ModelPool(ModelConfig(), http_cache_dir=out / "http_cache"), seed)
 
 
 def _sampling(max_new_tokens: int, batch_size: int):
@@ -85,7 +88,6 @@ def ifeval_cmd(
     """Verifiable instruction following: prompt- and instruction-level accuracy, strict and loose."""
     from autoalign.eval import suite
     from autoalign.verifiers.ifeval import load_ifeval
-    from autoalign.store import RunStore
 
     try:
         items = load_ifeval(input)
@@ -93,7 +95,7 @@ def ifeval_cmd(
         ref = _model_ref(model, dtype, chat_template)
     except USER_ERRORS as e:
         fail(e)
-    m = suite.ifeval(RunStore(out), 0, ref, items, _sampling(max_new_tokens, batch_size), _pool(out), seed)
+    m = suite.ifeval(_stage_context(out, seed), ref, items, _sampling(max_new_tokens, batch_size))
     table = Table(title=f"IFEval: {ref.label} ({m['prompts']} prompts, {m['instructions']} instructions)")
     for column in ("level", "strict %", "loose %"):
         table.add_column(column)
@@ -141,7 +143,6 @@ def head_to_head_cmd(
     from autoalign.eval import suite
     from autoalign.generation.openai import check_endpoint
     from autoalign.runtime.pool import EndpointRef
-    from autoalign.store import RunStore
 
     try:
         prompt_set = load_prompts(prompts)
@@ -156,32 +157,19 @@ def head_to_head_cmd(
             )
         else:
             judge_ref = _model_ref(judge, dtype, None)
-        store, pool, sampling = RunStore(out), _pool(out), _sampling(max_new_tokens, batch_size)
+        at, sampling = _stage_context(out, seed), _sampling(max_new_tokens, batch_size)
         if isinstance(judge_ref, EndpointRef):
             check_endpoint(judge_ref.endpoint)  # before any answer is generated
     except (*USER_ERRORS, ValueError) as e:
         fail(e)
     answers = {
-        ref.label: suite.answers(store, 0, ref, prompt_set, sampling, pool, seed, name=f"eval_answers_{ref.label}")
+        ref.label: suite.answers(at, ref, prompt_set, sampling, name=f"eval_answers_{ref.label}")
         for ref in (model_ref, baseline_ref)
     }
-    pool.release()
+    at.pool.release()
     judge_cfg = JudgeConfig(sampling=_sampling(judge_max_new_tokens, batch_size), pairwise_fewshot=fewshot)
     name = f"h2h_{model_ref.label}_vs_{baseline_ref.label}"
-    m = suite.head_to_head(
-        store,
-        0,
-        model_ref.label,
-        baseline_ref.label,
-        prompt_set,
-        answers[model_ref.label],
-        answers[baseline_ref.label],
-        judge_ref,
-        judge_cfg,
-        pool,
-        seed,
-        name=name,
-    )
+    m = suite.head_to_head(at, prompt_set, answers, judge_ref, judge_cfg, name=name)
     stdout_console().print(head_to_head_table(m))
     console.print(f"results in {out}/iter_0/{name}/")
 
@@ -235,7 +223,6 @@ def reward_cmd(
     from autoalign.data.ranked import load_ranked
     from autoalign.eval import suite
     from autoalign.judges.rubric import RubricJudgeFactory
-    from autoalign.store import RunStore
 
     try:
         groups = load_ranked(data)
@@ -253,18 +240,9 @@ def reward_cmd(
     if len(kept) < len(groups):
         console.print(f"left out {len(groups) - len(kept)} prompt(s) shown as judge demonstrations")
     groups = kept
-    pool = _pool(out)
-    m = suite.reward_modeling(
-        RunStore(out),
-        0,
-        ref,
-        groups,
-        judge_cfg,
-        RubricJudgeFactory(pool, tuple(demonstrations)),
-        pool,
-        seed,
-        pooled=pool_groups,
-    )
+    at = _stage_context(out, seed)
+    make_judge = RubricJudgeFactory(at.pool, tuple(demonstrations))
+    m = suite.reward_modeling(at, ref, groups, judge_cfg, make_judge, pooled=pool_groups)
     table = Table(title=f"{ref.label} as a judge ({m['responses']} responses in {m['groups']} group(s))")
     for column in ("coverage %", "pairwise acc. %", "5-best % (n)", "exact match %", "Spearman", "Kendall tau-b"):
         table.add_column(column)

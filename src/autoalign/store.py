@@ -143,6 +143,15 @@ class Stage:
         shutil.rmtree(self.train_state_path, ignore_errors=True)
         self.store.record(self, {"rows": len(rows) if rows is not None else None, "failed": failed})
 
+    def ensure(self, build: Callable[[], tuple[list[dict[str, Any]] | None, dict[str, Any]]]) -> Stage:
+        """The skeleton of a stage computed in one go: `build` -> (rows or None, metrics) runs only
+        when this version of the stage is not recorded yet. Returns the stage, to read from."""
+        if not self.done():
+            self.begin()
+            rows, metrics = build()
+            self.finish(rows, metrics)
+        return self
+
     def rows(self) -> list[dict[str, Any]]:
         return read_jsonl(self.data_path)
 

@@ -19,61 +19,45 @@ from autoalign.config import EvalConfig, JudgeConfig
 from autoalign.data.ranked import load_ranked
 from autoalign.eval import suite
 from autoalign.verifiers.ifeval import load_ifeval
-from autoalign.runtime.pool import AnyModelRef, ModelPool, ModelRef
+from autoalign.runtime.pool import AnyModelRef, ModelRef
 from autoalign.judges.base import JudgeFactory
 from autoalign.stages.judging import judge_candidates, judgment_metrics
-from autoalign.store import RunStore
+from autoalign.stages.common import StageContext
 from autoalign.types import Judgment, Prompt
-
-Location = tuple[RunStore, int]
 
 
 def compare_models(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     new: ModelRef,
     old: ModelRef,
     judge_model: AnyModelRef,
     prompts: list[Prompt],
     cfg: EvalConfig,
     judge_cfg: JudgeConfig,
-    pool: ModelPool,
     make_judge: JudgeFactory,
-    seed: int,
-    old_at: Location | None = None,
+    *,
+    old_at: StageContext | None = None,
 ) -> dict:
-    """new's stages go to (store, t); old's judge-independent stages are read from old_at, where
-    old was evaluated as the newer model (or, for M1, the shared store of a comparison); its
-    verdicts under this iteration's judge go to old_at's store at iteration t."""
-    old_store, old_t = old_at or (store, t)
+    """new's stages go to `at`; old's judge-independent stages are read from old_at, where old was
+    evaluated as the newer model (or, for M1, the shared store of a comparison); its verdicts
+    under this iteration's judge go to old_at's store at this iteration."""
+    old_at = old_at or at
     prompts = prompts[: cfg.num_prompts]
-    located = {new.label: (store, t), old.label: (old_store, old_t)}
-    judged_in = {new.label: store, old.label: old_store}
+    located = {new.label: at, old.label: old_at}
+    judged_in = {new.label: at, old.label: old_at.moved(t=at.t)}
     answers, verdicts = {}, {}
     for ref in (new, old):
-        st, at = located[ref.label]
-        answers[ref.label] = suite.answers(
-            st, at, ref, prompts, cfg.sampling, pool, seed, name=f"eval_answers_{ref.label}"
-        )
-        as_candidates = {pid: [c] for pid, c in answers[ref.label].items()}
-        verdicts[ref.label] = judge_candidates(
-            judged_in[ref.label],
-            t,
-            judge_model,
-            prompts,
-            as_candidates,
-            judge_cfg,
-            make_judge,
-            pool,
-            seed,
-            name=f"eval_judgments_{ref.label}",
+        label = ref.label
+        answers[label] = suite.answers(located[label], ref, prompts, cfg.sampling, name=f"eval_answers_{label}")
+        as_candidates = {pid: [c] for pid, c in answers[label].items()}
+        verdicts[label] = judge_candidates(
+            judged_in[label], judge_model, prompts, as_candidates, judge_cfg, make_judge, name=f"eval_judgments_{label}"
         )
     new_j = [verdicts[new.label][p.id][0] for p in prompts]
     old_j = [verdicts[old.label][p.id][0] for p in prompts]
     inputs = [new.key, old.key, *[str(j.to_dict()) for j in new_j + old_j]]
-    stage = store.stage(t, "eval", {"cfg": cfg.key(), "judge": judge_model.key}, inputs)
-    if not stage.done():
-        stage.begin()
+
+    def compare() -> tuple[list[dict], dict]:
         rows = [
             {
                 "id": p.id,
@@ -93,29 +77,20 @@ def compare_models(
             "new_judging": judgment_metrics(new_j),
             "old_judging": judgment_metrics(old_j),
         }
-        stage.finish(rows, metrics)
+        return rows, metrics
+
+    stage = at.stage("eval", {"cfg": cfg.key(), "judge": judge_model.key}, inputs).ensure(compare)
     if cfg.pairwise:
-        suite.head_to_head(
-            store,
-            t,
-            new.label,
-            old.label,
-            prompts,
-            answers[new.label],
-            answers[old.label],
-            judge_model,
-            judge_cfg,
-            pool,
-            seed,
-        )
+        pair = {new.label: answers[new.label], old.label: answers[old.label]}
+        suite.head_to_head(at, prompts, pair, judge_model, judge_cfg)
     if cfg.ifeval_prompts:
         items = load_ifeval(cfg.ifeval_file)[: cfg.ifeval_prompts]
         for ref in (new, old):
-            suite.ifeval(*located[ref.label], ref, items, cfg.ifeval_sampling, pool, seed)
+            suite.ifeval(located[ref.label], ref, items, cfg.ifeval_sampling)
     if cfg.reward_data:
         groups = load_ranked(cfg.reward_data)
         for ref in (new, old):
-            suite.reward_modeling(*located[ref.label], ref, groups, judge_cfg, make_judge, pool, seed, cfg.reward_pool)
+            suite.reward_modeling(located[ref.label], ref, groups, judge_cfg, make_judge, pooled=cfg.reward_pool)
     return stage.metrics()
 
 

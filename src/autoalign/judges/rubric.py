@@ -31,7 +31,7 @@ from autoalign.judges.verdict_probs import expected_score
 from autoalign.prompts import neutralize_tags, render, template_digest
 from autoalign.store import content_key
 from autoalign.types import Candidate, Judgment, Message
-from autoalign.verdicts import MAX_SCORE, copied_from, final_line, parse_score
+from autoalign.verdicts import copied_from, final_line, parse_score
 
 
 def unparsed_reason(output: Candidate, untrusted: list[str]) -> str | None:

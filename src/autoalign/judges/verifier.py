@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from autoalign.verifiers.ifeval import IFEvalPrompt, load_ifeval, score_response
 from autoalign.judges.base import JudgeItem
-from autoalign.judges.rubric import MAX_SCORE
+from autoalign.verdicts import MAX_SCORE
 from autoalign.store import content_key
 from autoalign.types import Judgment
 

@@ -20,6 +20,7 @@ from autoalign.judges.verifier import VerifierJudgeFactory
 from autoalign.judges.base import JudgeFactory
 from autoalign.runtime.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
 from autoalign.models import resolve_model
+from autoalign.stages.common import StageContext
 from autoalign.store import RunStore, content_key
 from autoalign.types import Message, Prompt
 
@@ -50,6 +51,11 @@ class RunContext:
     @property
     def seed_instructions(self) -> list[str]:
         return [conv[-2]["content"] for conv in self.ift]
+
+    def at(self, t: int, shared: bool = False) -> StageContext:
+        """Where iteration t's stages land: this run's (or branch's) store, or with shared=True the
+        store every branch of a comparison shares."""
+        return StageContext(self.shared if shared else self.store, t, self.pool, self.seed)
 
     def branch(self, cfg: RunConfig, store: RunStore) -> RunContext:
         return replace(self, cfg=cfg, store=store)

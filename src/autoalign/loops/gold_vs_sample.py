@@ -40,7 +40,5 @@ def gold_prompts(spec: str, count: int, seed: int) -> tuple[list[Prompt], dict[s
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
     prompts, gold = gold_prompts(cfg.gold.file, cfg.gold.num_prompts, ctx.seed)
-    samples = sample_candidates(
-        ctx.store, t, student, prompts, cfg.sample.replaced(n=1), ctx.pool, ctx.seed, name="gold_samples"
-    )
-    return reference_pairs(ctx.store, t, prompts, gold, samples, SOURCE, min_chars=1)
+    samples = sample_candidates(ctx.at(t), student, prompts, cfg.sample.replaced(n=1), name="gold_samples")
+    return reference_pairs(ctx.at(t), prompts, gold, samples, source=SOURCE, min_chars=1)

@@ -26,7 +26,7 @@ def initial_model(ctx: RunContext, m0: ModelRef) -> ModelRef:
     conversations = ctx.ift + (ctx.eft_conversations if cfg.sft.use_eft else [])
     if cfg.sft.max_examples and cfg.sft.max_examples < len(conversations):
         conversations = random.Random(ctx.seed).sample(conversations, cfg.sft.max_examples)
-    return train_sft_stage(ctx.shared, m0, conversations, cfg.sft, ctx.pool, ctx.seed)
+    return train_sft_stage(ctx.at(0, shared=True), m0, conversations, cfg.sft)
 
 
 def evaluation_texts(ctx: RunContext) -> frozenset[str]:
@@ -50,30 +50,22 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
         prompts = []
         if any(FEEDBACK[s].uses_created_prompts for s in sources):
             prompts = create_prompts(
-                ctx.shared, t, current, ctx.seed_instructions, cfg.create_prompts, pool, ctx.seed, evaluation_texts(ctx)
+                ctx.at(t, shared=True),
+                current,
+                ctx.seed_instructions,
+                cfg.create_prompts,
+                exclude=evaluation_texts(ctx),
             )
-        pairs = mix_pairs(
-            ctx.store, t, {s: m.make_pairs(ctx, t, current, prompts) for s, m in modules.items()}, sources
-        )
+        pairs = mix_pairs(ctx.at(t), {s: m.make_pairs(ctx, t, current, prompts) for s, m in modules.items()}, sources)
         pool.release()
-        trained = train_dpo_stage(ctx.store, t, current, pairs, cfg.dpo, pool, ctx.seed)
+        trained = train_dpo_stage(ctx.at(t), current, pairs, cfg.dpo)
         if cfg.eval.enabled:
             # M1's answers and verdicts live with the shared stages (branches judge M1 only once);
             # a later M_t was evaluated as the newer model in iteration t-1.
-            old_at = (ctx.shared, 1) if current == m1 else (ctx.store, t - 1)
+            old_at = ctx.at(1, shared=True) if current == m1 else ctx.at(t - 1)
+            judge = eval_judge or current
             compare_models(
-                ctx.store,
-                t,
-                trained,
-                current,
-                eval_judge or current,
-                ctx.heldout,
-                cfg.eval,
-                cfg.judge,
-                pool,
-                ctx.make_eval_judge,
-                ctx.seed,
-                old_at,
+                ctx.at(t), trained, current, judge, ctx.heldout, cfg.eval, cfg.judge, ctx.make_eval_judge, old_at=old_at
             )
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}

@@ -23,8 +23,6 @@ SOURCE = "self_reward"
 
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
-    candidates = sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
-    judgments = judge_candidates(
-        ctx.store, t, student, prompts, candidates, cfg.judge, ctx.make_judge, ctx.pool, ctx.seed
-    )
-    return best_vs_worst_pairs(ctx.store, t, prompts, candidates, judgments, cfg.pairs, SOURCE)
+    candidates = sample_candidates(ctx.at(t, shared=True), student, prompts, cfg.sample)
+    judgments = judge_candidates(ctx.at(t), student, prompts, candidates, cfg.judge, ctx.make_judge)
+    return best_vs_worst_pairs(ctx.at(t), prompts, candidates, judgments, cfg.pairs, source=SOURCE)

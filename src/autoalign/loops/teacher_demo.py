@@ -22,10 +22,10 @@ SOURCE = "teacher_demo"
 
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
-    students = sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
+    students = sample_candidates(ctx.at(t, shared=True), student, prompts, cfg.sample)
     teacher_cfg = cfg.sample.replaced(n=1, sampling=cfg.teacher.sampling.model_dump())
-    answers = sample_candidates(
-        ctx.shared, t, ctx.teacher, prompts, teacher_cfg, ctx.pool, ctx.seed, name="teacher_answers"
-    )
+    answers = sample_candidates(ctx.at(t, shared=True), ctx.teacher, prompts, teacher_cfg, name="teacher_answers")
     references = {pid: cands[0] for pid, cands in answers.items()}
-    return reference_pairs(ctx.store, t, prompts, references, students, SOURCE, cfg.teacher_demo.min_chars)
+    return reference_pairs(
+        ctx.at(t), prompts, references, students, source=SOURCE, min_chars=cfg.teacher_demo.min_chars
+    )

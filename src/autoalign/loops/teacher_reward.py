@@ -24,20 +24,11 @@ SOURCE = "teacher_reward"
 
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
-    candidates = sample_candidates(ctx.shared, t, student, prompts, cfg.sample, ctx.pool, ctx.seed)
+    candidates = sample_candidates(ctx.at(t, shared=True), student, prompts, cfg.sample)
     if cfg.teacher_reward.mode == "pairwise":
-        comparisons = compare_candidates(ctx.store, t, ctx.teacher, prompts, candidates, cfg.judge, ctx.pool, ctx.seed)
-        return pairwise_pairs(ctx.store, t, prompts, candidates, comparisons, SOURCE)
+        comparisons = compare_candidates(ctx.at(t), ctx.teacher, prompts, candidates, cfg.judge)
+        return pairwise_pairs(ctx.at(t), prompts, candidates, comparisons, source=SOURCE)
     judgments = judge_candidates(
-        ctx.store,
-        t,
-        ctx.teacher,
-        prompts,
-        candidates,
-        cfg.judge,
-        ctx.make_judge,
-        ctx.pool,
-        ctx.seed,
-        name="teacher_judgments",
+        ctx.at(t), ctx.teacher, prompts, candidates, cfg.judge, ctx.make_judge, name="teacher_judgments"
     )
-    return best_vs_worst_pairs(ctx.store, t, prompts, candidates, judgments, cfg.pairs, SOURCE)
+    return best_vs_worst_pairs(ctx.at(t), prompts, candidates, judgments, cfg.pairs, source=SOURCE)

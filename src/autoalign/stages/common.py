@@ -1,10 +1,62 @@
-"""What every stage that generates shares: the first error of a failed row, and the remote
-(HTTP) usage a stage caused."""
+"""What every stage shares: where it lands (StageContext), the skeleton of a stage that maps over
+items (run_items), the first error of a failed row, and the remote (HTTP) usage a stage caused."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
 from autoalign.generation.base import ZERO_USAGE, usage_delta
 from autoalign.runtime.pool import ModelPool
+from autoalign.store import RunStore, Stage
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """The run as a stage sees it: the store and iteration its output lands in, the models it may
+    load, and the run's seed. Loops make one per stage (RunContext.at); `autoalign eval` makes
+    its own."""
+
+    store: RunStore
+    t: int
+    pool: ModelPool
+    seed: int
+
+    def stage(self, name: str, config: Any, inputs: list[str], templates: tuple[str, ...] = ()) -> Stage:
+        return self.store.stage(self.t, name, config, inputs, templates)
+
+    def moved(self, store: RunStore | None = None, t: int | None = None) -> StageContext:
+        """The same run, landing in another store or iteration."""
+        return replace(self, store=store or self.store, t=self.t if t is None else t)
+
+
+def run_items(
+    at: StageContext,
+    stage: Stage,
+    ids: list[str],
+    process: Callable[[list[str]], list[Row]],
+    *,
+    chunk_size: int,
+    desc: str,
+    summarize: Callable[[list[Row], float], dict],
+    error_of: Callable[[Row], str | None] = lambda row: None,
+) -> list[Row]:
+    """The skeleton of a stage that maps `process` over items: a finished stage is read back;
+    otherwise outputs of another version are cleared, items run in resumable chunks
+    (Stage.map_items), and the rows are recorded with summarize(rows, seconds) plus the remote
+    usage the stage caused. Returns the stage's rows."""
+    if stage.done():
+        return stage.rows()
+    stage.begin()
+    started, usage_before = time.perf_counter(), at.pool.remote_usage()
+    rows = stage.map_items(ids, process, chunk_size=chunk_size, desc=desc, error_of=error_of)
+    metrics = summarize(rows, time.perf_counter() - started)
+    stage.finish(rows, {**metrics, **remote_usage_since(at.pool, usage_before)})
+    return rows
 
 
 def first_error(errors) -> str | None:

@@ -7,22 +7,19 @@ from collections import Counter
 
 from autoalign.config import JudgeConfig
 from autoalign.judges.base import JudgeFactory, JudgeItem
-from autoalign.runtime.pool import AnyModelRef, ModelPool
-from autoalign.stages.common import first_error, remote_usage_since
-from autoalign.store import RunStore
+from autoalign.runtime.pool import AnyModelRef
+from autoalign.stages.common import StageContext, first_error, run_items
 from autoalign.types import Candidate, Judgment, Prompt
 
 
 def judge_candidates(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     judge_model: AnyModelRef,
     prompts: list[Prompt],
     candidates: dict[str, list[Candidate]],
     cfg: JudgeConfig,
     make_judge: JudgeFactory,
-    pool: ModelPool,
-    seed: int,
+    *,
     name: str = "judgments",
 ) -> dict[str, list[Judgment]]:
     """Every candidate scored by the judge (by default judge_model with the 5-point rubric);
@@ -34,52 +31,40 @@ def judge_candidates(
         make_judge.key,
         *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts],
     ]
-    stage = store.stage(t, name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": seed}, inputs)
-    if not stage.done():
-        stage.begin()
-        by_id = {p.id: p for p in prompts}
-        judge = make_judge(judge_model, cfg, seed)
+    stage = at.stage(name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": at.seed}, inputs)
+    by_id = {p.id: p for p in prompts}
+    judge = None
 
-        def process(ids: list[str]) -> list[dict]:
-            usable = [(i, k) for i in ids for k, c in enumerate(candidates[i]) if c.finish_reason != "error"]
-            verdicts = (
-                judge.judge([JudgeItem(prompt=by_id[i].messages, response=candidates[i][k].text) for i, k in usable])
-                if usable
-                else []
-            )
-            by_key = dict(zip(usable, verdicts))
-            unjudged = lambda c: Judgment(score=None, raw=[], parsed=False, error=f"candidate failed: {c.error}")
-            return [
-                {
-                    "id": i,
-                    "judgments": [(by_key.get((i, k)) or unjudged(c)).to_dict() for k, c in enumerate(candidates[i])],
-                }
-                for i in ids
-            ]
+    def process(ids: list[str]) -> list[dict]:
+        nonlocal judge
+        judge = judge or make_judge(judge_model, cfg, at.seed)
+        usable = [(i, k) for i in ids for k, c in enumerate(candidates[i]) if c.finish_reason != "error"]
+        items = [JudgeItem(prompt=by_id[i].messages, response=candidates[i][k].text) for i, k in usable]
+        by_key = dict(zip(usable, judge.judge(items) if usable else []))
+        unjudged = lambda c: Judgment(score=None, raw=[], parsed=False, error=f"candidate failed: {c.error}")
+        return [
+            {"id": i, "judgments": [(by_key.get((i, k)) or unjudged(c)).to_dict() for k, c in enumerate(candidates[i])]}
+            for i in ids
+        ]
 
-        # A judgment of a failed candidate is not the judge's failure: retrying the judge cannot help.
-        error_of = lambda row: first_error(
-            j["error"] for j in row["judgments"] if not (j["error"] or "").startswith("candidate failed")
-        )
-        usage_before = pool.remote_usage()
-        rows = stage.map_items(
-            [p.id for p in prompts],
-            process,
-            chunk_size=max(1, cfg.sampling.batch_size // 2),
-            desc=f"iter {t}: {name} ({judge_model.label})",
-            error_of=error_of,
-        )
+    def summarize(rows: list[dict], seconds: float) -> dict:
         metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
-        stage.finish(
-            rows,
-            {
-                "judge": judge_model.label,
-                "judge_kind": make_judge.kind,
-                **metrics,
-                **remote_usage_since(pool, usage_before),
-            },
-        )
-    return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in stage.rows()}
+        return {"judge": judge_model.label, "judge_kind": make_judge.kind, **metrics}
+
+    rows = run_items(
+        at,
+        stage,
+        [p.id for p in prompts],
+        process,
+        chunk_size=max(1, cfg.sampling.batch_size // 2),
+        desc=f"iter {at.t}: {name} ({judge_model.label})",
+        summarize=summarize,
+        # A judgment of a failed candidate is not the judge's failure: retrying the judge cannot help.
+        error_of=lambda row: first_error(
+            j["error"] for j in row["judgments"] if not (j["error"] or "").startswith("candidate failed")
+        ),
+    )
+    return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in rows}
 
 
 def judgment_metrics(judgments: list[Judgment]) -> dict:

@@ -9,10 +9,9 @@ from dataclasses import replace
 
 from autoalign.config import JudgeConfig, PairsConfig
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
-from autoalign.runtime.pool import AnyModelRef, ModelPool
-from autoalign.stages.common import first_error, remote_usage_since
+from autoalign.runtime.pool import AnyModelRef
+from autoalign.stages.common import StageContext, first_error, run_items
 from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
-from autoalign.store import RunStore
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
 
 
@@ -27,133 +26,117 @@ def _pair_metrics(prompts: int, pairs: list[Pair], dropped: Counter) -> dict:
 
 
 def pairs_stage(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     source: str,
+    build: Callable[[], tuple[list[Pair], Counter]],
+    *,
     config: dict,
     inputs: list[str],
     prompts: int,
-    build: Callable[[], tuple[list[Pair], Counter]],
 ) -> list[Pair]:
     """iter_t/pairs_<source>: `build` runs only when the stage is not already done."""
-    stage = store.stage(t, f"pairs_{source}", {"source": source, **config}, inputs)
-    if not stage.done():
-        stage.begin()
+
+    def built() -> tuple[list[dict], dict]:
         pairs, dropped = build()
-        stage.finish([p.to_dict() for p in pairs], _pair_metrics(prompts, pairs, dropped))
+        return [p.to_dict() for p in pairs], _pair_metrics(prompts, pairs, dropped)
+
+    stage = at.stage(f"pairs_{source}", {"source": source, **config}, inputs).ensure(built)
     return [Pair.from_dict(r) for r in stage.rows()]
 
 
 def best_vs_worst_pairs(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     prompts: list[Prompt],
     candidates: dict[str, list[Candidate]],
     judgments: dict[str, list[Judgment]],
     cfg: PairsConfig,
+    *,
     source: str,
 ) -> list[Pair]:
     groups = [JudgedCandidates(p, candidates[p.id], judgments[p.id]) for p in prompts]
     inputs = [p.id + str([c.text for c in candidates[p.id]]) + str([j.score for j in judgments[p.id]]) for p in prompts]
-    return pairs_stage(
-        store, t, source, {"cfg": cfg.key()}, inputs, len(groups), lambda: best_vs_worst(groups, cfg.min_margin, source)
-    )
+    build = lambda: best_vs_worst(groups, cfg.min_margin, source)
+    return pairs_stage(at, source, build, config={"cfg": cfg.key()}, inputs=inputs, prompts=len(groups))
 
 
 def reference_pairs(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     prompts: list[Prompt],
     references: dict[str, Candidate],
     students: dict[str, list[Candidate]],
+    *,
     source: str,
     min_chars: int,
 ) -> list[Pair]:
     """Chosen = reference (teacher answer or gold answer), rejected = student sample."""
     inputs = [p.id + str(references[p.id].to_dict()) + str([c.text for c in students.get(p.id, [])]) for p in prompts]
-    return pairs_stage(
-        store,
-        t,
-        source,
-        {"min_chars": min_chars},
-        inputs,
-        len(prompts),
-        lambda: demonstration_pairs(prompts, references, students, source, min_chars),
-    )
+    build = lambda: demonstration_pairs(prompts, references, students, source, min_chars)
+    return pairs_stage(at, source, build, config={"min_chars": min_chars}, inputs=inputs, prompts=len(prompts))
 
 
 def compare_candidates(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     judge_model: AnyModelRef,
     prompts: list[Prompt],
     candidates: dict[str, list[Candidate]],
     cfg: JudgeConfig,
-    pool: ModelPool,
-    seed: int,
 ) -> dict[str, list[Comparison]]:
     """Round-robin pairwise verdicts on each prompt's candidates, each asked in both orders."""
     inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
-    make_judge = PairwiseJudgeFactory(pool)
-    stage = store.stage(t, "comparisons", {"cfg": cfg.key(), "seed": seed, "judge": make_judge.key}, inputs)
-    if not stage.done():
-        stage.begin()
-        by_id = {p.id: p for p in prompts}
-        judge = make_judge(judge_model, cfg, seed)
+    make_judge = PairwiseJudgeFactory(at.pool)
+    stage = at.stage("comparisons", {"cfg": cfg.key(), "seed": at.seed, "judge": make_judge.key}, inputs)
+    by_id = {p.id: p for p in prompts}
+    judge = None
 
-        def process(ids: list[str]) -> list[dict]:
-            jobs = [
-                (pid, i, j)
-                for pid in ids
-                for i in range(len(candidates[pid]))
-                for j in range(i + 1, len(candidates[pid]))
-            ]
-            items = [
-                PairwiseItem(by_id[pid].messages, candidates[pid][i].text, candidates[pid][j].text)
-                for pid, i, j in jobs
-            ]
-            prefs = judge.compare(items) if items else []
-            out = {pid: [] for pid in ids}
-            for (pid, i, j), pref in zip(jobs, prefs):
-                out[pid].append({"first": i, "second": j, "preference": pref.to_dict()})
-            return [{"id": pid, "comparisons": out[pid]} for pid in ids]
+    def process(ids: list[str]) -> list[dict]:
+        nonlocal judge
+        judge = judge or make_judge(judge_model, cfg, at.seed)
+        jobs = [
+            (pid, i, j) for pid in ids for i in range(len(candidates[pid])) for j in range(i + 1, len(candidates[pid]))
+        ]
+        items = [
+            PairwiseItem(by_id[pid].messages, candidates[pid][i].text, candidates[pid][j].text) for pid, i, j in jobs
+        ]
+        out = {pid: [] for pid in ids}
+        for (pid, i, j), pref in zip(jobs, judge.compare(items) if items else []):
+            out[pid].append({"first": i, "second": j, "preference": pref.to_dict()})
+        return [{"id": pid, "comparisons": out[pid]} for pid in ids]
 
-        error_of = lambda row: first_error(c["preference"]["error"] for c in row["comparisons"])
-        usage_before = pool.remote_usage()
-        rows = stage.map_items(
-            [p.id for p in prompts],
-            process,
-            chunk_size=max(1, cfg.sampling.batch_size // 4),
-            desc=f"iter {t}: comparisons ({judge_model.label})",
-            error_of=error_of,
-        )
+    def summarize(rows: list[dict], seconds: float) -> dict:
         prefs = [Preference.from_dict(c["preference"]) for r in rows for c in r["comparisons"]]
         winners = Counter(str(p.winner) for p in prefs)
-        stage.finish(
-            rows,
-            {
-                "judge": judge_model.label,
-                "comparisons": len(prefs),
-                "consistent": winners["first"] + winners["second"],
-                "order_inconsistent": winners["tie"],
-                "unparsed": winners["None"],
-                "consistency_rate": (winners["first"] + winners["second"]) / max(1, len(prefs) - winners["None"]),
-                "failed": sum(p.error is not None for p in prefs),
-                **remote_usage_since(pool, usage_before),
-            },
-        )
+        return {
+            "judge": judge_model.label,
+            "comparisons": len(prefs),
+            "consistent": winners["first"] + winners["second"],
+            "order_inconsistent": winners["tie"],
+            "unparsed": winners["None"],
+            "consistency_rate": (winners["first"] + winners["second"]) / max(1, len(prefs) - winners["None"]),
+            "failed": sum(p.error is not None for p in prefs),
+        }
+
+    rows = run_items(
+        at,
+        stage,
+        [p.id for p in prompts],
+        process,
+        chunk_size=max(1, cfg.sampling.batch_size // 4),
+        desc=f"iter {at.t}: comparisons ({judge_model.label})",
+        summarize=summarize,
+        error_of=lambda row: first_error(c["preference"]["error"] for c in row["comparisons"]),
+    )
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]
-        for r in stage.rows()
+        for r in rows
     }
 
 
 def pairwise_pairs(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     prompts: list[Prompt],
     candidates: dict[str, list[Candidate]],
     comparisons: dict[str, list[Comparison]],
+    *,
     source: str,
 ) -> list[Pair]:
     inputs = [
@@ -173,31 +156,29 @@ def pairwise_pairs(
                 pairs.append(pair)
         return pairs, dropped
 
-    return pairs_stage(store, t, source, {"mode": "pairwise"}, inputs, len(prompts), build)
+    return pairs_stage(at, source, build, config={"mode": "pairwise"}, inputs=inputs, prompts=len(prompts))
 
 
-def mix_pairs(store: RunStore, t: int, by_source: dict[str, list[Pair]], weights: dict[str, float]) -> list[Pair]:
+def mix_pairs(at: StageContext, by_source: dict[str, list[Pair]], weights: dict[str, float]) -> list[Pair]:
     """The DPO training set: every source's pairs, each carrying its source's weight."""
     inputs = [f"{source}:{weights[source]}:{[p.to_dict() for p in pairs]}" for source, pairs in by_source.items()]
-    stage = store.stage(t, "pairs", {"weights": weights}, inputs)
-    if not stage.done():
-        stage.begin()
+
+    def build() -> tuple[list[dict], dict]:
         mixed = [replace(p, weight=weights[source]) for source, pairs in by_source.items() for p in pairs]
-        per_source = {s: store.metrics(t, f"pairs_{s}") for s in by_source}
+        per_source = {s: at.store.metrics(at.t, f"pairs_{s}") for s in by_source}
         single = len(by_source) == 1
         dropped = Counter()
         for s, m in per_source.items():
             dropped.update({(k if single else f"{s}/{k}"): v for k, v in m["dropped"].items()})
         margins = [p.margin for p in mixed if p.margin is not None]
-        stage.finish(
-            [p.to_dict() for p in mixed],
-            {
-                "prompts": sum(m["prompts"] for m in per_source.values()),
-                "pairs": len(mixed),
-                "dropped": dict(dropped),
-                "by_source": {s: len(pairs) for s, pairs in by_source.items()},
-                "weights": weights,
-                "mean_margin": sum(margins) / len(margins) if margins else None,
-            },
-        )
-    return [Pair.from_dict(r) for r in stage.rows()]
+        metrics = {
+            "prompts": sum(m["prompts"] for m in per_source.values()),
+            "pairs": len(mixed),
+            "dropped": dict(dropped),
+            "by_source": {s: len(pairs) for s, pairs in by_source.items()},
+            "weights": weights,
+            "mean_margin": sum(margins) / len(margins) if margins else None,
+        }
+        return [p.to_dict() for p in mixed], metrics
+
+    return [Pair.from_dict(r) for r in at.stage("pairs", {"weights": weights}, inputs).ensure(build).rows()]

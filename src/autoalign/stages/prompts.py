@@ -10,21 +10,20 @@ from tqdm.auto import tqdm
 from autoalign.config import CreatePromptsConfig
 from autoalign.data import load_prompts, resolve_data_path
 from autoalign.io import DataError, write_jsonl
-from autoalign.runtime.pool import ModelPool, ModelRef
+from autoalign.runtime.pool import ModelRef
 from autoalign.generation.base import sampling_params
-from autoalign.store import RunStore, file_digest
+from autoalign.stages.common import StageContext
+from autoalign.store import Stage, file_digest
 from autoalign.synth.instructions import PromptFilter, fewshot_request, parse_tasks
 from autoalign.types import Prompt
 
 
 def create_prompts(
-    store: RunStore,
-    t: int,
+    at: StageContext,
     model: ModelRef,
     seed_instructions: list[str],
     cfg: CreatePromptsConfig,
-    pool: ModelPool,
-    seed: int,
+    *,
     exclude: frozenset[str] = frozenset(),
 ) -> list[Prompt]:
     """M_t writes new instructions from few-shot seed examples; filtered and deduplicated. With
@@ -32,18 +31,19 @@ def create_prompts(
     evaluation's prompts: never train on what is evaluated)."""
     source_file = file_digest(resolve_data_path(cfg.from_file)) if cfg.from_file else None
     inputs = [model.key, *seed_instructions] + ([f"exclude:{sorted(exclude)}"] if exclude else [])
-    stage = store.stage(
-        t,
-        "prompts",
-        {"cfg": cfg.key(), "seed": seed, "file": source_file},
-        inputs,
-        () if cfg.from_file else ("create_instructions",),
-    )
-    if stage.done():
-        return [Prompt.from_dict(r) for r in stage.rows()]
-    stage.begin()
+    templates = () if cfg.from_file else ("create_instructions",)
+    stage = at.stage("prompts", {"cfg": cfg.key(), "seed": at.seed, "file": source_file}, inputs, templates)
     if cfg.from_file:
-        return _prompts_from_file(stage, t, cfg, seed, exclude)
+        build = lambda: _prompts_from_file(at.t, cfg, at.seed, exclude)
+    else:
+        build = lambda: _written_prompts(at, stage, model, seed_instructions, cfg)
+    return [Prompt.from_dict(r) for r in stage.ensure(build).rows()]
+
+
+def _written_prompts(
+    at: StageContext, stage: Stage, model: ModelRef, seed_instructions: list[str], cfg: CreatePromptsConfig
+) -> tuple[list[dict], dict]:
+    t, seed = at.t, at.seed
     rng = random.Random(seed * 1000 + t)
     keep = PromptFilter(
         existing=seed_instructions,
@@ -51,7 +51,7 @@ def create_prompts(
         min_chars=cfg.min_chars,
         max_chars=cfg.max_chars,
     )
-    generator = pool.generator(model, cfg.sampling.batch_size)
+    generator = at.pool.generator(model, cfg.sampling.batch_size)
     requests_made, parsed = 0, 0
     raw_rows = []
     with tqdm(total=cfg.num_prompts, desc=f"iter {t}: creating prompts", unit="prompt") as bar:
@@ -82,11 +82,10 @@ def create_prompts(
         )
     write_jsonl(stage.dir / "raw_outputs.jsonl", raw_rows)
     metrics = {"requests": requests_made, "tasks_parsed": parsed, "kept": len(prompts), "dropped": dict(keep.dropped)}
-    stage.finish([p.to_dict() for p in prompts], metrics)
-    return prompts
+    return [p.to_dict() for p in prompts], metrics
 
 
-def _prompts_from_file(stage, t: int, cfg: CreatePromptsConfig, seed: int, exclude: frozenset[str]) -> list[Prompt]:
+def _prompts_from_file(t: int, cfg: CreatePromptsConfig, seed: int, exclude: frozenset[str]) -> tuple[list[dict], dict]:
     in_file = load_prompts(cfg.from_file, source="file")
     available = [p for p in in_file if p.text.strip() not in exclude]
     if not available:
@@ -98,14 +97,11 @@ def _prompts_from_file(stage, t: int, cfg: CreatePromptsConfig, seed: int, exclu
     chosen = [available[order[(start + i) % len(order)]] for i in range(min(cfg.num_prompts, len(available)))]
     prompts = [Prompt(id=f"it{t}-{p.id}", messages=p.messages, source=p.source) for p in chosen]
     dropped = {"evaluation_prompt": len(in_file) - len(available)} if len(in_file) > len(available) else {}
-    stage.finish(
-        [p.to_dict() for p in prompts],
-        {
-            "requests": 0,
-            "tasks_parsed": len(in_file),
-            "kept": len(prompts),
-            "dropped": dropped,
-            "from_file": cfg.from_file,
-        },
-    )
-    return prompts
+    metrics = {
+        "requests": 0,
+        "tasks_parsed": len(in_file),
+        "kept": len(prompts),
+        "dropped": dropped,
+        "from_file": cfg.from_file,
+    }
+    return [p.to_dict() for p in prompts], metrics

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 from autoalign.config import SampleConfig
 from autoalign.prompts import render
-from autoalign.runtime.pool import AnyModelRef, ModelPool
+from autoalign.runtime.pool import AnyModelRef
 from autoalign.generation.base import sampling_params
-from autoalign.stages.common import first_error, remote_usage_since
-from autoalign.store import RunStore
+from autoalign.stages.common import StageContext, first_error, run_items
 from autoalign.types import Candidate, Message, Prompt
 
 
@@ -21,55 +18,43 @@ def _answer_request(prompt: Prompt, control: bool) -> list[Message]:
 
 
 def sample_candidates(
-    store: RunStore,
-    t: int,
-    model: AnyModelRef,
-    prompts: list[Prompt],
-    cfg: SampleConfig,
-    pool: ModelPool,
-    seed: int,
-    name: str = "candidates",
+    at: StageContext, model: AnyModelRef, prompts: list[Prompt], cfg: SampleConfig, *, name: str = "candidates"
 ) -> dict[str, list[Candidate]]:
     """N samples per prompt from M_t at temperature > 0, each prompt with the short control
     instruction (answer directly, no follow-up questions)."""
     templates = ("answer_control",) if cfg.control_instruction else ()
-    stage = store.stage(
-        t, name, {"cfg": cfg.key(), "seed": seed}, [model.key, *[p.id + p.text for p in prompts]], templates
-    )
-    if not stage.done():
-        stage.begin()
-        by_id = {p.id: p for p in prompts}
-        params = sampling_params(cfg.sampling, n=cfg.n, seed=seed)
+    inputs = [model.key, *[p.id + p.text for p in prompts]]
+    stage = at.stage(name, {"cfg": cfg.key(), "seed": at.seed}, inputs, templates)
+    by_id = {p.id: p for p in prompts}
+    params = sampling_params(cfg.sampling, n=cfg.n, seed=at.seed)
 
-        def process(ids: list[str]) -> list[dict]:
-            requests = [_answer_request(by_id[i], cfg.control_instruction) for i in ids]
-            outputs = pool.generator(model, cfg.sampling.batch_size).generate(requests, params)
-            return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
+    def process(ids: list[str]) -> list[dict]:
+        requests = [_answer_request(by_id[i], cfg.control_instruction) for i in ids]
+        outputs = at.pool.generator(model, cfg.sampling.batch_size).generate(requests, params)
+        return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
 
-        error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
-        started, usage_before = time.perf_counter(), pool.remote_usage()
-        rows = stage.map_items(
-            [p.id for p in prompts],
-            process,
-            chunk_size=cfg.sampling.batch_size,
-            desc=f"iter {t}: {name} ({model.label})",
-            error_of=error_of,
-        )
-        elapsed = time.perf_counter() - started
+    def summarize(rows: list[dict], seconds: float) -> dict:
         cands = [Candidate.from_dict(c) for r in rows for c in r["candidates"]]
         tokens = sum(c.num_tokens for c in cands)
-        stage.finish(
-            rows,
-            metrics={
-                "model": model.label,
-                "prompts": len(rows),
-                "candidates": len(cands),
-                "mean_tokens": tokens / max(1, len(cands)),
-                "truncated": sum(c.finish_reason == "length" for c in cands),
-                "empty": sum(not c.text and c.finish_reason != "error" for c in cands),
-                "failed": sum(c.finish_reason == "error" for c in cands),
-                "tokens_per_second": tokens / elapsed if elapsed > 0 else None,
-                **remote_usage_since(pool, usage_before),
-            },
-        )
-    return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in stage.rows()}
+        return {
+            "model": model.label,
+            "prompts": len(rows),
+            "candidates": len(cands),
+            "mean_tokens": tokens / max(1, len(cands)),
+            "truncated": sum(c.finish_reason == "length" for c in cands),
+            "empty": sum(not c.text and c.finish_reason != "error" for c in cands),
+            "failed": sum(c.finish_reason == "error" for c in cands),
+            "tokens_per_second": tokens / seconds if seconds > 0 else None,
+        }
+
+    rows = run_items(
+        at,
+        stage,
+        [p.id for p in prompts],
+        process,
+        chunk_size=cfg.sampling.batch_size,
+        desc=f"iter {at.t}: {name} ({model.label})",
+        summarize=summarize,
+        error_of=lambda row: first_error(c.get("error") for c in row["candidates"]),
+    )
+    return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in rows}

@@ -7,41 +7,36 @@ import time
 
 from autoalign.config import DPOConfig, SFTConfig
 from autoalign.pairs import NoPairsError
-from autoalign.runtime.pool import ModelPool, ModelRef, save_checkpoint
-from autoalign.store import RunStore
+from autoalign.runtime.pool import ModelRef, save_checkpoint
+from autoalign.stages.common import StageContext
 from autoalign.train.dpo import train_dpo
 from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.sft import train_sft
 from autoalign.types import Message, Pair
 
 
-def train_dpo_stage(
-    store: RunStore, t: int, model: ModelRef, pairs: list[Pair], cfg: DPOConfig, pool: ModelPool, seed: int
-) -> ModelRef:
+def train_dpo_stage(at: StageContext, model: ModelRef, pairs: list[Pair], cfg: DPOConfig) -> ModelRef:
     """M_{t+1} = DPO(M_t, pairs) with reference M_t; the checkpoint lands in iter_t/dpo/model."""
-    stage = store.stage(t, "dpo", {"cfg": cfg.key(), "seed": seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
+    t, store = at.t, at.store
+    stage = at.stage("dpo", {"cfg": cfg.key(), "seed": at.seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
     out = ModelRef(label=f"M{t + 1}", path=stage.dir / "model", key=stage.key)
-    if stage.done():
-        return out
-    if not pairs:
+    if not pairs and not stage.done():
         pairs_metrics = store.root / f"iter_{t}/pairs/metrics.json"
         dropped = store.metrics(t, "pairs").get("dropped") if pairs_metrics.exists() else None
         raise NoPairsError(
             f"iteration {t}: no preference pairs to train on (dropped: {dropped or 'none'}; see {pairs_metrics})"
         )
-    stage.begin()
-    loaded = pool.fresh(model)
-    started = time.perf_counter()
-    checkpointer = TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes)
-    trained, history, stats = train_dpo(
-        loaded, pairs, cfg, seed, stage.resumable_file("reference_logps.json"), checkpointer
-    )
-    elapsed = time.perf_counter() - started
-    save_checkpoint(trained, loaded, out.path)
-    final = history[-1]
-    stage.finish(
-        history,
-        {
+
+    def train() -> tuple[list[dict], dict]:
+        loaded = at.pool.fresh(model)
+        started = time.perf_counter()
+        checkpointer = TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes)
+        reference_cache = stage.resumable_file("reference_logps.json")
+        trained, history, stats = train_dpo(loaded, pairs, cfg, at.seed, reference_cache, checkpointer)
+        elapsed = time.perf_counter() - started
+        save_checkpoint(trained, loaded, out.path)
+        final = history[-1]
+        metrics = {
             **stats,
             "steps": len(history),
             "final_loss": final["loss"],
@@ -49,28 +44,26 @@ def train_dpo_stage(
             "final_margin": final["rewards/margins"],
             "seconds": elapsed,
             "pairs_per_second": len(pairs) * cfg.epochs / elapsed,
-        },
-    )
+        }
+        return history, metrics
+
+    stage.ensure(train)
     return out
 
 
-def train_sft_stage(
-    store: RunStore, model: ModelRef, conversations: list[list[Message]], cfg: SFTConfig, pool: ModelPool, seed: int
-) -> ModelRef:
+def train_sft_stage(at: StageContext, model: ModelRef, conversations: list[list[Message]], cfg: SFTConfig) -> ModelRef:
     """M1 = SFT(M0) on the IFT (+ EFT) seed; iteration 0 of the run."""
-    stage = store.stage(0, "sft", {"cfg": cfg.key(), "seed": seed}, [model.key, *[str(c) for c in conversations]])
+    stage = at.stage("sft", {"cfg": cfg.key(), "seed": at.seed}, [model.key, *[str(c) for c in conversations]])
     out = ModelRef(label="M1", path=stage.dir / "model", key=stage.key)
-    if stage.done():
-        return out
-    stage.begin()
-    loaded = pool.fresh(model)
-    started = time.perf_counter()
-    trained, history, stats = train_sft(
-        loaded, conversations, cfg, seed, TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes)
-    )
-    save_checkpoint(trained, loaded, out.path)
-    stage.finish(
-        history,
-        {**stats, "steps": len(history), "final_loss": history[-1]["loss"], "seconds": time.perf_counter() - started},
-    )
+
+    def train() -> tuple[list[dict], dict]:
+        loaded = at.pool.fresh(model)
+        started = time.perf_counter()
+        checkpointer = TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes)
+        trained, history, stats = train_sft(loaded, conversations, cfg, at.seed, checkpointer)
+        save_checkpoint(trained, loaded, out.path)
+        seconds = time.perf_counter() - started
+        return history, {**stats, "steps": len(history), "final_loss": history[-1]["loss"], "seconds": seconds}
+
+    stage.ensure(train)
     return out
