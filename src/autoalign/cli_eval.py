@@ -57,7 +57,8 @@ def _stage_context(out: Path, seed: int):
     from autoalign.stages.common import StageContext
     from autoalign.store import RunStore
 
-    return StageContext(RunStore(out), 0, ModelPool(ModelConfig(), http_cache_dir=out / "http_cache"), seed)
+    pool = ModelPool(ModelConfig(), http_cache_dir=out / "http_cache", answer_cache_dir=out / "answer_cache")
+    return StageContext(RunStore(out), 0, pool, seed)
 
 
 def _sampling(max_new_tokens: int, batch_size: int):

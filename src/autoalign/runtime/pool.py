@@ -17,6 +17,7 @@ import torch
 
 from autoalign.config import EndpointConfig, ModelConfig
 from autoalign.generation.base import Generator
+from autoalign.generation.cached import CachedGenerator
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator
 from autoalign.io import private_sibling_dir
@@ -54,12 +55,21 @@ AnyModelRef = ModelRef | EndpointRef
 
 class ModelPool:
     """http_cache_dir: where remote answers are cached (one SQLite file per endpoint), normally
-    inside the run directory so a resumed run never pays twice."""
+    inside the run directory so a resumed run never pays twice. answer_cache_dir: the same for
+    in-process backends (one file per checkpoint, generation/cached.py), so a stage that re-runs
+    only generates for requests it has not seen."""
 
-    def __init__(self, cfg: ModelConfig, generation_batch_size: int = 8, http_cache_dir: Path | None = None):
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        generation_batch_size: int = 8,
+        http_cache_dir: Path | None = None,
+        answer_cache_dir: Path | None = None,
+    ):
         self.cfg = cfg
         self.batch_size = generation_batch_size
         self.http_cache_dir = http_cache_dir
+        self.answer_cache_dir = answer_cache_dir
         self._loaded: dict[Path, LoadedModel] = {}
         self._local: dict[tuple, Generator] = {}
         self._remote: dict[str, OpenAIGenerator] = {}
@@ -85,15 +95,18 @@ class ModelPool:
         backend = (ref.config or self.cfg).backend
         slot = (ref.path, backend, batch_size or self.batch_size)
         if slot not in self._local:
-            self._local[slot] = load_attr(BACKENDS[backend])(self, ref, batch_size or self.batch_size)
+            generator = load_attr(BACKENDS[backend])(self, ref, batch_size or self.batch_size)
+            if self.answer_cache_dir is not None:
+                cache = ResponseCache(self.answer_cache_dir / f"{_file_safe(ref.label)}-{backend}-{ref.key}.sqlite")
+                generator = CachedGenerator(generator, cache, content_key(ref.key, backend))
+            self._local[slot] = generator
         return self._local[slot]
 
     def remote(self, ref: EndpointRef) -> OpenAIGenerator:
         if ref.key not in self._remote:
             cache = None
             if self.http_cache_dir is not None:
-                name = re.sub(r"[^A-Za-z0-9_.-]+", "_", ref.endpoint.model)[:60]
-                cache = ResponseCache(self.http_cache_dir / f"{name}-{ref.key}.sqlite")
+                cache = ResponseCache(self.http_cache_dir / f"{_file_safe(ref.endpoint.model)}-{ref.key}.sqlite")
             self._remote[ref.key] = OpenAIGenerator(ref.endpoint, cache)
         return self._remote[ref.key]
 
@@ -115,6 +128,10 @@ class ModelPool:
         for gen in self._remote.values():
             gen.close()
         self._remote.clear()
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60]
 
 
 def save_checkpoint(model: torch.nn.Module, loaded: LoadedModel, out_dir: Path) -> None:
