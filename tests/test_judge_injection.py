@@ -109,7 +109,8 @@ def test_unparsed_reasons_reach_the_stage_metrics_and_the_summary(tmp_path):
     ]
     metrics = judgment_metrics(judgments)
     assert metrics["parsed"] == 1 and metrics["unparsed_samples"] == {"no_verdict_line": 1, "cut_at_max_tokens": 1}
-    write_json(tmp_path / "iter_1/judgments/metrics.json", metrics)
+    write_json(tmp_path / "iter_1/judgments/metrics.json", {**metrics, "judge": "M1", "judge_role": "self-judge"})
+    write_json(tmp_path / "manifest.json", {"stages": {"iter_1/judgments": {"key": "k", "kind": "judgments"}}})
     rows = dict(iteration_rows(tmp_path, 1))
     assert rows["self-judge parse rate"] == "33.3%  (1/3; unparsed: cut_at_max_tokens 1, no_verdict_line 1)"
 

@@ -104,7 +104,9 @@ def test_report_renders_a_model_whose_every_answer_failed(tmp_path):
     (run / "iter_1/eval_answers_M2").mkdir(parents=True)
     failed = {"text": "", "num_tokens": 0, "finish_reason": "error", "error": "timeout"}
     (run / "iter_1/eval_answers_M2/data.jsonl").write_text(json.dumps({"id": "a", "candidates": [failed]}) + "\n")
-    (run / "manifest.json").write_text(json.dumps({"stages": {"iter_1/eval_answers_M2": {"key": "k"}}}))
+    (run / "iter_1/eval_answers_M2/metrics.json").write_text(json.dumps({"model": "M2"}))
+    manifest = {"stages": {"iter_1/eval_answers_M2": {"key": "k", "kind": "answers"}}}
+    (run / "manifest.json").write_text(json.dumps(manifest))
     html = write_report(run).read_text()
     assert "<td>M2 held-out answers</td><td>0</td><td>-</td><td>-</td>" in html
 
@@ -114,7 +116,10 @@ def test_one_line_verdict_reads_the_last_iteration_and_its_interval(tmp_path):
     from autoalign.summary import verdict
 
     assert verdict(tmp_path) == "no evaluation finished yet"
-    write_json(tmp_path / "manifest.json", {"stages": {"iter_1/eval": {"key": "a"}, "iter_2/eval": {"key": "b"}}})
+    stages = {"iter_1/eval": "eval", "iter_2/eval": "eval", "iter_2/eval_h2h": "head_to_head"}
+    stages |= {"iter_2/ifeval_M3": "ifeval", "iter_1/ifeval_M2": "ifeval"}
+    manifest = {"stages": {rel: {"key": rel, "kind": kind} for rel, kind in stages.items()}}
+    write_json(tmp_path / "manifest.json", {"stages": {rel: manifest["stages"][rel] for rel in list(stages)[:2]}})
     for t, (new, old) in ((1, ("M2", "M1")), (2, ("M3", "M2"))):
         write_json(
             tmp_path / f"iter_{t}/eval/metrics.json",
@@ -122,8 +127,11 @@ def test_one_line_verdict_reads_the_last_iteration_and_its_interval(tmp_path):
         )
     h2h = {"wins": 6, "ties": 1, "losses": 1, "win_rate": 70.0, "standard_error": 5.0}
     write_json(tmp_path / "iter_2/eval_h2h/metrics.json", h2h)
-    write_json(tmp_path / "iter_2/ifeval_M3/metrics.json", {"prompt_loose": 0.25})
-    write_json(tmp_path / "iter_1/ifeval_M2/metrics.json", {"prompt_loose": 0.125})  # made when M2 was the newer model
+    write_json(tmp_path / "iter_2/ifeval_M3/metrics.json", {"model": "M3", "prompt_loose": 0.25})
+    # made when M2 was the newer model
+    write_json(tmp_path / "iter_1/ifeval_M2/metrics.json", {"model": "M2", "prompt_loose": 0.125})
+    assert verdict(tmp_path) == "M3 vs M2: judge score 2.50 vs 2.00"  # only what the manifest lists counts
+    write_json(tmp_path / "manifest.json", manifest)
     line = verdict(tmp_path)
     assert line == (
         "M3 vs M2: M3 better head to head (win rate 70.0 ± 5.0%, W/T/L 6/1/1); judge score 2.50 vs 2.00; "

@@ -165,3 +165,34 @@ def test_written_files_and_checkpoint_dirs_get_the_usual_modes(tmp_path):
         assert stat.S_IMODE(built.stat().st_mode) == 0o755 and built.name.startswith(".model.")
     finally:
         os.umask(umask)
+
+
+def test_readers_find_stages_by_the_kind_the_manifest_records(tmp_path):
+    from autoalign.store import recorded_stages
+
+    store = RunStore(tmp_path)
+    store.stage(1, "critic_samples", {}, ["a"], kind="samples").ensure(lambda: ([{"id": "x"}], {"model": "M1"}))
+    store.stage(1, "dpo", {}, ["b"]).ensure(lambda: (None, {"final_loss": 0.5}))
+    store.stage(2, "candidates", {}, ["c"], kind="samples").ensure(lambda: ([], {"model": "M2"}))
+    assert [(r.iteration, r.name) for r in recorded_stages(tmp_path, kind="samples")] == [
+        (1, "critic_samples"),
+        (2, "candidates"),
+    ]
+    assert [r.kind for r in recorded_stages(tmp_path, 1)] == ["samples", "dpo"]
+    assert recorded_stages(tmp_path, 1, "samples")[0].rows() == [{"id": "x"}]
+    assert recorded_stages(tmp_path, 1, "dpo")[0].metrics() == {"final_loss": 0.5}
+    # A manifest written before kinds were recorded: the kind comes from the stage's name.
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    for entry in manifest["stages"].values():
+        del entry["kind"]
+    manifest["stages"]["iter_2/ifeval_answers_M2"] = {"key": "k"}
+    (tmp_path / "iter_2/ifeval_answers_M2").mkdir()
+    (tmp_path / "iter_2/ifeval_answers_M2/metrics.json").write_text("{}")
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    kinds = {r.name: r.kind for r in recorded_stages(tmp_path)}
+    assert kinds == {
+        "critic_samples": "critic_samples",
+        "dpo": "dpo",
+        "candidates": "samples",
+        "ifeval_answers_M2": "ifeval_answers",
+    }

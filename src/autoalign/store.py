@@ -68,13 +68,21 @@ class RunStore:
         return {"stages": {}}
 
     def stage(
-        self, iteration: int, name: str, config: Any, inputs: Sequence[str], templates: Sequence[str] = ()
+        self,
+        iteration: int,
+        name: str,
+        config: Any,
+        inputs: Sequence[str],
+        templates: Sequence[str] = (),
+        kind: str | None = None,
     ) -> Stage:
         """templates: the prompt templates the stage sends (prompts/*.txt); their text is part of
-        the key, so editing one re-runs what it produced."""
+        the key, so editing one re-runs what it produced. kind: what the stage is (samples,
+        judgments, eval, ...; by default its name), recorded in the manifest for the readers of a
+        run (summary, report), and not part of the key."""
         rel = f"iter_{iteration}/{name}"
         parts = [name, config, list(inputs)] + ([template_digest(*templates)] if templates else [])
-        return Stage(store=self, rel=rel, dir=self.root / rel, key=content_key(*parts))
+        return Stage(store=self, rel=rel, dir=self.root / rel, key=content_key(*parts), kind=kind or name)
 
     def metrics(self, iteration: int, name: str) -> dict[str, Any]:
         """A finished stage's metrics, read without knowing its key."""
@@ -96,6 +104,7 @@ class Stage:
     rel: str
     dir: Path
     key: str
+    kind: str = ""
     failed_items: int = 0
     """How many rows map_items ended with a failure; what finish() records by default."""
 
@@ -141,7 +150,7 @@ class Stage:
         write_json(self.metrics_path, metrics)
         self.partial_path.unlink(missing_ok=True)
         shutil.rmtree(self.train_state_path, ignore_errors=True)
-        self.store.record(self, {"rows": len(rows) if rows is not None else None, "failed": failed})
+        self.store.record(self, {"kind": self.kind, "rows": len(rows) if rows is not None else None, "failed": failed})
 
     def ensure(self, build: Callable[[], tuple[list[dict[str, Any]] | None, dict[str, Any]]]) -> Stage:
         """The skeleton of a stage computed in one go: `build` -> (rows or None, metrics) runs only
@@ -207,3 +216,53 @@ class Stage:
             )
         self.failed_items = len(errors)
         return rows
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """A finished stage as the manifest lists it; what the summary and the report read."""
+
+    iteration: int
+    name: str
+    kind: str
+    dir: Path
+
+    def metrics(self) -> dict[str, Any]:
+        return read_json(self.dir / "metrics.json")
+
+    def rows(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.dir / "data.jsonl") if (self.dir / "data.jsonl").exists() else []
+
+
+def recorded_stages(root: str | Path, iteration: int | None = None, kind: str | None = None) -> list[StageRecord]:
+    """The finished stages of a run store (in the order they were first recorded), optionally of
+    one iteration and one kind."""
+    root = Path(root)
+    manifest = root / "manifest.json"
+    found = []
+    for rel, entry in (read_json(manifest)["stages"] if manifest.exists() else {}).items():
+        folder, _, name = rel.partition("/")
+        record = StageRecord(
+            int(folder.removeprefix("iter_")), name, entry.get("kind") or _kind_of_unlabelled(name), root / rel
+        )
+        if (iteration is None or record.iteration == iteration) and (kind is None or record.kind == kind):
+            if (record.dir / "metrics.json").exists():
+                found.append(record)
+    return found
+
+
+def _kind_of_unlabelled(name: str) -> str:
+    """The kind of a stage recorded before manifests named kinds, from its name."""
+    prefixes = [
+        ("pairs_", "source_pairs"),
+        ("ifeval_answers_", "ifeval_answers"),
+        ("eval_answers_", "answers"),
+        ("eval_judgments_", "eval_judgments"),
+        ("rm_judgments_", "rm_judgments"),
+        ("ifeval_", "ifeval"),
+        ("reward_modeling_", "reward_modeling"),
+        ("h2h_", "head_to_head"),
+    ]
+    named = {"candidates": "samples", "teacher_answers": "samples", "gold_samples": "samples"}
+    named |= {"teacher_judgments": "judgments", "eval_h2h": "head_to_head"}
+    return named.get(name) or next((kind for prefix, kind in prefixes if name.startswith(prefix)), name)

@@ -1,5 +1,7 @@
 """The end-of-run summary table, built from the store's metrics files (so a fully cached
-re-run prints the same table)."""
+re-run prints the same table). Stages are found by the kind the manifest records for them
+(samples, judgments, eval, ...), not by their names, so a new loop's stages show up without an
+edit here."""
 
 from __future__ import annotations
 
@@ -8,12 +10,29 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from autoalign.io import read_json
+from autoalign.store import StageRecord, recorded_stages
 
 
-def _metrics(run_dir: Path, rel: str) -> dict | None:
-    path = run_dir / rel / "metrics.json"
-    return read_json(path) if path.exists() else None
+def stages_of(kind: str, t: int, *dirs: Path | None) -> list[StageRecord]:
+    """The finished stages of a kind in iteration t of these stores; a stage name found in an
+    earlier store hides the same name in a later one (a branch, then the run it shares with)."""
+    found: dict[str, StageRecord] = {}
+    for d in dirs:
+        if d is not None:
+            for record in recorded_stages(d, t, kind):
+                found.setdefault(record.name, record)
+    return list(found.values())
+
+
+def _metrics(kind: str, t: int, *dirs: Path | None) -> dict | None:
+    """The metrics of the one stage of a kind (prompts, dpo, eval, ...) in iteration t."""
+    records = stages_of(kind, t, *dirs)
+    return records[0].metrics() if records else None
+
+
+def _model_metrics(kind: str, t: int, model: str, *dirs: Path | None) -> dict | None:
+    """The metrics of the stage of a kind that scored `model` (ifeval)."""
+    return next((m for r in stages_of(kind, t, *dirs) if (m := r.metrics()).get("model") == model), None)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -28,8 +47,8 @@ def remote_totals(*dirs: Path) -> dict[str, dict]:
     """Requests, retries, failures and tokens per endpoint, summed over every stage."""
     totals: dict[str, dict] = {}
     for d in dirs:
-        for path in sorted(d.glob("iter_*/*/metrics.json")):
-            for label, usage in read_json(path).get("remote", {}).items():
+        for record in recorded_stages(d):
+            for label, usage in record.metrics().get("remote", {}).items():
                 total = totals.setdefault(label, {})
                 for key, value in usage.items():
                     if isinstance(value, int):
@@ -39,43 +58,36 @@ def remote_totals(*dirs: Path) -> dict[str, dict]:
 
 def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
-    if p := _metrics(run_dir, f"iter_{t}/prompts") or (shared and _metrics(shared, f"iter_{t}/prompts")):
+    if p := _metrics("prompts", t, run_dir, shared):
         rows.append(("prompts created / kept", f"{p['tasks_parsed']} / {p['kept']}  (requests {p['requests']})"))
         rows.append(("prompts dropped", ", ".join(f"{k} {v}" for k, v in sorted(p["dropped"].items())) or "none"))
-    for name in ("candidates", "teacher_answers", "gold_samples"):
-        if c := _metrics(run_dir, f"iter_{t}/{name}") or (shared and _metrics(shared, f"iter_{t}/{name}")):
-            failed = f", {c['failed']} failed" if c.get("failed") else ""
-            rows.append(
-                (
-                    name.replace("_", " "),
-                    f"{c['candidates']}  (mean {c['mean_tokens']:.0f} tokens, {c['truncated']} hit max tokens{failed})",
-                )
-            )
-    for name, who in (("judgments", "self-judge"), ("teacher_judgments", "teacher judge")):
-        if j := _metrics(run_dir, f"iter_{t}/{name}"):
-            who = "verifier" if j.get("judge_kind") == "verifier" else who
-            why = ", ".join(f"{k} {v}" for k, v in sorted(j.get("unparsed_samples", {}).items()))
-            rows.append(
-                (
-                    f"{who} parse rate",
-                    f"{j['parse_rate']:.1%}  ({j['parsed']}/{j['judged']}" + (f"; unparsed: {why})" if why else ")"),
-                )
-            )
-            rows.append((f"{who} scores 0..5", "  ".join(f"{k}:{v}" for k, v in j["score_histogram"].items())))
-            rows.append((f"{who} mean score", _fmt(j["mean_score"], 2)))
-    if c := _metrics(run_dir, f"iter_{t}/comparisons"):
+    for record in stages_of("samples", t, run_dir, shared):
+        c = record.metrics()
+        failed = f", {c['failed']} failed" if c.get("failed") else ""
+        value = f"{c['candidates']}  (mean {c['mean_tokens']:.0f} tokens, {c['truncated']} hit max tokens{failed})"
+        rows.append((f"{record.name.replace('_', ' ')} ({c['model']})", value))
+    for record in stages_of("judgments", t, run_dir):
+        j = record.metrics()
+        who = judge_role(j)
+        why = ", ".join(f"{k} {v}" for k, v in sorted(j.get("unparsed_samples", {}).items()))
+        parsed = f"{j['parse_rate']:.1%}  ({j['parsed']}/{j['judged']}" + (f"; unparsed: {why})" if why else ")")
+        rows.append((f"{who} parse rate", parsed))
+        rows.append((f"{who} scores 0..5", "  ".join(f"{k}:{v}" for k, v in j["score_histogram"].items())))
+        rows.append((f"{who} mean score", _fmt(j["mean_score"], 2)))
+    for record in stages_of("comparisons", t, run_dir):
+        c = record.metrics()
         rows.append(
             (
-                "teacher comparisons",
+                f"pairwise comparisons ({c['judge']})",
                 f"{c['comparisons']} (both orders): consistent {c['consistent']}, "
                 f"order-inconsistent {c['order_inconsistent']}, unparsed {c['unparsed']}",
             )
         )
-    if pr := _metrics(run_dir, f"iter_{t}/pairs"):
+    if pr := _metrics("pairs", t, run_dir):
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(pr["dropped"].items())) or "none"
         sources = ", ".join(f"{k} {v}" for k, v in pr.get("by_source", {}).items())
         rows.append(("pairs kept", f"{pr['pairs']} of {pr['prompts']} prompts  ({sources}; dropped: {dropped})"))
-    if d := _metrics(run_dir, f"iter_{t}/dpo"):
+    if d := _metrics("dpo", t, run_dir):
         rows.append(
             (
                 "DPO final loss / acc / margin",
@@ -85,7 +97,7 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
         rows.append(
             ("DPO throughput", f"{d['pairs_per_second']:.2f} pairs/s  ({d['steps']} steps, {d['seconds']:.0f}s)")
         )
-    if e := _metrics(run_dir, f"iter_{t}/eval"):
+    if e := _metrics("eval", t, run_dir):
         rows.append(
             (
                 f"eval {e['new']} vs {e['old']} (judge {e['judge']})",
@@ -93,25 +105,29 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
                 f"mean score {_fmt(e['new_mean_score'], 2)} vs {_fmt(e['old_mean_score'], 2)}, unscored {e['unscored']}",
             )
         )
-    if h := _metrics(run_dir, f"iter_{t}/eval_h2h"):
+    for record in stages_of("head_to_head", t, run_dir):
+        h = record.metrics()
         rows.append((f"head to head {h['model']} vs {h['baseline']}", head_to_head_line(h)))
-    for m in ifeval_metrics(run_dir / f"iter_{t}"):
+    for m in ifeval_metrics(run_dir, t):
         rows.append((f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
-    for m in reward_modeling_metrics(run_dir / f"iter_{t}"):
+    for m in reward_modeling_metrics(run_dir, t):
         rows.append((f"{m['judge']} as a judge", reward_modeling_line(m)))
     return rows
 
 
-def ifeval_metrics(d: Path) -> list[dict]:
-    """The IFEval scores stored in one iteration directory: the ifeval_<label> stages, not the
-    ifeval_answers_<label> stages they score."""
-    return [
-        read_json(p) for p in sorted(d.glob("ifeval_*/metrics.json")) if not p.parent.name.startswith("ifeval_answers_")
-    ]
+def judge_role(judgments: dict) -> str:
+    """Who judged, as the judging stage recorded it (self-judge, teacher judge, verifier)."""
+    if role := judgments.get("judge_role"):
+        return role
+    return "verifier" if judgments.get("judge_kind") == "verifier" else f"judge {judgments['judge']}"
 
 
-def reward_modeling_metrics(d: Path) -> list[dict]:
-    return [read_json(p) for p in sorted(d.glob("reward_modeling_*/metrics.json"))]
+def ifeval_metrics(run_dir: Path, t: int) -> list[dict]:
+    return [r.metrics() for r in stages_of("ifeval", t, run_dir)]
+
+
+def reward_modeling_metrics(run_dir: Path, t: int) -> list[dict]:
+    return [r.metrics() for r in stages_of("reward_modeling", t, run_dir)]
 
 
 def _pct(x) -> str:
@@ -151,7 +167,7 @@ def run_table(title: str, run_dir: Path, iterations: int, shared: Path | None = 
     table.add_column("iteration")
     table.add_column("measure")
     table.add_column("value")
-    if s := _metrics(shared or run_dir, "iter_0/sft"):
+    if s := _metrics("sft", 0, shared or run_dir):
         label = "SFT final loss (shared M1)" if shared else "SFT final loss"
         table.add_row("0", label, f"{_fmt(s['final_loss'])}  ({s['examples']} examples, {s['steps']} steps)")
     for t in range(1, iterations + 1):
@@ -162,10 +178,7 @@ def run_table(title: str, run_dir: Path, iterations: int, shared: Path | None = 
 
 def last_iteration(run_dir: Path) -> int | None:
     """The highest iteration with a finished evaluation, read from the manifest."""
-    path = run_dir / "manifest.json"
-    stages = read_json(path)["stages"] if path.exists() else {}
-    done = [int(rel.split("/")[0].removeprefix("iter_")) for rel in stages if rel.endswith("/eval")]
-    return max(done) if done else None
+    return max((r.iteration for r in recorded_stages(run_dir, kind="eval")), default=None)
 
 
 def verdict(run_dir: Path, shared: Path | None = None) -> str:
@@ -175,10 +188,10 @@ def verdict(run_dir: Path, shared: Path | None = None) -> str:
     t = last_iteration(run_dir)
     if t is None:
         return "no evaluation finished yet"
-    ev = _metrics(run_dir, f"iter_{t}/eval")
+    ev = _metrics("eval", t, run_dir)
     new, old = ev["new"], ev["old"]
     parts = []
-    if h := _metrics(run_dir, f"iter_{t}/eval_h2h"):
+    if h := _metrics("head_to_head", t, run_dir):
         rate, se = h.get("win_rate"), h.get("standard_error")
         if rate is None:
             parts.append("head to head: no parsed verdict")
@@ -193,9 +206,9 @@ def verdict(run_dir: Path, shared: Path | None = None) -> str:
     parts.append(f"judge score {_fmt(ev['new_mean_score'], 2)} vs {_fmt(ev['old_mean_score'], 2)}")
     # The older model's IFEval was run where it was the newer model (or, for M1 of a comparison,
     # in the shared store).
-    new_if = _metrics(run_dir, f"iter_{t}/ifeval_{new}")
-    places = [(run_dir, t), (run_dir, t - 1)] + ([(shared, 1)] if shared else [])
-    old_if = next((m for d, i in places if (m := _metrics(d, f"iter_{i}/ifeval_{old}"))), None)
+    new_if = _model_metrics("ifeval", t, new, run_dir)
+    places = [(t, run_dir), (t - 1, run_dir)] + ([(1, shared)] if shared else [])
+    old_if = next((m for i, d in places if (m := _model_metrics("ifeval", i, old, d))), None)
     if new_if and old_if:
         parts.append(f"IFEval prompt loose {_pct(new_if['prompt_loose'])} vs {_pct(old_if['prompt_loose'])}")
     return f"{new} vs {old}: " + "; ".join(parts)
@@ -239,10 +252,10 @@ COMPARISON_COLUMNS = [
 def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> list[dict]:
     """One row per model: M1, then the M2 of each branch, with its evaluation against M1."""
     rows = []
-    evals = [e for s in branches if (e := _metrics(run_dir / s, f"iter_{iteration}/eval"))]
+    evals = [e for s in branches if (e := _metrics("eval", iteration, run_dir / s))]
     if evals:  # the starting model, as scored in the first evaluation (same judge and prompts in all)
         start = evals[0]["old"]
-        ifeval = _metrics(run_dir, f"iter_1/ifeval_{start}") or {}
+        ifeval = _model_metrics("ifeval", 1, start, run_dir) or {}
         rows.append(
             {
                 "model": f"{start} (start)",
@@ -254,11 +267,11 @@ def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> l
         )
     for source in branches:
         b = run_dir / source
-        pairs = _metrics(b, f"iter_{iteration}/pairs") or {}
-        dpo = _metrics(b, f"iter_{iteration}/dpo") or {}
-        ev = _metrics(b, f"iter_{iteration}/eval") or {}
-        h2h = _metrics(b, f"iter_{iteration}/eval_h2h") or {}
-        ifeval = (_metrics(b, f"iter_{iteration}/ifeval_{ev['new']}") or {}) if ev else {}
+        pairs = _metrics("pairs", iteration, b) or {}
+        dpo = _metrics("dpo", iteration, b) or {}
+        ev = _metrics("eval", iteration, b) or {}
+        h2h = _metrics("head_to_head", iteration, b) or {}
+        ifeval = (_model_metrics("ifeval", iteration, ev["new"], b) or {}) if ev else {}
         rows.append(
             {
                 "h2h_wtl": f"{h2h['wins']}/{h2h['ties']}/{h2h['losses']}" if h2h else None,

@@ -51,7 +51,14 @@ def compare_models(
         answers[label] = suite.answers(located[label], ref, prompts, cfg.sampling, name=f"eval_answers_{label}")
         as_candidates = {pid: [c] for pid, c in answers[label].items()}
         verdicts[label] = judge_candidates(
-            judged_in[label], judge_model, prompts, as_candidates, judge_cfg, make_judge, name=f"eval_judgments_{label}"
+            judged_in[label],
+            judge_model,
+            prompts,
+            as_candidates,
+            judge_cfg,
+            make_judge,
+            name=f"eval_judgments_{label}",
+            kind="eval_judgments",
         )
     new_j = [verdicts[new.label][p.id][0] for p in prompts]
     old_j = [verdicts[old.label][p.id][0] for p in prompts]

@@ -26,11 +26,17 @@ from autoalign.types import Candidate, Preference, Prompt, RankedGroup
 
 
 def answers(
-    at: StageContext, model: AnyModelRef, prompts: list[Prompt], sampling: SamplingConfig, *, name: str
+    at: StageContext,
+    model: AnyModelRef,
+    prompts: list[Prompt],
+    sampling: SamplingConfig,
+    *,
+    name: str,
+    kind: str = "answers",
 ) -> dict[str, Candidate]:
     """A model's answer to each prompt (one sample, no control instruction): {prompt id: Candidate}."""
     cfg = SampleConfig(n=1, control_instruction=False, sampling=sampling)
-    return {pid: cands[0] for pid, cands in sample_candidates(at, model, prompts, cfg, name=name).items()}
+    return {pid: cands[0] for pid, cands in sample_candidates(at, model, prompts, cfg, name=name, kind=kind).items()}
 
 
 def head_to_head_metrics(prefs: list[Preference], model_chars: list[int], baseline_chars: list[int]) -> dict:
@@ -74,7 +80,7 @@ def head_to_head(
         *[p.id + p.text + model_answers[p.id].text + "\x00" + baseline_answers[p.id].text for p in prompts],
     ]
     make_judge = PairwiseJudgeFactory(at.pool)
-    stage = at.stage(name, {"cfg": cfg.key(), "seed": at.seed, "judge": make_judge.key}, inputs)
+    stage = at.stage(name, {"cfg": cfg.key(), "seed": at.seed, "judge": make_judge.key}, inputs, kind="head_to_head")
     by_id = {p.id: p for p in prompts}
     judge = None
 
@@ -129,7 +135,7 @@ def head_to_head(
 def ifeval(at: StageContext, model: AnyModelRef, items: list[IFEvalPrompt], sampling: SamplingConfig) -> dict:
     """Answers in stage ifeval_answers_<label>, scores in ifeval_<label>."""
     prompts = [item.to_prompt() for item in items]
-    replies = answers(at, model, prompts, sampling, name=f"ifeval_answers_{model.label}")
+    replies = answers(at, model, prompts, sampling, name=f"ifeval_answers_{model.label}", kind="ifeval_answers")
     inputs = [f"{item.key}{item.instruction_ids}{item.kwargs}" + replies[p.id].text for item, p in zip(items, prompts)]
 
     def score() -> tuple[list[dict], dict]:
@@ -152,7 +158,7 @@ def ifeval(at: StageContext, model: AnyModelRef, items: list[IFEvalPrompt], samp
         }
         return rows, metrics
 
-    return at.stage(f"ifeval_{model.label}", {}, inputs).ensure(score).metrics()
+    return at.stage(f"ifeval_{model.label}", {}, inputs, kind="ifeval").ensure(score).metrics()
 
 
 def reward_modeling(
@@ -175,7 +181,7 @@ def reward_modeling(
         for p, g in zip(prompts, groups)
     }
     name = f"rm_judgments_{judge_model.label}"
-    verdicts = judge_candidates(at, judge_model, prompts, candidates, cfg, make_judge, name=name)
+    verdicts = judge_candidates(at, judge_model, prompts, candidates, cfg, make_judge, name=name, kind="rm_judgments")
     scores = [[j.score for j in verdicts[p.id]] for p in prompts]
 
     def agreement() -> tuple[None, dict]:
@@ -183,4 +189,5 @@ def reward_modeling(
         return None, {"judge": judge_model.label, "pooled": pooled, **agreement_metrics(scored_groups, group_scores)}
 
     inputs = [str(g.gold) for g in groups] + [str(s) for s in scores]
-    return at.stage(f"reward_modeling_{judge_model.label}", {"pooled": pooled}, inputs).ensure(agreement).metrics()
+    stage = at.stage(f"reward_modeling_{judge_model.label}", {"pooled": pooled}, inputs, kind="reward_modeling")
+    return stage.ensure(agreement).metrics()

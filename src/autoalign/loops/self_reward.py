@@ -24,5 +24,5 @@ SOURCE = "self_reward"
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
     candidates = sample_candidates(ctx.at(t, shared=True), student, prompts, cfg.sample)
-    judgments = judge_candidates(ctx.at(t), student, prompts, candidates, cfg.judge, ctx.make_judge)
+    judgments = judge_candidates(ctx.at(t), student, prompts, candidates, cfg.judge, ctx.make_judge, role="self-judge")
     return best_vs_worst_pairs(ctx.at(t), prompts, candidates, judgments, cfg.pairs, source=SOURCE)

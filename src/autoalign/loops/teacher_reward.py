@@ -29,6 +29,13 @@ def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]
         comparisons = compare_candidates(ctx.at(t), ctx.teacher, prompts, candidates, cfg.judge)
         return pairwise_pairs(ctx.at(t), prompts, candidates, comparisons, source=SOURCE)
     judgments = judge_candidates(
-        ctx.at(t), ctx.teacher, prompts, candidates, cfg.judge, ctx.make_judge, name="teacher_judgments"
+        ctx.at(t),
+        ctx.teacher,
+        prompts,
+        candidates,
+        cfg.judge,
+        ctx.make_judge,
+        name="teacher_judgments",
+        role="teacher judge",
     )
     return best_vs_worst_pairs(ctx.at(t), prompts, candidates, judgments, cfg.pairs, source=SOURCE)

@@ -4,19 +4,19 @@ model is loaded). A run is one or more lines of models: the run itself, or, for 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from autoalign.eval.monitors import sample_monitors
-from autoalign.io import read_json, read_jsonl
+from autoalign.io import read_json
+from autoalign.store import StageRecord, recorded_stages
 from autoalign.summary import (
     head_to_head_line,
     ifeval_line,
-    ifeval_metrics,
     iteration_rows,
+    judge_role,
     reward_modeling_line,
-    reward_modeling_metrics,
+    stages_of,
 )
 from autoalign.types import Candidate, Pair
 
@@ -30,17 +30,13 @@ class Line:
     shared: Path | None
     """The run root, for a branch (its SFT, prompts and student samples live there)."""
 
-    def metrics(self, rel: str) -> dict | None:
-        for d in (self.dir, self.shared):
-            if d is not None and (d / rel / "metrics.json").exists():
-                return read_json(d / rel / "metrics.json")
-        return None
+    def stages(self, kind: str, t: int) -> list[StageRecord]:
+        """This line's finished stages of a kind in iteration t, its own before the shared ones."""
+        return stages_of(kind, t, self.dir, self.shared)
 
-    def rows(self, rel: str) -> list[dict]:
-        for d in (self.dir, self.shared):
-            if d is not None and (d / rel / "data.jsonl").exists():
-                return read_jsonl(d / rel / "data.jsonl")
-        return []
+    def rows(self, kind: str, t: int) -> list[dict]:
+        found = self.stages(kind, t)
+        return found[0].rows() if found else []
 
 
 @dataclass
@@ -73,13 +69,7 @@ def discover_lines(run_dir: Path) -> list[Line]:
 
 
 def _iterations(line: Line) -> list[int]:
-    found = {
-        int(m.group(1))
-        for d in (line.dir, line.shared)
-        if d
-        for p in d.glob("iter_*")
-        if (m := re.fullmatch(r"iter_(\d+)", p.name))
-    }
+    found = {r.iteration for d in (line.dir, line.shared) if d for r in recorded_stages(d)}
     return sorted(t for t in found if t > 0)
 
 
@@ -91,51 +81,55 @@ def _clip(text: str, limit: int = 700) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
-def _standalone_evaluations(d: Path, report: LineReport) -> None:
+def _standalone_evaluations(line: Line, report: LineReport) -> None:
     """`autoalign eval` results (iteration 0 of an evaluation store)."""
-    for path in sorted(d.glob("h2h_*/metrics.json")):
-        h = read_json(path)
+    for record in stages_of("head_to_head", 0, line.dir):
+        h = record.metrics()
         report.head_to_head.append({"iteration": 0, **h})
         report.table.append(
             ("eval", f"head to head {h['model']} vs {h['baseline']} (judge {h['judge']})", head_to_head_line(h))
         )
-    for m in ifeval_metrics(d):
+    for record in stages_of("ifeval", 0, line.dir):
+        m = record.metrics()
         report.ifeval.setdefault(m["model"], m)
         report.table.append(("eval", f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
-    for m in reward_modeling_metrics(d):
+    for record in stages_of("reward_modeling", 0, line.dir):
+        m = record.metrics()
         report.table.append(("eval", f"{m['judge']} as a judge ({m['responses']} responses)", reward_modeling_line(m)))
 
 
 def collect_line(line: Line) -> LineReport:
     report = LineReport(line.name, _iterations(line))
-    if sft := line.rows("iter_0/sft"):
+    if sft := line.rows("sft", 0):
         report.training["SFT"] = sft
-    _standalone_evaluations(line.dir / "iter_0", report)
+    _standalone_evaluations(line, report)
     for t in report.iterations:
         for i, (measure, value) in enumerate(iteration_rows(line.dir, t, line.shared)):
             report.table.append((str(t) if i == 0 else "", measure, value))
-        if rows := line.rows(f"iter_{t}/candidates"):
-            report.monitors.append({"iteration": t, "what": "student samples", **sample_monitors(_candidates(rows))})
-        for name in ("judgments", "teacher_judgments"):
-            if m := line.metrics(f"iter_{t}/{name}"):
-                who = "self-judge" if name == "judgments" else "teacher"
-                report.histograms[f"iter {t} {who}"] = m["score_histogram"]
-        if dpo := line.rows(f"iter_{t}/dpo"):
+        for record in line.stages("samples", t):
+            model = record.metrics()["model"]
+            report.monitors.append(
+                {"iteration": t, "what": f"{model} samples", **sample_monitors(_candidates(record.rows()))}
+            )
+        for record in stages_of("judgments", t, line.dir):
+            m = record.metrics()
+            report.histograms[f"iter {t} {judge_role(m)}"] = m["score_histogram"]
+        if dpo := line.rows("dpo", t):
             report.training[f"DPO iter {t}"] = dpo
-        if h := line.metrics(f"iter_{t}/eval_h2h"):
-            report.head_to_head.append({"iteration": t, **h})
-        for d in [d / f"iter_{t}" for d in (line.dir, line.shared) if d]:
-            for path in sorted(d.glob("eval_answers_*/data.jsonl")):
-                label = path.parent.name.removeprefix("eval_answers_")
-                if label not in report.eval_lengths:  # each model's answers are made once
-                    answers = _candidates(read_jsonl(path))
-                    report.eval_lengths[label] = sum(len(c[0].text) for c in answers.values()) / max(1, len(answers))
-                    report.monitors.append(
-                        {"iteration": t, "what": f"{label} held-out answers", **sample_monitors(answers)}
-                    )
-            for m in ifeval_metrics(d):
-                report.ifeval.setdefault(m["model"], m)
-        for row in line.rows(f"iter_{t}/pairs")[:EXAMPLE_PAIRS]:
+        for record in stages_of("head_to_head", t, line.dir):
+            report.head_to_head.append({"iteration": t, **record.metrics()})
+        for record in line.stages("answers", t):
+            label = record.metrics()["model"]
+            if label not in report.eval_lengths:  # each model's answers are made once
+                answers = _candidates(record.rows())
+                report.eval_lengths[label] = sum(len(c[0].text) for c in answers.values()) / max(1, len(answers))
+                report.monitors.append(
+                    {"iteration": t, "what": f"{label} held-out answers", **sample_monitors(answers)}
+                )
+        for record in line.stages("ifeval", t):
+            m = record.metrics()
+            report.ifeval.setdefault(m["model"], m)
+        for row in line.rows("pairs", t)[:EXAMPLE_PAIRS]:
             pair = Pair.from_dict(row)
             report.pairs.append(
                 {

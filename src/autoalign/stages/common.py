@@ -26,8 +26,10 @@ class StageContext:
     pool: ModelPool
     seed: int
 
-    def stage(self, name: str, config: Any, inputs: list[str], templates: tuple[str, ...] = ()) -> Stage:
-        return self.store.stage(self.t, name, config, inputs, templates)
+    def stage(
+        self, name: str, config: Any, inputs: list[str], templates: tuple[str, ...] = (), kind: str | None = None
+    ) -> Stage:
+        return self.store.stage(self.t, name, config, inputs, templates, kind)
 
     def moved(self, store: RunStore | None = None, t: int | None = None) -> StageContext:
         """The same run, landing in another store or iteration."""

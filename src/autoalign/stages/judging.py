@@ -21,17 +21,20 @@ def judge_candidates(
     make_judge: JudgeFactory,
     *,
     name: str = "judgments",
+    kind: str = "judgments",
+    role: str | None = None,
 ) -> dict[str, list[Judgment]]:
     """Every candidate scored by the judge (by default judge_model with the 5-point rubric);
     the judge is only built, and its model only loaded, if the stage has work to do. A candidate
     that failed (no answer from a remote backend) is not sent to the judge: its judgment is
-    None with the reason."""
+    None with the reason. role: who judges, for the summary (self-judge, teacher; a verifier is
+    always "verifier")."""
     inputs = [
         judge_model.key,
         make_judge.key,
         *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts],
     ]
-    stage = at.stage(name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": at.seed}, inputs)
+    stage = at.stage(name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": at.seed}, inputs, kind=kind)
     by_id = {p.id: p for p in prompts}
     judge = None
 
@@ -49,7 +52,8 @@ def judge_candidates(
 
     def summarize(rows: list[dict], seconds: float) -> dict:
         metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
-        return {"judge": judge_model.label, "judge_kind": make_judge.kind, **metrics}
+        who = "verifier" if make_judge.kind == "verifier" else role or f"judge {judge_model.label}"
+        return {"judge": judge_model.label, "judge_kind": make_judge.kind, "judge_role": who, **metrics}
 
     rows = run_items(
         at,

@@ -40,7 +40,7 @@ def pairs_stage(
         pairs, dropped = build()
         return [p.to_dict() for p in pairs], _pair_metrics(prompts, pairs, dropped)
 
-    stage = at.stage(f"pairs_{source}", {"source": source, **config}, inputs).ensure(built)
+    stage = at.stage(f"pairs_{source}", {"source": source, **config}, inputs, kind="source_pairs").ensure(built)
     return [Pair.from_dict(r) for r in stage.rows()]
 
 

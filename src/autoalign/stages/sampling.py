@@ -18,13 +18,19 @@ def _answer_request(prompt: Prompt, control: bool) -> list[Message]:
 
 
 def sample_candidates(
-    at: StageContext, model: AnyModelRef, prompts: list[Prompt], cfg: SampleConfig, *, name: str = "candidates"
+    at: StageContext,
+    model: AnyModelRef,
+    prompts: list[Prompt],
+    cfg: SampleConfig,
+    *,
+    name: str = "candidates",
+    kind: str = "samples",
 ) -> dict[str, list[Candidate]]:
     """N samples per prompt from M_t at temperature > 0, each prompt with the short control
     instruction (answer directly, no follow-up questions)."""
     templates = ("answer_control",) if cfg.control_instruction else ()
     inputs = [model.key, *[p.id + p.text for p in prompts]]
-    stage = at.stage(name, {"cfg": cfg.key(), "seed": at.seed}, inputs, templates)
+    stage = at.stage(name, {"cfg": cfg.key(), "seed": at.seed}, inputs, templates, kind)
     by_id = {p.id: p for p in prompts}
     params = sampling_params(cfg.sampling, n=cfg.n, seed=at.seed)
 
