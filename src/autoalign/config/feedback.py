@@ -1,0 +1,106 @@
+"""The feedback side of a loop: prompt creation, sampling, judging, the sources' own settings,
+and how judged candidates become pairs."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from autoalign.config.base import Section, existing_file
+from autoalign.config.models import SamplingConfig
+
+
+class CreatePromptsConfig(Section):
+    num_prompts: int = Field(16, gt=0)
+    """How many new prompts to keep per iteration."""
+    from_file: str | None = None
+    """Take prompts from this file ({prompt} or {messages} rows) instead of having the model write
+    them: a random sample of num_prompts per iteration, different in each iteration."""
+    shots: int = Field(8, gt=0)
+    """Seed instructions shown in each few-shot request."""
+    tasks_per_request: int = Field(5, gt=0)
+    """How many new tasks each request asks for."""
+    max_requests: int = Field(64, gt=0)
+    """Upper bound on few-shot requests, so a model that writes nothing usable still stops."""
+    similarity_threshold: float = Field(0.7, gt=0, le=1)
+    """Drop a prompt whose ROUGE-L F1 against any kept or seed prompt exceeds this."""
+    min_chars: int = Field(12, ge=1)
+    max_chars: int = Field(400, gt=1)
+    sampling: SamplingConfig = SamplingConfig(temperature=1.0, top_p=0.95, max_new_tokens=200)
+
+    @field_validator("from_file")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        return existing_file(value)
+
+
+class SampleConfig(Section):
+    n: int = Field(4, ge=1)
+    """Candidates per prompt; best-vs-worst feedback (self_reward, teacher_reward) needs >= 2."""
+    control_instruction: bool = True
+    """Append the short "answer directly and concisely" instruction to each prompt."""
+    sampling: SamplingConfig = SamplingConfig()
+
+
+class JudgeConfig(Section):
+    samples: int = Field(1, ge=1)
+    """k judge samples per candidate; the score is their mean over the ones that parsed."""
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=192)
+    max_response_chars: int = Field(2000, gt=0)
+    use_logprobs: bool = False
+    """Score = the expected score under the judge's token probabilities at its verdict, when the
+    backend returns top-k log-probabilities (both backends here do); else the integer written."""
+    pairwise_fewshot: bool = False
+    """Show two worked pairwise comparisons (data/pairwise_demos.jsonl) before each pairwise
+    verdict (teacher_reward.mode=pairwise, eval.pairwise): small judges need them to answer in
+    the `Winner: A|B` format."""
+    verifier: Literal["ifeval"] | None = None
+    """A program judges the feedback instead of a model: "ifeval" scores each candidate 5 x the
+    share of its prompt's verifiable instructions it follows (prompts from verifier_file, e.g.
+    create_prompts.from_file set to the same file). The evaluation keeps the rubric judge."""
+    verifier_file: str = "builtin:ifeval_input_data.jsonl"
+    fewshot_scores: list[int] = []
+    """Show EFT judgements with these scores, in this order, as earlier chat turns before each
+    verdict (e.g. [5, 1]). Lets a model that was not trained on EFT data (an instruct model used
+    without SFT) follow the verdict format; needs data.eft."""
+    PAIRWISE_ONLY: ClassVar[frozenset[str]] = frozenset({"pairwise_fewshot"})
+    """Read only by pairwise judging: rubric verdicts stay valid when they change."""
+
+    @field_validator("fewshot_scores")
+    @classmethod
+    def _scores_in_range(cls, value: list[int]) -> list[int]:
+        if any(not 0 <= s <= 5 for s in value):
+            raise ValueError("scores must be between 0 and 5")
+        return value
+
+
+class TeacherRewardConfig(Section):
+    mode: Literal["pointwise", "pairwise"] = "pointwise"
+    """pointwise: the teacher scores each candidate with the 5-point rubric, best vs worst.
+    pairwise: the teacher compares candidates two at a time, in both orders; an order-
+    inconsistent verdict is a tie."""
+
+
+class TeacherDemoConfig(Section):
+    min_chars: int = Field(1, ge=1)
+    """Teacher answers shorter than this count as empty and make no pair."""
+
+
+class GoldConfig(Section):
+    """gold_vs_sample: chosen = the dataset's reference answer, rejected = the student's sample."""
+
+    file: str = "builtin:seed_ift.jsonl"
+    """SFT data with reference answers: {messages} or {prompt, response} rows."""
+    num_prompts: int = Field(16, gt=0)
+    """The same prompts every iteration (the newest model plays against the data, as in SPIN)."""
+
+    @field_validator("file")
+    @classmethod
+    def _exists(cls, value: str) -> str:
+        return existing_file(value)
+
+
+class PairsConfig(Section):
+    min_margin: float = Field(0.0, ge=0)
+    """Keep a pair only if chosen - rejected score exceeds this (ties are always dropped)."""

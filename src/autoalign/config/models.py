@@ -1,0 +1,108 @@
+"""The models a recipe names: the student (model), a teacher, an endpoint, and how they sample."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from autoalign.config.base import Section, redact_url, registered
+from autoalign.registry import BACKENDS
+
+
+class LoraConfig(Section):
+    enabled: bool = False
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
+
+
+class ModelConfig(Section):
+    name: str = "smollm2-135m-instruct"
+    """A bundled name (see `autoalign models`), a local Hugging Face directory, or a hub id."""
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"
+    """"auto": bfloat16 on a GPU, float32 on the CPU."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the model runs: "auto" is cuda when a GPU is present, else cpu. Not in stage keys."""
+    chat_template: str | None = None
+    """A Jinja chat template file, or a built-in name ("chatml", "gemma"); needed for base models
+    that carry none."""
+    backend: str = "transformers"
+    """How the model generates (autoalign/registry.py BACKENDS); training always uses transformers."""
+
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"device"})
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        return registered(value, BACKENDS, "generation backend")
+
+
+class EndpointConfig(Section):
+    """Any OpenAI-compatible chat-completions server: vLLM, llama.cpp server, Ollama, hosted APIs."""
+
+    base_url: str
+    """Up to and including the version prefix, e.g. http://127.0.0.1:8000/v1"""
+    model: str
+    """The model name the server expects in requests."""
+    api_key_env: str | None = None
+    """Name of the environment variable that holds the API key (the key itself is never written
+    to the run store or the logs); None = send no key, as local servers expect."""
+    max_concurrency: int = Field(4, gt=0)
+    timeout_seconds: float = Field(120.0, gt=0)
+    max_retries: int = Field(6, ge=0)
+    """Retries per request on timeouts, connection errors, malformed replies, 429 and 5xx."""
+    backoff_seconds: float = Field(1.0, gt=0)
+    """First retry delay; doubles each retry, with jitter, up to backoff_max_seconds. A 429's
+    Retry-After header takes precedence."""
+    backoff_max_seconds: float = Field(60.0, gt=0)
+    max_requests: int | None = Field(None, gt=0)
+    """Budget: at most this many HTTP requests over the whole run, resumes included; items beyond
+    it are recorded as failed ("request budget exhausted"). Cached answers cost nothing."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def display_url(self) -> str:
+        """base_url without credentials: what logs, metrics, reports and config.yaml show."""
+        return redact_url(self.base_url)
+
+
+class SamplingConfig(Section):
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(160, gt=0)
+    batch_size: int = Field(8, gt=0)
+    """Requests per forward pass: speed and memory only (every sample has its own seed), so it is
+    never part of a stage key."""
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"batch_size"})
+
+
+class TeacherConfig(Section):
+    """A stronger (or better aligned) model that supplies the feedback: either in-process
+    (`name`: a bundled name, local directory or hub id) or behind an OpenAI-compatible server
+    (`endpoint`)."""
+
+    name: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    chat_template: str | None = None
+    endpoint: EndpointConfig | None = None
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.9, max_new_tokens=256)
+    """How the teacher writes its own answers (teacher_demo)."""
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> TeacherConfig:
+        if (self.name is None) == (self.endpoint is None):
+            raise ValueError(
+                "set exactly one of teacher.name (in-process model) and teacher.endpoint (OpenAI-compatible server)"
+            )
+        return self
+
+    def model_config_for_pool(self) -> ModelConfig:
+        return ModelConfig(name=self.name or "", dtype=self.dtype, chat_template=self.chat_template)
