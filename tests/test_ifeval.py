@@ -79,7 +79,9 @@ CASES = [
     ("detectable_format:title", {}, "<<A Poem About Joy>>\nJoy is here.", True),
     ("detectable_format:title", {}, "<< >>\nNo real title.", False),
     ("keywords:existence", {"keywords": ["river", "stone"]}, "The River ran past a stone.", True),
-    ("keywords:existence", {"keywords": ["river", "stone"]}, "The rivers ran past a stone.", False),
+    # The benchmark matches keywords inside longer words too ("rivers" has "river").
+    ("keywords:existence", {"keywords": ["river", "stone"]}, "The rivers ran past a stone.", True),
+    ("keywords:existence", {"keywords": ["river", "stone"]}, "The brook ran past a stone.", False),
     ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "Nothing badly wrong here.", True),
     ("keywords:forbidden_words", {"forbidden_words": ["bad"]}, "That was Bad.", False),
     (
@@ -148,7 +150,9 @@ CASES = [
         "It's a well-known fact, truly.",
         True,
     ),
-    ("length_constraints:number_words", {"num_words": 5, "relation": "at least"}, "It's a well-known fact.", False),
+    # Words are runs of letters and digits, as the benchmark counts them: "It's" and "well-known" are two each.
+    ("length_constraints:number_words", {"num_words": 6, "relation": "at least"}, "It's a well-known fact.", True),
+    ("length_constraints:number_words", {"num_words": 7, "relation": "at least"}, "It's a well-known fact.", False),
     ("punctuation:no_comma", {}, "No commas here at all.", True),
     ("punctuation:no_comma", {}, "Yes, one comma.", False),
     (
@@ -185,12 +189,22 @@ def test_empty_response_follows_nothing():
 
 
 def test_text_units():
-    assert words("It's a well-known fact, truly.") == ["It's", "a", "well-known", "fact", "truly"]
+    assert words("It's a well-known fact, truly.") == ["It", "s", "a", "well", "known", "fact", "truly"]
+    # As Punkt splits: not at a bare line break, not after a title, an initial or "U.S."; after "e.g." yes.
     assert sentences("Mr. Lee said hi. Then he left! Did he?\n* A bullet line") == [
         "Mr. Lee said hi.",
         "Then he left!",
         "Did he?",
         "* A bullet line",
+    ]
+    assert sentences("SECTION 1\n* first point\n* second point.") == ["SECTION 1\n* first point\n* second point."]
+    assert sentences("J. Smith lives in the U.S. now. Fruit, e.g. apples. Wait... what? Yes!! ok") == [
+        "J. Smith lives in the U.S. now.",
+        "Fruit, e.g.",
+        "apples.",
+        "Wait... what?",
+        "Yes!!",
+        "ok",
     ]
 
 

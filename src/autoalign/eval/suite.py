@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from autoalign.config import JudgeConfig, SampleConfig, SamplingConfig
-from autoalign.verifiers.ifeval import IFEvalPrompt, accuracy, score_response
+from autoalign.verifiers.ifeval import SCORER_VERSION, IFEvalPrompt, accuracy, score_response
 from autoalign.eval.reward_modeling import agreement_metrics, pool_groups
 from autoalign.eval.win_rate import length_controlled_win_rate, preference_value, win_rate
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
@@ -158,7 +158,8 @@ def ifeval(at: StageContext, model: AnyModelRef, items: list[IFEvalPrompt], samp
         }
         return rows, metrics
 
-    return at.stage(f"ifeval_{model.label}", {}, inputs, kind="ifeval").ensure(score).metrics()
+    stage = at.stage(f"ifeval_{model.label}", {"scorer": SCORER_VERSION}, inputs, kind="ifeval")
+    return stage.ensure(score).metrics()
 
 
 def reward_modeling(

@@ -8,7 +8,7 @@ pairs. A prompt the file does not know gets no score (counted as unparsed, never
 
 from __future__ import annotations
 
-from autoalign.verifiers.ifeval import IFEvalPrompt, load_ifeval, score_response
+from autoalign.verifiers.ifeval import SCORER_VERSION, IFEvalPrompt, load_ifeval, score_response
 from autoalign.judges.base import JudgeItem
 from autoalign.verdicts import MAX_SCORE
 from autoalign.store import content_key
@@ -45,7 +45,9 @@ class VerifierJudgeFactory:
 
     def __init__(self, file: str):
         self.items = load_ifeval(file)
-        self.key = content_key("ifeval-verifier", [(i.prompt, i.instruction_ids, i.kwargs) for i in self.items])
+        self.key = content_key(
+            "ifeval-verifier", SCORER_VERSION, [(i.prompt, i.instruction_ids, i.kwargs) for i in self.items]
+        )
 
     def __call__(self, ref, cfg, seed) -> IFEvalVerifier:
         return IFEvalVerifier(self.items)

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from autoalign.verifiers.ifeval.checkers import CHECKERS
 from autoalign.verifiers.ifeval.data import IFEvalPrompt
 
+SCORER_VERSION = 2
+"""Part of the key of every stage that scores with the checkers: raise it when a checker's verdict
+changes, so finished runs re-score (2: the reference implementation's conventions)."""
+
 
 def follows(response: str, instruction_id: str, kwargs: dict) -> bool:
     if not response.strip():
