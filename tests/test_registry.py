@@ -1,4 +1,5 @@
-"""A new feedback source is one file plus one registry entry: nothing else in the package names it."""
+"""A new feedback source, loss, judge or backend is one file plus one registry entry: nothing else in
+the package names it."""
 
 from __future__ import annotations
 
@@ -56,3 +57,17 @@ def test_a_toy_generation_backend_serves_the_loop(tiny_model_dir, tmp_path, monk
         "echo "
     )
     assert "echo M1" in toy_backend.closed and "echo M2" in toy_backend.closed  # the pool closed them
+
+
+def test_a_toy_programmatic_judge_judges_the_feedback(tiny_model_dir, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="unknown verifier 'toy_brevity'"):
+        tiny_config(tiny_model_dir, tmp_path, "judge.verifier=toy_brevity")
+    monkeypatch.setitem(registry.VERIFIERS, "toy_brevity", "toy_judge:make")
+    cfg = tiny_config(tiny_model_dir, tmp_path, "judge.verifier=toy_brevity", "iterations=1", "eval.enabled=false")
+    iterate.run(cfg, log=lambda m: None)
+    judgments = read_json(tmp_path / "tiny/iter_1/judgments/metrics.json")
+    assert judgments["judge_kind"] == "verifier" and judgments["judge_role"] == "verifier"
+    assert judgments["parsed"] == judgments["judged"] == 24
+    pairs = read_jsonl(tmp_path / "tiny/iter_1/pairs/data.jsonl")
+    words = lambda turns: len(turns[-1]["content"].split())
+    assert pairs and all(words(p["chosen"]) < words(p["rejected"]) for p in pairs)

@@ -43,6 +43,13 @@ PREFERENCE_LOSSES: dict[str, str] = {
 following train.losses.PreferenceLoss."""
 
 
+VERIFIERS: dict[str, str] = {
+    "ifeval": "autoalign.judges.verifier:from_config",
+}
+"""Programs that judge the feedback instead of a model (judge.verifier): name -> "module:function",
+called as function(judge_config) and returning a judges.base.JudgeFactory."""
+
+
 BACKENDS: dict[str, str] = {
     "transformers": "autoalign.generation.hf:in_process",
 }

@@ -7,8 +7,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from autoalign.config.base import Section, existing_file
+from autoalign.config.base import Section, existing_file, registered
 from autoalign.config.models import SamplingConfig
+from autoalign.registry import VERIFIERS
 
 
 class CreatePromptsConfig(Section):
@@ -55,7 +56,7 @@ class JudgeConfig(Section):
     """Show two worked pairwise comparisons (data/pairwise_demos.jsonl) before each pairwise
     verdict (teacher_reward.mode=pairwise, eval.pairwise): small judges need them to answer in
     the `Winner: A|B` format."""
-    verifier: Literal["ifeval"] | None = None
+    verifier: str | None = None
     """A program judges the feedback instead of a model: "ifeval" scores each candidate 5 x the
     share of its prompt's verifiable instructions it follows (prompts from verifier_file, e.g.
     create_prompts.from_file set to the same file). The evaluation keeps the rubric judge."""
@@ -66,6 +67,11 @@ class JudgeConfig(Section):
     without SFT) follow the verdict format; needs data.eft."""
     PAIRWISE_ONLY: ClassVar[frozenset[str]] = frozenset({"pairwise_fewshot"})
     """Read only by pairwise judging: rubric verdicts stay valid when they change."""
+
+    @field_validator("verifier")
+    @classmethod
+    def _known_verifier(cls, value: str | None) -> str | None:
+        return value if value is None else registered(value, VERIFIERS, "verifier")
 
     @field_validator("fewshot_scores")
     @classmethod

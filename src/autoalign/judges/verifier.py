@@ -51,3 +51,8 @@ class VerifierJudgeFactory:
 
     def __call__(self, ref, cfg, seed) -> IFEvalVerifier:
         return IFEvalVerifier(self.items)
+
+
+def from_config(judge_cfg) -> VerifierJudgeFactory:
+    """judge.verifier=ifeval (registry.VERIFIERS): the checkers of judge.verifier_file."""
+    return VerifierJudgeFactory(judge_cfg.verifier_file)

@@ -16,7 +16,7 @@ from autoalign.data.ranked import load_ranked
 from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.models.loading import context_length, load_tokenizer
 from autoalign.generation.openai import check_endpoint
-from autoalign.judges.verifier import VerifierJudgeFactory
+from autoalign.registry import VERIFIERS, load_attr
 from autoalign.judges.base import JudgeFactory
 from autoalign.runtime.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
 from autoalign.models import resolve_model
@@ -139,7 +139,7 @@ def build_context(
         eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars, source=str(cfg.data.eft)
     )
     eval_judge = make_judge or RubricJudgeFactory(pool, tuple(demonstrations))
-    feedback_judge = VerifierJudgeFactory(cfg.judge.verifier_file) if cfg.judge.verifier == "ifeval" else eval_judge
+    feedback_judge = load_attr(VERIFIERS[cfg.judge.verifier])(cfg.judge) if cfg.judge.verifier else eval_judge
     ctx = RunContext(
         cfg=cfg,
         store=store,
