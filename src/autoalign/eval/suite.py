@@ -116,19 +116,13 @@ def head_to_head(
         metrics = head_to_head_metrics(prefs, chars(model_label), chars(baseline_label))
         return {"model": model_label, "baseline": baseline_label, "judge": judge_model.label, **metrics}
 
-    run_items(
-        at,
-        stage,
-        [p.id for p in prompts],
-        process,
-        chunk_size=max(1, cfg.sampling.batch_size // 2),
-        desc=f"iter {at.t}: {model_label} vs {baseline_label} ({judge_model.label})",
-        summarize=summarize,
+    def error_of(row: dict) -> str | None:
         # A comparison of a failed answer is not the judge's failure: retrying the judge cannot help.
-        error_of=lambda row: None
-        if " answer failed: " in (row["preference"]["error"] or "")
-        else row["preference"]["error"],
-    )
+        error = row["preference"]["error"]
+        return None if " answer failed: " in (error or "") else error
+
+    chunk = max(1, cfg.sampling.batch_size // 2)
+    run_items(at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=judge_model.label)
     return stage.metrics()
 
 

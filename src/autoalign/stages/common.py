@@ -11,6 +11,7 @@ from typing import Any
 from autoalign.generation.base import ZERO_USAGE, usage_delta
 from autoalign.runtime.pool import ModelPool
 from autoalign.store import RunStore, Stage
+from autoalign.types import Prompt
 
 Row = dict[str, Any]
 
@@ -39,22 +40,25 @@ class StageContext:
 def run_items(
     at: StageContext,
     stage: Stage,
-    ids: list[str],
+    prompts: list[Prompt],
     process: Callable[[list[str]], list[Row]],
+    summarize: Callable[[list[Row], float], dict],
+    error_of: Callable[[Row], str | None],
     *,
     chunk_size: int,
-    desc: str,
-    summarize: Callable[[list[Row], float], dict],
-    error_of: Callable[[Row], str | None] = lambda row: None,
+    label: str,
 ) -> list[Row]:
-    """The skeleton of a stage that maps `process` over items: a finished stage is read back;
-    otherwise outputs of another version are cleared, items run in resumable chunks
-    (Stage.map_items), and the rows are recorded with summarize(rows, seconds) plus the remote
-    usage the stage caused. Returns the stage's rows."""
+    """The skeleton of a stage that maps `process` over its prompts' ids: a finished stage is read
+    back; otherwise outputs of another version are cleared, items run in resumable chunks
+    (Stage.map_items; error_of(row) names a failed row, which is retried), and the rows are
+    recorded with summarize(rows, seconds) plus the remote usage the stage caused. label names
+    the model at work in the progress bar. Returns the stage's rows."""
     if stage.done():
         return stage.rows()
     stage.begin()
     started, usage_before = time.perf_counter(), at.pool.remote_usage()
+    desc = f"iter {at.t}: {stage.rel.split('/')[-1]} ({label})"
+    ids = [p.id for p in prompts]
     rows = stage.map_items(ids, process, chunk_size=chunk_size, desc=desc, error_of=error_of)
     metrics = summarize(rows, time.perf_counter() - started)
     stage.finish(rows, {**metrics, **remote_usage_since(at.pool, usage_before)})

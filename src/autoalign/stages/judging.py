@@ -55,19 +55,14 @@ def judge_candidates(
         who = "verifier" if make_judge.kind == "verifier" else role or f"judge {judge_model.label}"
         return {"judge": judge_model.label, "judge_kind": make_judge.kind, "judge_role": who, **metrics}
 
-    rows = run_items(
-        at,
-        stage,
-        [p.id for p in prompts],
-        process,
-        chunk_size=max(1, cfg.sampling.batch_size // 2),
-        desc=f"iter {at.t}: {name} ({judge_model.label})",
-        summarize=summarize,
+    def error_of(row: dict) -> str | None:
         # A judgment of a failed candidate is not the judge's failure: retrying the judge cannot help.
-        error_of=lambda row: first_error(
+        return first_error(
             j["error"] for j in row["judgments"] if not (j["error"] or "").startswith("candidate failed")
-        ),
-    )
+        )
+
+    chunk = max(1, cfg.sampling.batch_size // 2)
+    rows = run_items(at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=judge_model.label)
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in rows}
 
 

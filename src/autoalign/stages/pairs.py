@@ -115,16 +115,9 @@ def compare_candidates(
             "failed": sum(p.error is not None for p in prefs),
         }
 
-    rows = run_items(
-        at,
-        stage,
-        [p.id for p in prompts],
-        process,
-        chunk_size=max(1, cfg.sampling.batch_size // 4),
-        desc=f"iter {at.t}: comparisons ({judge_model.label})",
-        summarize=summarize,
-        error_of=lambda row: first_error(c["preference"]["error"] for c in row["comparisons"]),
-    )
+    error_of = lambda row: first_error(c["preference"]["error"] for c in row["comparisons"])
+    chunk = max(1, cfg.sampling.batch_size // 4)
+    rows = run_items(at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=judge_model.label)
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]
         for r in rows

@@ -53,14 +53,8 @@ def sample_candidates(
             "tokens_per_second": tokens / seconds if seconds > 0 else None,
         }
 
+    error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
     rows = run_items(
-        at,
-        stage,
-        [p.id for p in prompts],
-        process,
-        chunk_size=cfg.sampling.batch_size,
-        desc=f"iter {at.t}: {name} ({model.label})",
-        summarize=summarize,
-        error_of=lambda row: first_error(c.get("error") for c in row["candidates"]),
+        at, stage, prompts, process, summarize, error_of, chunk_size=cfg.sampling.batch_size, label=model.label
     )
     return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in rows}
