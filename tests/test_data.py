@@ -204,6 +204,22 @@ def test_prompt_past_the_model_context_fails_before_any_work(tiny_model_dir, tmp
     assert not cfg.run_dir.exists()
 
 
+def test_a_sources_own_prompt_file_is_checked_before_any_work(tiny_model_dir, tmp_path):
+    """gold_vs_sample answers the prompts of gold.file (the registry names the setting)."""
+    from autoalign.loops import iterate
+    from test_loop_tiny import make_verifier, tiny_config
+
+    gold = _write(
+        tmp_path / "gold.jsonl", [{"prompt": "Hi", "response": "Hello"}, {"prompt": "x " * 5000, "response": "y"}]
+    )
+    cfg = tiny_config(tiny_model_dir, tmp_path, "loop=gold_vs_sample", f"gold.file={gold}")
+    with pytest.raises(
+        DataError, match=r"gold.jsonl:2: the prompt is \d+ tokens; with sample.sampling.max_new_tokens=16"
+    ):
+        iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    assert not cfg.run_dir.exists()
+
+
 def test_generation_refuses_a_prompt_past_the_context(tiny_loaded):
     from autoalign.generation.base import SamplingParams
     from autoalign.generation.hf import HFGenerator

@@ -20,13 +20,18 @@ class FeedbackEntry:
     """sample.n the source needs (best vs worst of the samples needs 2)."""
     uses_created_prompts: bool = True
     """False when the source brings its own prompts (gold_vs_sample): the loop then writes none."""
+    prompt_file_setting: str | None = None
+    """The recipe setting (dotted) naming the conversations whose prompts the source has the
+    student answer; they are checked before the run starts (they must fit the context)."""
 
 
 FEEDBACK: dict[str, FeedbackEntry] = {
     "self_reward": FeedbackEntry("autoalign.loops.self_reward", min_samples=2),
     "teacher_reward": FeedbackEntry("autoalign.loops.teacher_reward", needs_teacher=True, min_samples=2),
     "teacher_demo": FeedbackEntry("autoalign.loops.teacher_demo", needs_teacher=True),
-    "gold_vs_sample": FeedbackEntry("autoalign.loops.gold_vs_sample", uses_created_prompts=False),
+    "gold_vs_sample": FeedbackEntry(
+        "autoalign.loops.gold_vs_sample", uses_created_prompts=False, prompt_file_setting="gold.file"
+    ),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from operator import attrgetter
 from pathlib import Path
 
 from autoalign.config import RunConfig
@@ -16,7 +17,7 @@ from autoalign.data.ranked import load_ranked
 from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.models.loading import context_length, load_tokenizer
 from autoalign.generation.openai import check_endpoint
-from autoalign.registry import VERIFIERS, load_attr
+from autoalign.registry import FEEDBACK, VERIFIERS, load_attr
 from autoalign.judges.base import JudgeFactory
 from autoalign.runtime.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
 from autoalign.models import resolve_model
@@ -97,8 +98,10 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
         )
     if cfg.create_prompts.from_file:
         checks.append(([(w, p.messages) for w, p in located_prompts(cfg.create_prompts.from_file)], *answer))
-    if "gold_vs_sample" in (set(cfg.branches) or set(cfg.sources)):
-        checks.append(([(w, prompt_of(c)) for w, c in located_ift(cfg.gold.file)], *answer))
+    for source in sorted(set(cfg.branches) or set(cfg.sources)):
+        if setting := FEEDBACK[source].prompt_file_setting:
+            conversations = located_ift(attrgetter(setting)(cfg))
+            checks.append(([(w, prompt_of(c)) for w, c in conversations], *answer))
     if cfg.eval.enabled and cfg.eval.ifeval_prompts:
         load_ifeval(cfg.eval.ifeval_file)
     if cfg.eval.enabled and cfg.eval.reward_data:
