@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from types import ModuleType
+from collections.abc import Callable
 
 
 @dataclass(frozen=True)
 class FeedbackEntry:
-    """A feedback source: a module with `make_pairs(ctx, t, student, prompts) -> list[Pair]`."""
+    """A feedback source: a function `(ctx, t, student, prompts) -> list[Pair]` in a module."""
 
     module: str
+    function: str = "make_pairs"
     needs_teacher: bool = False
     min_samples: int = 1
     """sample.n the source needs (best vs worst of the samples needs 2)."""
@@ -23,22 +24,40 @@ class FeedbackEntry:
     prompt_file_setting: str | None = None
     """The recipe setting (dotted) naming the conversations whose prompts the source has the
     student answer; they are checked before the run starts (they must fit the context)."""
+    check_config: str | None = None
+    """ "module:function" called with the RunConfig before the run starts, raising ConfigError
+    on settings of this source that a schema cannot check alone."""
 
 
 FEEDBACK: dict[str, FeedbackEntry] = {
     "self_reward": FeedbackEntry("autoalign.loops.self_reward", min_samples=2),
     "teacher_reward": FeedbackEntry("autoalign.loops.teacher_reward", needs_teacher=True, min_samples=2),
     "teacher_demo": FeedbackEntry("autoalign.loops.teacher_demo", needs_teacher=True),
+    "verified_samples": FeedbackEntry(
+        "autoalign.loops.verified",
+        "sampled",
+        min_samples=2,
+        uses_created_prompts=False,
+        check_config="autoalign.loops.verified:check_config",
+    ),
+    "verified_repair": FeedbackEntry(
+        "autoalign.loops.verified",
+        "repaired",
+        uses_created_prompts=False,
+        check_config="autoalign.loops.verified:check_config",
+    ),
     "gold_vs_sample": FeedbackEntry(
         "autoalign.loops.gold_vs_sample", uses_created_prompts=False, prompt_file_setting="gold.file"
     ),
 }
 
 
-def feedback_source(name: str) -> ModuleType:
+def feedback_source(name: str) -> Callable:
+    """The source's pair-making function, imported now."""
     if name not in FEEDBACK:
         raise KeyError(f"unknown feedback source {name!r} (known: {', '.join(FEEDBACK)})")
-    return importlib.import_module(FEEDBACK[name].module)
+    entry = FEEDBACK[name]
+    return getattr(importlib.import_module(entry.module), entry.function)
 
 
 PREFERENCE_LOSSES: dict[str, str] = {

@@ -17,6 +17,7 @@ from autoalign.config.feedback import (
     SampleConfig,
     TeacherDemoConfig,
     TeacherRewardConfig,
+    VerifiableConfig,
 )
 from autoalign.config.loading import apply_override, load_config, read_recipe
 from autoalign.config.models import EndpointConfig, LoraConfig, ModelConfig, SamplingConfig, TeacherConfig
@@ -46,6 +47,7 @@ __all__ = [
     "TeacherDemoConfig",
     "TeacherRewardConfig",
     "TrainConfig",
+    "VerifiableConfig",
     "apply_override",
     "load_config",
     "read_recipe",

@@ -110,3 +110,39 @@ class GoldConfig(Section):
 class PairsConfig(Section):
     min_margin: float = Field(0.0, ge=0)
     """Keep a pair only if chosen - rejected score exceeds this (ties are always dropped)."""
+
+
+HELD_OUT_CONSTRAINTS = [
+    "detectable_format:multiple_sections",
+    "length_constraints:nth_paragraph_first_word",
+    "detectable_format:constrained_response",
+    "keywords:letter_frequency",
+]
+
+
+class VerifiableConfig(Section):
+    """The verified_* feedback sources: prompts synthesised from base tasks plus verifiable
+    constraints (synth/verifiable.py), answers checked by the IFEval checkers and a quality guard."""
+
+    num_prompts: int = Field(64, gt=0)
+    """New synthesised prompts per iteration (each iteration draws different ones)."""
+    max_constraints: int = Field(3, ge=1, le=3)
+    held_out: list[str] = HELD_OUT_CONSTRAINTS
+    """Constraint types never used in training prompts; the evaluation reports them apart, to see
+    whether a gain carries over to types the model was not trained on. Checked against the
+    constraint registry before the run starts (loops/verified.py check_config)."""
+    task_file: str | None = None
+    """More base tasks: {prompt} or {messages} rows (the bundled writing tasks and the IFT seed
+    prompts are always used)."""
+    similarity_threshold: float = Field(0.6, gt=0, le=1)
+    """Drop a synthesised prompt whose ROUGE-L F1 against an evaluation prompt exceeds this."""
+    strict: bool = True
+    """Score an answer by the instructions it follows strictly (else loosely: a preamble or a
+    closing line forgiven)."""
+    min_margin: float = Field(0.0, ge=0)
+    """verified_samples: keep best vs worst only if their scores differ by more than this."""
+
+    @field_validator("task_file")
+    @classmethod
+    def _exists(cls, value: str | None) -> str | None:
+        return existing_file(value)

@@ -19,6 +19,7 @@ from autoalign.config.feedback import (
     SampleConfig,
     TeacherDemoConfig,
     TeacherRewardConfig,
+    VerifiableConfig,
 )
 from autoalign.config.models import ModelConfig, TeacherConfig
 from autoalign.config.training import DPOConfig, SFTConfig
@@ -57,6 +58,7 @@ class RunConfig(Section):
     teacher_reward: TeacherRewardConfig = TeacherRewardConfig()
     teacher_demo: TeacherDemoConfig = TeacherDemoConfig()
     gold: GoldConfig = GoldConfig()
+    verifiable: VerifiableConfig = VerifiableConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
 

@@ -99,6 +99,8 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
     if cfg.create_prompts.from_file:
         checks.append(([(w, p.messages) for w, p in located_prompts(cfg.create_prompts.from_file)], *answer))
     for source in sorted(set(cfg.branches) or set(cfg.sources)):
+        if FEEDBACK[source].check_config:
+            load_attr(FEEDBACK[source].check_config)(cfg)
         if setting := FEEDBACK[source].prompt_file_setting:
             conversations = located_ift(attrgetter(setting)(cfg))
             checks.append(([(w, prompt_of(c)) for w, c in conversations], *answer))

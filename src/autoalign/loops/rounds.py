@@ -42,7 +42,7 @@ def evaluation_texts(ctx: RunContext) -> frozenset[str]:
 def iterate(ctx: RunContext, m1: ModelRef) -> dict:
     cfg, pool = ctx.cfg, ctx.pool
     sources = cfg.sources
-    modules = {s: feedback_source(s) for s in sources}
+    make_pairs = {s: feedback_source(s) for s in sources}
     eval_judge = {"initial": m1, "teacher": ctx.teacher}.get(cfg.eval.judge)
     results: dict = {"iterations": {}}
     current = m1
@@ -56,7 +56,7 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
                 cfg.create_prompts,
                 exclude=evaluation_texts(ctx),
             )
-        pairs = mix_pairs(ctx.at(t), {s: m.make_pairs(ctx, t, current, prompts) for s, m in modules.items()}, sources)
+        pairs = mix_pairs(ctx.at(t), {s: make(ctx, t, current, prompts) for s, make in make_pairs.items()}, sources)
         pool.release()
         trained = train_dpo_stage(ctx.at(t), current, pairs, cfg.dpo)
         if cfg.eval.enabled:

@@ -1,0 +1,69 @@
+"""Verifiable-instruction feedback: the learner answers synthesised prompts with verifiable
+constraints, a programmatic critic (the IFEval checkers plus a quality guard) judges every answer,
+and two kinds of pairs come out, as separate sources so a recipe weights or ablates each:
+
+    prompts    = base task x 1-3 constraints (synth/verifiable.py), new ones every iteration,
+                 never a held-out constraint type, never like an evaluation prompt
+    candidates = N samples per prompt from M_t
+    critiques  = per constraint followed or not; score 5 x share followed, 0 if degenerate
+    verified_samples: best vs worst sample by the critic (rejection sampling)
+    verified_repair:  a failing answer repaired deterministically > the answer itself, the
+                      minimal-difference pair (SPaR, Cheng et al. 2024, "SPaR: Self-Play with
+                      Tree-Search Refinement to Improve Instruction-Following in LLMs")
+
+The superalignment framework's learner/critic loop on verifiable instructions; the attacker
+(drawing prompts where the learner fails) is future work.
+Run it:  autoalign run recipes/verifiable_if_small.yaml
+"""
+
+from __future__ import annotations
+
+from autoalign.config import ConfigError, RunConfig
+from autoalign.data import load_prompts
+from autoalign.loops.context import RunContext
+from autoalign.runtime.pool import ModelRef
+from autoalign.stages.sampling import sample_candidates
+from autoalign.stages.verifiable import as_prompts, critique_candidates, repair_pairs, sampled_pairs, verifiable_prompts
+from autoalign.synth.constraints import SAMPLERS
+from autoalign.synth.verifiable import bundled_tasks
+from autoalign.types import Pair, Prompt
+from autoalign.verifiers.ifeval import load_ifeval
+
+
+def check_config(cfg: RunConfig) -> None:
+    unknown = sorted(set(cfg.verifiable.held_out) - set(SAMPLERS))
+    if unknown:
+        raise ConfigError(
+            f"verifiable.held_out: unknown constraint type(s) {unknown} (known: the IFEval instruction ids)"
+        )
+
+
+def base_tasks(ctx: RunContext) -> list[str]:
+    extra = [p.text for p in load_prompts(ctx.cfg.verifiable.task_file)] if ctx.cfg.verifiable.task_file else []
+    return sorted(set(bundled_tasks() + ctx.seed_instructions + extra))
+
+
+def evaluation_texts(ctx: RunContext) -> list[str]:
+    """Every IFEval prompt (all are evaluation-only), the recipe's IFEval file, and the held-out prompts."""
+    texts = {item.prompt for item in load_ifeval("builtin:ifeval_input_data.jsonl")}
+    texts |= {item.prompt for item in load_ifeval(ctx.cfg.eval.ifeval_file)}
+    return sorted(texts | {p.text for p in ctx.heldout})
+
+
+def _judged(ctx: RunContext, t: int, student: ModelRef):
+    items = verifiable_prompts(ctx.at(t, shared=True), ctx.cfg.verifiable, base_tasks(ctx), evaluation_texts(ctx))
+    sample_cfg = ctx.cfg.sample.replaced(control_instruction=False)  # the constraints are the point
+    candidates = sample_candidates(
+        ctx.at(t, shared=True), student, as_prompts(items), sample_cfg, name="verifiable_candidates"
+    )
+    return items, candidates, critique_candidates(ctx.at(t, shared=True), items, candidates, ctx.cfg.verifiable.strict)
+
+
+def sampled(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
+    items, candidates, critiques = _judged(ctx, t, student)
+    return sampled_pairs(ctx.at(t), items, candidates, critiques, min_margin=ctx.cfg.verifiable.min_margin)
+
+
+def repaired(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
+    items, candidates, critiques = _judged(ctx, t, student)
+    return repair_pairs(ctx.at(t), items, candidates, critiques)

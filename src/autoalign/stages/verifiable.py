@@ -1,0 +1,148 @@
+"""Stages of the verifiable-instruction feedback: synthesised prompts, the programmatic critic's
+verdict on every answer, and the two kinds of pairs it yields (best vs worst sample; repaired >
+original)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from autoalign.config import VerifiableConfig
+from autoalign.pairs import JudgedCandidates, best_vs_worst
+from autoalign.stages.common import StageContext
+from autoalign.stages.pairs import pairs_stage
+from autoalign.store import content_key
+from autoalign.synth.constraints import SAMPLERS
+from autoalign.synth.verifiable import EvaluationFilter, synthesize
+from autoalign.types import Candidate, Critique, Finding, Judgment, Pair, Prompt, user_message
+from autoalign.verdicts import MAX_SCORE
+from autoalign.verifiers.guard import quality_problem
+from autoalign.verifiers.ifeval import SCORER_VERSION, IFEvalPrompt, score_response
+from autoalign.verifiers.ifeval.repair import repair_response
+
+
+def verifiable_prompts(
+    at: StageContext, cfg: VerifiableConfig, tasks: list[str], evaluation_texts: list[str]
+) -> list[IFEvalPrompt]:
+    """This iteration's synthesised prompts (different in each iteration), none of the held-out
+    constraint types, none too similar to an evaluation prompt."""
+    config = {"cfg": cfg.key_without("strict", "min_margin"), "seed": at.seed}
+    inputs = [content_key(tasks), content_key(sorted(evaluation_texts))]
+    stage = at.stage("verifiable_prompts", config, inputs, kind="verifiable_prompts")
+
+    def build() -> tuple[list[dict], dict]:
+        allowed = sorted(set(SAMPLERS) - set(cfg.held_out))
+        evaluation = EvaluationFilter(evaluation_texts, cfg.similarity_threshold)
+        seed = at.seed * 1000 + at.t
+        made = synthesize(tasks, cfg.num_prompts, seed, evaluation, allowed, cfg.max_constraints, f"v{at.t}")
+        rows = [
+            {"id": r.key, "prompt": r.prompt, "instruction_id_list": r.instruction_ids, "kwargs": r.kwargs}
+            for r in made.rows
+        ]
+        constraints = Counter(i for r in made.rows for i in r.instruction_ids)
+        return rows, {
+            "prompts": len(rows),
+            "dropped": dict(made.dropped),
+            "constraints": dict(sorted(constraints.items())),
+        }
+
+    return [
+        IFEvalPrompt(r["id"], r["prompt"], r["instruction_id_list"], r["kwargs"]) for r in stage.ensure(build).rows()
+    ]
+
+
+def as_prompts(items: list[IFEvalPrompt]) -> list[Prompt]:
+    return [Prompt(id=item.key, messages=user_message(item.prompt), source="verifiable") for item in items]
+
+
+def critique(item: IFEvalPrompt, answer: Candidate, strict: bool) -> Critique:
+    """The programmatic critic: per constraint, followed or not (the checker's verdict is the
+    evidence); score = 5 x the share followed, or 0 when the quality guard finds the answer
+    degenerate (empty, truncated, looping), whatever the constraints say."""
+    result = score_response(item, answer.text)
+    followed = result.strict if strict else result.loose
+    findings = [Finding(i, ok, "followed" if ok else "not followed") for i, ok in zip(item.instruction_ids, followed)]
+    problem = quality_problem(answer.text, answer.finish_reason)
+    if problem:
+        findings.append(Finding("quality", False, problem))
+    failed = [f.constraint for f in findings if not f.satisfied]
+    text = "All constraints are met." if not failed else "Not met: " + ", ".join(failed) + "."
+    score = 0.0 if problem else MAX_SCORE * sum(followed) / len(followed)
+    return Critique(text=text, score=score, findings=findings, confidence=1.0)
+
+
+def critique_candidates(
+    at: StageContext, items: list[IFEvalPrompt], candidates: dict[str, list[Candidate]], strict: bool
+) -> dict[str, list[Critique]]:
+    inputs = [
+        f"{item.key}{item.prompt}{item.instruction_ids}{item.kwargs}"
+        + str([(c.text, c.finish_reason) for c in candidates[item.key]])
+        for item in items
+    ]
+    stage = at.stage("critiques", {"strict": strict, "scorer": SCORER_VERSION}, inputs, kind="critiques")
+
+    def build() -> tuple[list[dict], dict]:
+        rows = [
+            {"id": item.key, "critiques": [critique(item, c, strict).to_dict() for c in candidates[item.key]]}
+            for item in items
+        ]
+        everything = [Critique.from_dict(c) for r in rows for c in r["critiques"]]
+        problems = Counter(f.evidence for c in everything for f in c.findings if f.constraint == "quality")
+        per_type: dict[str, list[bool]] = {}
+        for c in everything:
+            for f in c.findings:
+                if f.constraint != "quality":
+                    per_type.setdefault(f.constraint, []).append(bool(f.satisfied))
+        metrics = {
+            "answers": len(everything),
+            "mean_score": sum(c.score for c in everything) / max(1, len(everything)),
+            "all_met": sum(c.score == MAX_SCORE for c in everything),
+            "degenerate": dict(problems),
+            "pass_rate": {k: sum(v) / len(v) for k, v in sorted(per_type.items())},
+        }
+        return rows, metrics
+
+    return {r["id"]: [Critique.from_dict(c) for c in r["critiques"]] for r in stage.ensure(build).rows()}
+
+
+def _judged(items, candidates, critiques) -> list[JudgedCandidates]:
+    as_judgment = lambda c: Judgment(score=c.score, raw=[c.text], parsed=c.score is not None)
+    prompts = as_prompts(items)
+    return [JudgedCandidates(p, candidates[p.id], [as_judgment(c) for c in critiques[p.id]]) for p in prompts]
+
+
+def sampled_pairs(
+    at: StageContext, items, candidates, critiques, *, min_margin: float, source: str = "verified_samples"
+) -> list[Pair]:
+    """Rejection sampling: the critic's best answer vs its worst, per prompt."""
+    groups = _judged(items, candidates, critiques)
+    inputs = [g.prompt.id + str([c.text for c in g.candidates]) + str([j.score for j in g.judgments]) for g in groups]
+    build = lambda: best_vs_worst(groups, min_margin, source)
+    config = {"min_margin": min_margin}
+    return pairs_stage(at, source, build, config=config, inputs=inputs, prompts=len(groups))
+
+
+def repair_pairs(at: StageContext, items, candidates, critiques, *, source: str = "verified_repair") -> list[Pair]:
+    """Repaired > original: per prompt, the lowest-scoring answer that is not degenerate and whose
+    failed constraints all have a deterministic repair (verifiers/ifeval/repair.py)."""
+    prompts = {p.id: p for p in as_prompts(items)}
+    inputs = [item.key + str([(c.text, c.finish_reason) for c in candidates[item.key]]) for item in items]
+
+    def build() -> tuple[list[Pair], Counter]:
+        pairs, dropped = [], Counter()
+        for item in items:
+            scored = sorted(zip(critiques[item.key], candidates[item.key]), key=lambda pc: pc[0].score)
+            usable = [(c, a) for c, a in scored if c.score < MAX_SCORE and not quality_problem(a.text, a.finish_reason)]
+            if not usable:
+                dropped["all_met_or_degenerate"] += 1
+                continue
+            repaired = next(
+                ((c, a, r) for c, a in usable if (r := repair_response(item, a.text)) and not quality_problem(r)), None
+            )
+            if repaired is None:
+                dropped["no_repair"] += 1
+                continue
+            crit, answer, text = repaired
+            pairs.append(Pair(item.key, prompts[item.key].messages, text, answer.text, MAX_SCORE, crit.score, source))
+        return pairs, dropped
+
+    return pairs_stage(at, source, build, config={"scorer": SCORER_VERSION}, inputs=inputs, prompts=len(items))

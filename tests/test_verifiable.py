@@ -1,0 +1,286 @@
+"""Verifiable-instruction feedback: constraint registry and synthesis, repairs, the quality guard,
+the programmatic critic, and the loop on the tiny model."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from autoalign.synth.constraints import CONFLICTS, SAMPLERS, conflicts, phrasebook, sample_constraints
+from autoalign.synth.verifiable import EvaluationFilter, bundled_tasks, synthesize
+from autoalign.types import Candidate
+from autoalign.verifiers.guard import quality_problem
+from autoalign.verifiers.ifeval import IFEvalPrompt, load_ifeval
+from autoalign.verifiers.ifeval.checkers import detect_language
+from autoalign.verifiers.ifeval.repair import REPAIRS, repair_response
+from autoalign.verifiers.ifeval.scoring import follows
+
+FIX = Path(__file__).parent / "fixtures"
+IFEVAL = load_ifeval("builtin:ifeval_input_data.jsonl")
+MODEL_ANSWERS = [json.loads(line)["response"] for line in (FIX / "ifeval_smollm2_answers.jsonl").open()]
+TASK = "Write a short note about keeping bees."
+
+
+def _para(n: int, word: str = "Bees") -> str:
+    return f"{word} make honey in the hive every summer day."
+
+
+def compliant(instruction_id: str, k: dict) -> str:
+    """A text written to follow one constraint, by hand, per type."""
+    body = "Bees make honey in the hive. They work hard all summer. Keepers check them often."
+    at_least = lambda rel: rel == "at least"
+    texts = {
+        "change_case:capital_word_frequency": lambda: " ".join(
+            ["BEES"] * (k["capital_frequency"] if at_least(k["capital_relation"]) else k["capital_frequency"] - 1)
+        )
+        + " make honey in the hive.",
+        "change_case:english_capital": lambda: body.upper(),
+        "change_case:english_lowercase": lambda: body.lower(),
+        "combination:repeat_prompt": lambda: k["prompt_to_repeat"] + "\n" + body,
+        "combination:two_responses": lambda: body + "\n******\nHoney is sweet and bees are busy.",
+        "detectable_content:number_placeholders": lambda: body
+        + " "
+        + " ".join(f"[f{i}]" for i in range(k["num_placeholders"])),
+        "detectable_content:postscript": lambda: body + f"\n\n{k['postscript_marker']} More soon.",
+        "detectable_format:constrained_response": lambda: "My answer is yes.",
+        "detectable_format:json_format": lambda: json.dumps({"note": body}),
+        "detectable_format:multiple_sections": lambda: "\n".join(
+            f"{k['section_spliter']} {i + 1}\n{body}" for i in range(k["num_sections"])
+        ),
+        "detectable_format:number_bullet_lists": lambda: "\n".join(f"* point {i}" for i in range(k["num_bullets"])),
+        "detectable_format:number_highlighted_sections": lambda: body
+        + " "
+        + " ".join(f"*part {i}*" for i in range(k["num_highlights"])),
+        "detectable_format:title": lambda: "<<On Bees>>\n" + body,
+        "keywords:existence": lambda: body + " " + " ".join(k["keywords"]) + ".",
+        "keywords:forbidden_words": lambda: body,
+        "keywords:frequency": lambda: body
+        + " "
+        + " ".join([k["keyword"]] * (k["frequency"] if at_least(k["relation"]) else k["frequency"] - 1)),
+        "keywords:letter_frequency": lambda: body.replace(k["letter"], "")
+        + " "
+        + k["letter"] * (k["let_frequency"] if at_least(k["let_relation"]) else k["let_frequency"] - 1),
+        "language:response_language": lambda: {
+            "es": "Las abejas hacen miel en la colmena durante todo el verano y trabajan mucho.",
+            "fr": "Les abeilles font du miel dans la ruche pendant tout l'été et travaillent beaucoup.",
+            "de": "Die Bienen machen den ganzen Sommer Honig im Bienenstock und arbeiten sehr viel.",
+            "it": "Le api producono il miele nell'alveare per tutta l'estate e lavorano molto.",
+            "pt": "As abelhas fazem mel na colmeia durante todo o verão e trabalham muito.",
+            "nl": "De bijen maken de hele zomer honing in de korf en werken heel erg hard.",
+        }[k["language"]],
+        "length_constraints:nth_paragraph_first_word": lambda: "\n\n".join(
+            (f"{k['first_word'].capitalize()} bees" if i + 1 == k["nth_paragraph"] else "Bees") + " work hard."
+            for i in range(k["num_paragraphs"])
+        ),
+        "length_constraints:number_paragraphs": lambda: "\n***\n".join(["Bees work hard."] * k["num_paragraphs"]),
+        "length_constraints:number_sentences": lambda: " ".join(
+            ["Bees work."] * (k["num_sentences"] if at_least(k["relation"]) else k["num_sentences"] - 1)
+        ),
+        "length_constraints:number_words": lambda: " ".join(
+            ["bees"] * (k["num_words"] if at_least(k["relation"]) else k["num_words"] - 1)
+        ),
+        "punctuation:no_comma": lambda: body,
+        "startend:end_checker": lambda: body + " " + k["end_phrase"],
+        "startend:quotation": lambda: f'"{body}"',
+    }
+    return texts[instruction_id]()
+
+
+def violating(instruction_id: str, k: dict) -> str:
+    """A text that breaks the constraint: the compliant one, changed where it matters."""
+    flip = {"at least": "less than", "less than": "at least"}
+    for name in ("relation", "capital_relation", "let_relation"):
+        if name in k:  # the compliant text for the other relation breaks this one
+            return compliant(instruction_id, {**k, name: flip[k[name]]})
+    breaks = {
+        "change_case:english_capital": lambda: "Bees Make Honey.",
+        "change_case:english_lowercase": lambda: "Bees make honey.",
+        "combination:repeat_prompt": lambda: "Bees make honey.",
+        "combination:two_responses": lambda: "Bees make honey.",
+        "detectable_content:number_placeholders": lambda: "Bees make honey.",
+        "detectable_content:postscript": lambda: "Bees make honey.",
+        "detectable_format:constrained_response": lambda: "Maybe, who knows.",
+        "detectable_format:json_format": lambda: "Bees {make} honey.",
+        "detectable_format:multiple_sections": lambda: "Bees make honey.",
+        "detectable_format:number_bullet_lists": lambda: "\n".join(f"* p{i}" for i in range(k["num_bullets"] + 1)),
+        "detectable_format:number_highlighted_sections": lambda: "Bees make honey.",
+        "detectable_format:title": lambda: "Bees make honey.",
+        "keywords:existence": lambda: "Bees make honey.",
+        "keywords:forbidden_words": lambda: "Bees make honey near the " + k["forbidden_words"][0] + ".",
+        "language:response_language": lambda: "Bees make honey in the hive all summer and they work very hard.",
+        "length_constraints:nth_paragraph_first_word": lambda: "Bees work.\n\nBees rest.\n\nBees eat.\n\nBees fly.\n\nBees x.",
+        "length_constraints:number_paragraphs": lambda: "Bees work hard.",
+        "punctuation:no_comma": lambda: "Bees, honey, hives.",
+        "startend:end_checker": lambda: "Bees make honey.",
+        "startend:quotation": lambda: "Bees make honey.",
+    }
+    return breaks[instruction_id]()
+
+
+def test_every_constraint_type_round_trips_through_the_ifeval_format(tmp_path):
+    rng = random.Random(0)
+    assert set(SAMPLERS) == {i for item in IFEVAL for i in item.instruction_ids}  # all 25 ids
+    rows = []
+    for instruction_id in sorted(SAMPLERS):
+        phrasings = phrasebook()["phrasings"][instruction_id]
+        assert len(phrasings) >= 2
+        for trial in range(8):
+            kwargs = SAMPLERS[instruction_id](rng, TASK)
+            rows.append({"key": len(rows), "prompt": TASK, "instruction_id_list": [instruction_id], "kwargs": [kwargs]})
+            assert follows(compliant(instruction_id, kwargs), instruction_id, kwargs), (instruction_id, kwargs)
+            assert not follows(violating(instruction_id, kwargs), instruction_id, kwargs), (instruction_id, kwargs)
+    path = tmp_path / "synth.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert len(load_ifeval(str(path))) == 25 * 8  # the data validator accepts every sampled row
+
+
+def test_synthesis_is_deterministic_distinct_compatible_and_never_like_an_evaluation_prompt():
+    evaluation = EvaluationFilter([item.prompt for item in IFEVAL])
+    held_out = ["detectable_format:title", "punctuation:no_comma"]
+    allowed = sorted(set(SAMPLERS) - set(held_out))
+    first = synthesize(bundled_tasks(), 1500, 7, evaluation, allowed)
+    again = synthesize(bundled_tasks(), 1500, 7, evaluation, allowed)
+    assert [r.prompt for r in first.rows] == [r.prompt for r in again.rows]
+    assert len({r.prompt for r in first.rows}) == 1500
+    ids = [i for r in first.rows for i in r.instruction_ids]
+    assert not set(held_out) & set(ids) and len(set(ids)) == 23
+    assert all(not conflicts(a, b) for r in first.rows for a in r.instruction_ids for b in r.instruction_ids if a != b)
+    assert {len(r.instruction_ids) for r in first.rows} == {1, 2, 3}
+    ifeval_texts = {item.prompt for item in IFEVAL}
+    assert not any(r.prompt in ifeval_texts or evaluation.too_similar(r.prompt) for r in first.rows)
+    # An evaluation prompt offered as a base task is dropped and counted.
+    copied = synthesize([IFEVAL[0].prompt], 5, 0, evaluation)
+    assert copied.rows == [] and copied.dropped["task_like_evaluation_prompt"] > 0
+
+
+def test_conflicting_types_are_never_drawn_together():
+    rng = random.Random(3)
+    for _ in range(300):
+        drawn = [c.instruction_id for c in sample_constraints(rng, TASK, 3)]
+        assert len(set(drawn)) == len(drawn)
+        for group in CONFLICTS:
+            assert len(group & set(drawn)) <= 1
+
+
+@pytest.mark.parametrize("instruction_id", sorted(REPAIRS))
+def test_every_repair_passes_its_checker_and_keeps_the_content(instruction_id):
+    """Over SmolLM2's real answers (varied prose, lists, cut-off text) and sampled arguments."""
+    rng = random.Random(instruction_id)
+    repaired_count = 0
+    for text in MODEL_ANSWERS[:200]:
+        kwargs = SAMPLERS[instruction_id](rng, TASK)
+        if instruction_id == "keywords:forbidden_words" and len(text.split()) > 3:  # words the text does use
+            kwargs = {"forbidden_words": rng.sample(sorted({w for w in text.split() if w.isalpha()} or {"x"}), 1)}
+        item = IFEvalPrompt("k", TASK, [instruction_id], [kwargs])
+        if follows(text, instruction_id, kwargs) or not text.strip():
+            assert repair_response(item, text) is None  # nothing to repair
+            continue
+        fixed = repair_response(item, text)
+        if fixed is None:  # refused only where the checker wants English and cannot tell it is
+            assert instruction_id.startswith("change_case:") and detect_language(REPAIRS[instruction_id](text)) != "en"
+            continue
+        assert follows(fixed, instruction_id, kwargs)
+        repaired_count += 1
+        if instruction_id == "detectable_format:json_format":
+            assert json.loads(fixed) == {"response": text.strip()}
+            continue
+        dropped = {w.lower() for w in kwargs.get("forbidden_words", [])}
+        words = lambda s: [w for w in "".join(c if c.isalnum() else " " for c in s.lower()).split() if w not in dropped]
+        original, kept = words(text), iter(words(fixed))
+        assert all(w in kept for w in original), "the original words survive, in order"
+    assert repaired_count >= 20
+
+
+def test_repairs_combine_and_refuse_what_they_cannot_fix():
+    item = IFEvalPrompt(
+        "k",
+        TASK,
+        ["change_case:english_lowercase", "punctuation:no_comma", "startend:end_checker"],
+        [{}, {}, {"end_phrase": "Any other questions?"}],
+    )
+    fixed = repair_response(item, "Bees, as you know, make Honey.")
+    assert fixed == "bees as you know make honey.\nany other questions?"
+    both = IFEvalPrompt(
+        "k", TASK, ["punctuation:no_comma", "detectable_format:number_bullet_lists"], [{}, {"num_bullets": 3}]
+    )
+    assert repair_response(both, "Bees, honey.") is None  # bullet lists have no deterministic repair
+
+
+def test_the_guard_fails_degenerate_answers_whatever_the_constraints_say():
+    assert quality_problem("") == "empty"
+    assert quality_problem("   \n") == "empty"
+    assert quality_problem("bees make honey all day long", "length") == "truncated"
+    assert quality_problem("ok") == "too_short"
+    assert quality_problem("i like bees. " * 40) == "repetition"
+    assert quality_problem("Bees make honey.\n" * 5) == "repetition"
+    assert quality_problem("Bees make honey in the hive, and keepers check the frames each week.", "stop") is None
+    # An empty answer "follows" no-comma and lower-case by the checkers' letter, yet scores 0.
+    from autoalign.stages.verifiable import critique
+
+    item = IFEvalPrompt("k", TASK, ["punctuation:no_comma"], [{}])
+    assert follows("no commas here at all", "punctuation:no_comma", {})
+    cut = critique(item, Candidate(text="no commas here at all and", num_tokens=5, finish_reason="length"), strict=True)
+    assert cut.score == 0.0 and any(f.constraint == "quality" and f.evidence == "truncated" for f in cut.findings)
+    good = critique(
+        item, Candidate(text="No commas here at all today.", num_tokens=6, finish_reason="stop"), strict=True
+    )
+    assert good.score == 5.0 and good.text == "All constraints are met."
+    half = IFEvalPrompt("k", TASK, ["punctuation:no_comma", "startend:quotation"], [{}, {}])
+    partial = critique(
+        half, Candidate(text="No commas here at all today.", num_tokens=6, finish_reason="stop"), strict=True
+    )
+    assert partial.score == 2.5 and partial.text == "Not met: startend:quotation."
+
+
+def test_the_loop_on_the_tiny_model_with_both_verified_sources(tiny_model_dir, tmp_path, monkeypatch):
+    """The random tiny model never stops before max_new_tokens, so every answer would be truncated
+    (degenerate): the toy echo backend answers instead; the tiny model trains."""
+    from autoalign import registry
+    from autoalign.io import read_json, read_jsonl
+    from autoalign.loops import iterate
+    from test_loop_tiny import make_verifier, tiny_config
+
+    monkeypatch.setitem(registry.BACKENDS, "toy_echo", "toy_backend:make")
+    cfg = tiny_config(
+        tiny_model_dir,
+        tmp_path,
+        "model.backend=toy_echo",
+        "loop=mixed",
+        "mix={verified_samples: 1.0, verified_repair: 0.5}",
+        "verifiable.num_prompts=6",
+        "iterations=2",
+        "eval.enabled=false",
+    )
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    ifeval_texts = {item.prompt for item in IFEVAL}
+    repairs = []
+    for t in (1, 2):
+        it = tmp_path / f"tiny/iter_{t}"
+        prompts = read_jsonl(it / "verifiable_prompts/data.jsonl")
+        assert len(prompts) == 6 and not {p["prompt"] for p in prompts} & ifeval_texts
+        assert not {i for p in prompts for i in p["instruction_id_list"]} & set(cfg.verifiable.held_out)
+        critiques = read_json(it / "critiques/metrics.json")
+        assert critiques["answers"] == 24
+        mixed = read_json(it / "pairs/metrics.json")
+        assert set(mixed["by_source"]) == {"verified_samples", "verified_repair"}
+        repairs += read_jsonl(it / "pairs_verified_repair/data.jsonl")
+        assert (it / "dpo/model/config.json").exists()
+    assert repairs and all(r["source"] == "verified_repair" and r["chosen_score"] == 5.0 for r in repairs)
+    assert all(r["chosen"][-1]["content"] != r["rejected"][-1]["content"] for r in repairs)
+    first = [p["prompt"] for p in read_jsonl(tmp_path / "tiny/iter_1/verifiable_prompts/data.jsonl")]
+    second = [p["prompt"] for p in read_jsonl(tmp_path / "tiny/iter_2/verifiable_prompts/data.jsonl")]
+    assert first != second  # each iteration draws new prompts
+
+
+def test_an_unknown_held_out_type_fails_before_any_work(tiny_model_dir, tmp_path):
+    from autoalign.config import ConfigError
+    from autoalign.loops import iterate
+    from test_loop_tiny import make_verifier, tiny_config
+
+    cfg = tiny_config(tiny_model_dir, tmp_path, "loop=verified_repair", "verifiable.held_out=[no_such:type]")
+    with pytest.raises(ConfigError, match=r"verifiable.held_out: unknown constraint type\(s\) \['no_such:type'\]"):
+        iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    assert not cfg.run_dir.exists()
