@@ -1,0 +1,30 @@
+"""The paired comparison's numbers, by hand."""
+
+import pytest
+
+from autoalign.eval.paired import paired_difference
+
+
+def test_identical_outcomes_differ_by_nothing():
+    d = paired_difference([True, False, True, False], [True, False, True, False])
+    assert d["difference"] == 0 and d["ci_low"] == 0 and d["ci_high"] == 0 and d["sign_test_p"] == 1.0
+
+
+def test_three_gains_out_of_ten():
+    d = paired_difference([False] * 10, [True] * 3 + [False] * 7)
+    assert d["baseline"] == 0 and d["model"] == 30 and d["difference"] == 30
+    assert d["gained"] == 3 and d["lost"] == 0
+    assert d["sign_test_p"] == pytest.approx(0.25)  # two-sided: 2 x 0.5^3
+    assert 0 <= d["ci_low"] <= 30 <= d["ci_high"] <= 70
+
+
+def test_gains_and_losses_cancel_in_the_difference_not_in_the_test():
+    d = paired_difference([True] * 5 + [False] * 5, [False] * 5 + [True] * 5)
+    assert d["difference"] == 0 and d["gained"] == 5 and d["lost"] == 5
+    assert d["sign_test_p"] == pytest.approx(1.0)
+    assert d["ci_low"] < 0 < d["ci_high"]
+
+
+def test_mismatched_lists_are_an_error():
+    with pytest.raises(ValueError):
+        paired_difference([True], [True, False])
