@@ -252,7 +252,7 @@ def test_the_loop_on_the_tiny_model_with_both_verified_sources(tiny_model_dir, t
         "mix={verified_samples: 1.0, verified_repair: 0.5}",
         "verifiable.num_prompts=6",
         "iterations=2",
-        "eval.enabled=false",
+        "eval.ifeval_prompts=5",
     )
     iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     ifeval_texts = {item.prompt for item in IFEVAL}
@@ -270,6 +270,13 @@ def test_the_loop_on_the_tiny_model_with_both_verified_sources(tiny_model_dir, t
         assert (it / "dpo/model/config.json").exists()
     assert repairs and all(r["source"] == "verified_repair" and r["chosen_score"] == 5.0 for r in repairs)
     assert all(r["chosen"][-1]["content"] != r["rejected"][-1]["content"] for r in repairs)
+    # The evaluation pairs each new model with the one before it, and the final one with M1.
+    for t, (new, old) in ((1, ("M2", "M1")), (2, ("M3", "M2")), (2, ("M3", "M1"))):
+        paired = read_json(tmp_path / f"tiny/iter_{t}/ifeval_paired_{new}_vs_{old}/metrics.json")
+        assert paired["prompt_strict"]["prompts"] == 5 and paired["held_out"] == cfg.verifiable.held_out
+    from autoalign.summary import verdict
+
+    assert verdict(tmp_path / "tiny").startswith("M3 vs M2: ") and "IFEval prompt strict" in verdict(tmp_path / "tiny")
     first = [p["prompt"] for p in read_jsonl(tmp_path / "tiny/iter_1/verifiable_prompts/data.jsonl")]
     second = [p["prompt"] for p in read_jsonl(tmp_path / "tiny/iter_2/verifiable_prompts/data.jsonl")]
     assert first != second  # each iteration draws new prompts

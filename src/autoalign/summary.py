@@ -110,9 +110,26 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
         rows.append((f"head to head {h['model']} vs {h['baseline']}", head_to_head_line(h)))
     for m in ifeval_metrics(run_dir, t):
         rows.append((f"IFEval {m['model']} ({m['prompts']} prompts)", ifeval_line(m)))
+    for record in stages_of("ifeval_paired", t, run_dir):
+        m = record.metrics()
+        rows.append((f"IFEval {m['model']} vs {m['baseline']}, paired", ifeval_paired_line(m)))
     for m in reward_modeling_metrics(run_dir, t):
         rows.append((f"{m['judge']} as a judge", reward_modeling_line(m)))
     return rows
+
+
+def ifeval_paired_line(m: dict) -> str:
+    d = m["prompt_strict"]
+    if d is None:
+        return "no prompts in common"
+    held, trained = m["instruction_strict_held_out"], m["instruction_strict_trained"]
+    return (
+        f"prompt strict {d['baseline']:.1f}% -> {d['model']:.1f}% ({d['difference']:+.1f} points, 95% CI "
+        f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}], sign test p={d['sign_test_p']:.2g}); instruction strict on "
+        f"held-out types {_pct(held['baseline'])} -> {_pct(held['model'])}, trained types "
+        f"{_pct(trained['baseline'])} -> {_pct(trained['model'])}; mean length {m['mean_chars']['baseline']:.0f} -> "
+        f"{m['mean_chars']['model']:.0f} chars"
+    )
 
 
 def judge_role(judgments: dict) -> str:
@@ -206,6 +223,13 @@ def verdict(run_dir: Path, shared: Path | None = None) -> str:
     parts.append(f"judge score {_fmt(ev['new_mean_score'], 2)} vs {_fmt(ev['old_mean_score'], 2)}")
     # The older model's IFEval was run where it was the newer model (or, for M1 of a comparison,
     # in the shared store).
+    paired = next((m for r in stages_of("ifeval_paired", t, run_dir) if (m := r.metrics())["baseline"] == old), None)
+    if paired and paired["prompt_strict"]:
+        d = paired["prompt_strict"]
+        parts.append(
+            f"IFEval prompt strict {d['difference']:+.1f} points, 95% CI [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]"
+        )
+        return f"{new} vs {old}: " + "; ".join(parts)
     new_if = _model_metrics("ifeval", t, new, run_dir)
     places = [(t, run_dir), (t - 1, run_dir)] + ([(1, shared)] if shared else [])
     old_if = next((m for i, d in places if (m := _model_metrics("ifeval", i, old, d))), None)

@@ -37,10 +37,12 @@ def compare_models(
     make_judge: JudgeFactory,
     *,
     old_at: StageContext | None = None,
+    held_out: list[str] = (),
 ) -> dict:
     """new's stages go to `at`; old's judge-independent stages are read from old_at, where old was
     evaluated as the newer model (or, for M1, the shared store of a comparison); its verdicts
-    under this iteration's judge go to old_at's store at this iteration."""
+    under this iteration's judge go to old_at's store at this iteration. held_out: constraint
+    types never trained on, which the paired IFEval comparison reports apart."""
     old_at = old_at or at
     prompts = prompts[: cfg.num_prompts]
     located = {new.label: at, old.label: old_at}
@@ -94,6 +96,8 @@ def compare_models(
         items = load_ifeval(cfg.ifeval_file)[: cfg.ifeval_prompts]
         for ref in (new, old):
             suite.ifeval(located[ref.label], ref, items, cfg.ifeval_sampling)
+        scored = {ref.label: suite.ifeval_rows(located[ref.label], ref.label) for ref in (new, old)}
+        suite.ifeval_paired(at, (new.label, scored[new.label]), (old.label, scored[old.label]), list(held_out))
     if cfg.reward_data:
         groups = load_ranked(cfg.reward_data)
         for ref in (new, old):

@@ -18,7 +18,9 @@ from autoalign.eval.reward_modeling import agreement_metrics, pool_groups
 from autoalign.eval.win_rate import length_controlled_win_rate, preference_value, win_rate
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.runtime.pool import AnyModelRef
+from autoalign.eval.paired import paired_difference
 from autoalign.stages.common import StageContext, run_items
+from autoalign.store import recorded_stages
 from autoalign.judges.base import JudgeFactory
 from autoalign.stages.judging import judge_candidates
 from autoalign.stages.sampling import sample_candidates
@@ -154,6 +156,42 @@ def ifeval(at: StageContext, model: AnyModelRef, items: list[IFEvalPrompt], samp
 
     stage = at.stage(f"ifeval_{model.label}", {"scorer": SCORER_VERSION}, inputs, kind="ifeval")
     return stage.ensure(score).metrics()
+
+
+def ifeval_rows(at: StageContext, label: str) -> list[dict]:
+    """The scored IFEval answers of a model, from where its ifeval stage was recorded."""
+    found = [r for r in recorded_stages(at.store.root, at.t, "ifeval") if r.metrics().get("model") == label]
+    return found[0].rows() if found else []
+
+
+def ifeval_paired(
+    at: StageContext, model: tuple[str, list[dict]], baseline: tuple[str, list[dict]], held_out: list[str]
+) -> dict:
+    """The model against the baseline on the same IFEval prompts, paired per prompt (eval/paired.py),
+    strict and loose; instruction-level accuracy on the held-out constraint types (never trained
+    on) apart from the others; mean answer length. (label, scored rows of its ifeval stage) each."""
+    (label, rows), (base_label, base_rows) = model, baseline
+    ours, theirs = {r["id"]: r for r in rows}, {r["id"]: r for r in base_rows}
+    ids = sorted(set(ours) & set(theirs))
+    inputs = [f"{i}{ours[i]['strict']}{ours[i]['loose']}{theirs[i]['strict']}{theirs[i]['loose']}" for i in ids]
+
+    def compare() -> tuple[None, dict]:
+        def types(table: dict, wanted) -> float | None:
+            hits = [ok for i in ids for t, ok in zip(table[i]["instruction_ids"], table[i]["strict"]) if wanted(t)]
+            return sum(hits) / len(hits) if hits else None
+
+        metrics = {"model": label, "baseline": base_label, "held_out": list(held_out)}
+        for level in ("strict", "loose"):
+            outcome = lambda table: [all(table[i][level]) for i in ids]
+            metrics[f"prompt_{level}"] = paired_difference(outcome(theirs), outcome(ours)) if ids else None
+        for name, wanted in (("held_out", lambda t: t in held_out), ("trained", lambda t: t not in held_out)):
+            metrics[f"instruction_strict_{name}"] = {"baseline": types(theirs, wanted), "model": types(ours, wanted)}
+        length = lambda table: sum(len(table[i]["response"]) for i in ids) / max(1, len(ids))
+        metrics["mean_chars"] = {"baseline": length(theirs), "model": length(ours)}
+        return None, metrics
+
+    stage = at.stage(f"ifeval_paired_{label}_vs_{base_label}", {}, inputs, kind="ifeval_paired")
+    return stage.ensure(compare).metrics()
 
 
 def reward_modeling(

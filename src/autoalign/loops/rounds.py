@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 
+from autoalign.eval import suite
 from autoalign.eval.judge_compare import compare_models
 from autoalign.loops.context import RunContext
 from autoalign.registry import FEEDBACK, feedback_source
@@ -65,10 +66,25 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
             old_at = ctx.at(1, shared=True) if current == m1 else ctx.at(t - 1)
             judge = eval_judge or current
             compare_models(
-                ctx.at(t), trained, current, judge, ctx.heldout, cfg.eval, cfg.judge, ctx.make_eval_judge, old_at=old_at
+                ctx.at(t),
+                trained,
+                current,
+                judge,
+                ctx.heldout,
+                cfg.eval,
+                cfg.judge,
+                ctx.make_eval_judge,
+                old_at=old_at,
+                held_out=cfg.verifiable.held_out,
             )
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}
         current = trained
+    if cfg.eval.enabled and cfg.eval.ifeval_prompts and cfg.iterations > 1:
+        # The final model against M1, where the loop started, on the same IFEval prompts.
+        final_at, start_at = ctx.at(cfg.iterations), ctx.at(1, shared=True)
+        rows = lambda at, ref: suite.ifeval_rows(at, ref.label)
+        pair = ((current.label, rows(final_at, current)), (m1.label, rows(start_at, m1)))
+        suite.ifeval_paired(final_at, *pair, held_out=cfg.verifiable.held_out)
     results["final_model"] = str(current.path)
     return results
