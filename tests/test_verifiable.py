@@ -235,7 +235,7 @@ def test_the_guard_fails_degenerate_answers_whatever_the_constraints_say():
     assert partial.score == 2.5 and partial.text == "Not met: startend:quotation."
 
 
-def test_the_loop_on_the_tiny_model_with_both_verified_sources(tiny_model_dir, tmp_path, monkeypatch):
+def test_the_loop_on_the_tiny_model_with_the_three_verified_sources(tiny_model_dir, tmp_path, monkeypatch):
     """The random tiny model never stops before max_new_tokens, so every answer would be truncated
     (degenerate): the toy echo backend answers instead; the tiny model trains."""
     from autoalign import registry
@@ -249,7 +249,7 @@ def test_the_loop_on_the_tiny_model_with_both_verified_sources(tiny_model_dir, t
         tmp_path,
         "model.backend=toy_echo",
         "loop=mixed",
-        "mix={verified_samples: 1.0, verified_repair: 0.5}",
+        "mix={verified_samples: 1.0, verified_repair: 0.5, verified_refine: 1.0}",
         "verifiable.num_prompts=6",
         "iterations=2",
         "eval.ifeval_prompts=5",
@@ -265,7 +265,11 @@ def test_the_loop_on_the_tiny_model_with_both_verified_sources(tiny_model_dir, t
         critiques = read_json(it / "critiques/metrics.json")
         assert critiques["answers"] == 24
         mixed = read_json(it / "pairs/metrics.json")
-        assert set(mixed["by_source"]) == {"verified_samples", "verified_repair"}
+        assert set(mixed["by_source"]) == {"verified_samples", "verified_repair", "verified_refine"}
+        refinements = read_jsonl(it / "refinements/data.jsonl")
+        assert refinements and all(len(r["refinements"]) == len(r["critiques"]) == 2 for r in refinements)
+        request = "\n".join(r["text"] for r in read_jsonl(it / "refinements/data.jsonl")[0]["refinements"])
+        assert request.startswith("echo ")  # the toy backend echoes the refine request's words
         repairs += read_jsonl(it / "pairs_verified_repair/data.jsonl")
         assert (it / "dpo/model/config.json").exists()
     assert repairs and all(r["source"] == "verified_repair" and r["chosen_score"] == 5.0 for r in repairs)
@@ -291,3 +295,42 @@ def test_an_unknown_held_out_type_fails_before_any_work(tiny_model_dir, tmp_path
     with pytest.raises(ConfigError, match=r"verifiable.held_out: unknown constraint type\(s\) \['no_such:type'\]"):
         iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     assert not cfg.run_dir.exists()
+
+
+def test_a_rewrite_is_accepted_only_when_the_critic_passes_it_in_full(tmp_path):
+    from autoalign.stages.common import StageContext
+    from autoalign.stages.verifiable import _failures, critique, refine_pairs
+    from autoalign.store import RunStore
+
+    item = IFEvalPrompt("p1", TASK, ["punctuation:no_comma", "startend:quotation"], [{}, {}])
+    other = IFEvalPrompt("p2", TASK, ["punctuation:no_comma"], [{}])
+    draft = Candidate(text="Bees, of course, make honey.", num_tokens=6, finish_reason="stop")
+    crit = critique(item, draft, strict=True)
+    assert crit.score == 0.0 and _failures(item, crit).count("\n- ") == 1  # two unmet, one line each
+    rewrites = [
+        Candidate(text='"Bees make honey."', num_tokens=4, finish_reason="stop"),  # meets both
+        Candidate(text="Bees make honey.", num_tokens=4, finish_reason="stop"),  # still unquoted
+    ]
+    half_way = [Candidate(text="Bees make honey all day.", num_tokens=5, finish_reason="stop")]
+    refinements = {
+        "p1": {
+            "original": 0,
+            "refinements": [c.to_dict() for c in reversed(rewrites)],
+            "critiques": [critique(item, c, True).to_dict() for c in reversed(rewrites)],
+        },
+        "p2": {
+            "original": 0,
+            "refinements": [c.to_dict() for c in half_way],
+            "critiques": [critique(other, Candidate("Bees, yes.", 2, "stop"), True).to_dict()],
+        },
+    }
+    at = StageContext(RunStore(tmp_path), 1, pool=None, seed=0)
+    candidates = {"p1": [draft], "p2": [draft]}
+    critiques = {"p1": [crit], "p2": [critique(other, draft, True)]}
+    pairs = refine_pairs(at, [item, other], candidates, critiques, refinements)
+    assert [(p.prompt_id, p.chosen, p.rejected, p.chosen_score, p.rejected_score) for p in pairs] == [
+        ("p1", '"Bees make honey."', draft.text, 5.0, 0.0)
+    ]
+    from autoalign.io import read_json
+
+    assert read_json(tmp_path / "iter_1/pairs_verified_refine/metrics.json")["dropped"] == {"no_rewrite_verified": 1}

@@ -46,6 +46,12 @@ FEEDBACK: dict[str, FeedbackEntry] = {
         uses_created_prompts=False,
         check_config="autoalign.loops.verified:check_config",
     ),
+    "verified_refine": FeedbackEntry(
+        "autoalign.loops.verified",
+        "refined",
+        uses_created_prompts=False,
+        check_config="autoalign.loops.verified:check_config",
+    ),
     "gold_vs_sample": FeedbackEntry(
         "autoalign.loops.gold_vs_sample", uses_created_prompts=False, prompt_file_setting="gold.file"
     ),

@@ -141,6 +141,8 @@ class VerifiableConfig(Section):
     closing line forgiven)."""
     min_margin: float = Field(0.0, ge=0)
     """verified_samples: keep best vs worst only if their scores differ by more than this."""
+    refine_samples: int = Field(2, ge=1)
+    """verified_refine: rewrites asked for per failing answer (sampled with sample.sampling)."""
 
     @field_validator("task_file")
     @classmethod

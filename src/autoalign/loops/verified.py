@@ -10,6 +10,9 @@ and two kinds of pairs come out, as separate sources so a recipe weights or abla
     verified_repair:  a failing answer repaired deterministically > the answer itself, the
                       minimal-difference pair (SPaR, Cheng et al. 2024, "SPaR: Self-Play with
                       Tree-Search Refinement to Improve Instruction-Following in LLMs")
+    verified_refine:  M_t rewrites a failing answer given the critic's list of unmet constraints;
+                      a rewrite the critic passes in full > the answer itself (as in SPaR, with a
+                      program in place of the judge)
 
 The superalignment framework's learner/critic loop on verifiable instructions; the attacker
 (drawing prompts where the learner fails) is future work.
@@ -23,7 +26,15 @@ from autoalign.data import load_prompts
 from autoalign.loops.context import RunContext
 from autoalign.runtime.pool import ModelRef
 from autoalign.stages.sampling import sample_candidates
-from autoalign.stages.verifiable import as_prompts, critique_candidates, repair_pairs, sampled_pairs, verifiable_prompts
+from autoalign.stages.verifiable import (
+    as_prompts,
+    critique_candidates,
+    refine_candidates,
+    refine_pairs,
+    repair_pairs,
+    sampled_pairs,
+    verifiable_prompts,
+)
 from autoalign.synth.constraints import SAMPLERS
 from autoalign.synth.verifiable import bundled_tasks
 from autoalign.types import Pair, Prompt
@@ -67,3 +78,11 @@ def sampled(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) 
 def repaired(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
     items, candidates, critiques = _judged(ctx, t, student)
     return repair_pairs(ctx.at(t), items, candidates, critiques)
+
+
+def refined(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
+    items, candidates, critiques = _judged(ctx, t, student)
+    cfg = ctx.cfg
+    at = ctx.at(t, shared=True)
+    rewrites = refine_candidates(at, student, items, candidates, critiques, cfg.verifiable, cfg.sample.sampling)
+    return refine_pairs(ctx.at(t), items, candidates, critiques, rewrites)

@@ -4,14 +4,17 @@ original)."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 from autoalign.config import VerifiableConfig
 from autoalign.pairs import JudgedCandidates, best_vs_worst
-from autoalign.stages.common import StageContext
+from autoalign.generation.base import sampling_params
+from autoalign.prompts import neutralize_tags, render
+from autoalign.stages.common import StageContext, first_error, run_items
 from autoalign.stages.pairs import pairs_stage
 from autoalign.store import content_key
-from autoalign.synth.constraints import SAMPLERS
+from autoalign.synth.constraints import SAMPLERS, phrase
 from autoalign.synth.verifiable import EvaluationFilter, synthesize
 from autoalign.types import Candidate, Critique, Finding, Judgment, Pair, Prompt, user_message
 from autoalign.verdicts import MAX_SCORE
@@ -143,6 +146,109 @@ def repair_pairs(at: StageContext, items, candidates, critiques, *, source: str 
                 continue
             crit, answer, text = repaired
             pairs.append(Pair(item.key, prompts[item.key].messages, text, answer.text, MAX_SCORE, crit.score, source))
+        return pairs, dropped
+
+    return pairs_stage(at, source, build, config={"scorer": SCORER_VERSION}, inputs=inputs, prompts=len(items))
+
+
+def _failures(item: IFEvalPrompt, crit: Critique) -> str:
+    """The failed constraints, each described in words (a phrasing of its own), one per line."""
+    rng = random.Random(0)
+    kwargs_of = dict(zip(item.instruction_ids, item.kwargs))
+    lines = [
+        f"- {phrase(f.constraint, kwargs_of[f.constraint], rng)}"
+        for f in crit.findings
+        if f.satisfied is False and f.constraint in kwargs_of
+    ]
+    return "\n".join(lines)
+
+
+def refine_candidates(
+    at: StageContext, model, items: list[IFEvalPrompt], candidates, critiques, cfg: VerifiableConfig, sampling
+) -> dict[str, dict]:
+    """The learner rewrites its lowest-scoring answer that is not degenerate, given the critic's
+    list of unmet constraints (prompts/refine.txt), refine_samples times; each rewrite is
+    critiqued. {prompt id: {"original": index, "refinements": [candidate], "critiques": [critique]}}."""
+    drafts = {}
+    for item in items:
+        usable = [
+            (crit.score, k)
+            for k, (crit, answer) in enumerate(zip(critiques[item.key], candidates[item.key]))
+            if crit.score < MAX_SCORE and not quality_problem(answer.text, answer.finish_reason)
+        ]
+        if usable:
+            drafts[item.key] = min(usable)[1]
+    todo = [i for i in items if i.key in drafts]
+    by_key = {i.key: i for i in todo}
+    inputs = [model.key] + [f"{i.key}{candidates[i.key][drafts[i.key]].text}" for i in todo]
+    config = {"n": cfg.refine_samples, "sampling": sampling.key(), "strict": cfg.strict, "seed": at.seed}
+    stage = at.stage("refinements", config, inputs, ("refine",), kind="refinements")
+
+    def request(key: str) -> list[dict]:
+        item, draft = by_key[key], candidates[key][drafts[key]]
+        failures = _failures(item, critiques[key][drafts[key]])
+        text = render("refine", instruction=item.prompt, draft=neutralize_tags(draft.text), failures=failures)
+        return user_message(text)
+
+    params = sampling_params(sampling, n=cfg.refine_samples, seed=at.seed)
+
+    def process(ids: list[str]) -> list[dict]:
+        outputs = at.pool.generator(model, sampling.batch_size).generate([request(i) for i in ids], params)
+        return [
+            {
+                "id": i,
+                "original": drafts[i],
+                "refinements": [c.to_dict() for c in cands],
+                "critiques": [critique(by_key[i], c, cfg.strict).to_dict() for c in cands],
+            }
+            for i, cands in zip(ids, outputs)
+        ]
+
+    def summarize(rows: list[dict], seconds: float) -> dict:
+        scores = [c["score"] for r in rows for c in r["critiques"]]
+        accepted = sum(any(c["score"] == MAX_SCORE for c in r["critiques"]) for r in rows)
+        return {
+            "drafts": len(rows),
+            "rewrites": len(scores),
+            "accepted_prompts": accepted,
+            "mean_score": sum(scores) / max(1, len(scores)),
+        }
+
+    error_of = lambda row: first_error(c.get("error") for c in row["refinements"])
+    rows = run_items(
+        at, stage, as_prompts(todo), process, summarize, error_of, chunk_size=sampling.batch_size, label=model.label
+    )
+    return {r["id"]: r for r in rows}
+
+
+def refine_pairs(
+    at: StageContext, items, candidates, critiques, refinements, *, source: str = "verified_refine"
+) -> list[Pair]:
+    """Refined > original, when a rewrite meets every constraint and passes the guard."""
+    prompts = {p.id: p for p in as_prompts(items)}
+    inputs = [
+        k + str(r["critiques"]) + str([c["text"] for c in r["refinements"]]) for k, r in sorted(refinements.items())
+    ]
+
+    def build() -> tuple[list[Pair], Counter]:
+        pairs, dropped = [], Counter()
+        for item in items:
+            row = refinements.get(item.key)
+            if row is None:
+                dropped["no_draft"] += 1
+                continue
+            accepted = [
+                Candidate.from_dict(c)
+                for c, crit in zip(row["refinements"], row["critiques"])
+                if crit["score"] == MAX_SCORE
+            ]
+            if not accepted:
+                dropped["no_rewrite_verified"] += 1
+                continue
+            original, score = candidates[item.key][row["original"]], critiques[item.key][row["original"]].score
+            pairs.append(
+                Pair(item.key, prompts[item.key].messages, accepted[0].text, original.text, MAX_SCORE, score, source)
+            )
         return pairs, dropped
 
     return pairs_stage(at, source, build, config={"scorer": SCORER_VERSION}, inputs=inputs, prompts=len(items))
