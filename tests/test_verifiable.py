@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from autoalign.synth.constraints import CONFLICTS, SAMPLERS, conflicts, phrasebook, sample_constraints
-from autoalign.synth.verifiable import EvaluationFilter, bundled_tasks, synthesize
+from autoalign.synth.attacker import WeaknessMap
+from autoalign.synth.verifiable import EvaluationFilter, Task, bundled_tasks, synthesize
 from autoalign.types import Candidate
 from autoalign.verifiers.guard import quality_problem
 from autoalign.verifiers.ifeval import IFEvalPrompt, load_ifeval
@@ -152,7 +154,7 @@ def test_synthesis_is_deterministic_distinct_compatible_and_never_like_an_evalua
     ifeval_texts = {item.prompt for item in IFEVAL}
     assert not any(r.prompt in ifeval_texts or evaluation.too_similar(r.prompt) for r in first.rows)
     # An evaluation prompt offered as a base task is dropped and counted.
-    copied = synthesize([IFEVAL[0].prompt], 5, 0, evaluation)
+    copied = synthesize([Task(IFEVAL[0].prompt, "user")], 5, 0, evaluation)
     assert copied.rows == [] and copied.dropped["task_like_evaluation_prompt"] > 0
 
 
@@ -263,7 +265,8 @@ def test_the_loop_on_the_tiny_model_with_the_three_verified_sources(tiny_model_d
         assert len(prompts) == 6 and not {p["prompt"] for p in prompts} & ifeval_texts
         assert not {i for p in prompts for i in p["instruction_id_list"]} & set(cfg.verifiable.held_out)
         critiques = read_json(it / "critiques/metrics.json")
-        assert critiques["answers"] == 24
+        assert critiques["answers"] == 24 and critiques["attack_success"]
+        assert read_json(it / "verifiable_prompts/metrics.json")["attacker"] == (t == 2)  # from iteration 2 on
         mixed = read_json(it / "pairs/metrics.json")
         assert set(mixed["by_source"]) == {"verified_samples", "verified_repair", "verified_refine"}
         refinements = read_jsonl(it / "refinements/data.jsonl")
@@ -334,3 +337,38 @@ def test_a_rewrite_is_accepted_only_when_the_critic_passes_it_in_full(tmp_path):
     from autoalign.io import read_json
 
     assert read_json(tmp_path / "iter_1/pairs_verified_refine/metrics.json")["dropped"] == {"no_rewrite_verified": 1}
+
+
+def test_the_attacker_draws_where_the_learner_fails_yet_covers_every_type():
+    """A learner that always fails no_comma on poems and always passes everything else: with a
+    fixed seed, no_comma is drawn far more often for poems, and every type is still drawn."""
+    ids = sorted(SAMPLERS)
+    weakness = WeaknessMap()
+    for instruction_id in ids:
+        for _ in range(20):
+            weakness.add(instruction_id, "poem", "fail" if instruction_id == "punctuation:no_comma" else "pass")
+    rng = random.Random(0)
+    draws = Counter()
+    for _ in range(4000):
+        weights = weakness.thompson_weights(rng, "poem", ids, explore=0.25)
+        draws[rng.choices(ids, [weights[i] for i in ids])[0]] += 1
+    others = [draws[i] for i in ids if i != "punctuation:no_comma"]
+    assert draws["punctuation:no_comma"] > 10 * max(others)  # the weak spot is attacked
+    assert min(others) >= 20  # and every type stays covered (explore share, ~4000 x 0.25 / 25 each)
+    # On a kind of task with no history, every type is as likely.
+    flat = Counter()
+    for _ in range(2500):
+        weights = weakness.thompson_weights(rng, "letter", ids, explore=0.0)
+        flat[rng.choices(ids, [weights[i] for i in ids])[0]] += 1
+    assert max(flat.values()) < 2.5 * min(flat.values())
+
+
+def test_a_degenerate_answer_is_an_unknown_attack_outcome():
+    prompt_rows = [{"id": "p", "task_kind": "poem"}]
+    crit = lambda satisfied, degenerate: {
+        "findings": [{"constraint": "punctuation:no_comma", "satisfied": satisfied, "evidence": ""}]
+        + ([{"constraint": "quality", "satisfied": False, "evidence": "truncated"}] if degenerate else [])
+    }
+    rows = [{"id": "p", "critiques": [crit(False, False), crit(True, False), crit(True, True), crit(False, True)]}]
+    cell = WeaknessMap.from_rows(prompt_rows, rows).attack_success()["punctuation:no_comma|poem"]
+    assert cell == {"success_rate": 0.5, "fail": 1, "pass": 1, "unknown": 2}

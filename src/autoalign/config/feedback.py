@@ -141,6 +141,11 @@ class VerifiableConfig(Section):
     closing line forgiven)."""
     min_margin: float = Field(0.0, ge=0)
     """verified_samples: keep best vs worst only if their scores differ by more than this."""
+    attacker: bool = True
+    """From the second iteration on, draw constraint types where the learner failed before
+    (Thompson sampling on its failure rates per type and task kind, synth/attacker.py)."""
+    explore: float = Field(0.25, ge=0, le=1)
+    """attacker: the share of draws that ignore the failure rates, so every type stays covered."""
     refine_samples: int = Field(2, ge=1)
     """verified_refine: rewrites asked for per failing answer (sampled with sample.sampling)."""
 

@@ -14,8 +14,9 @@ and two kinds of pairs come out, as separate sources so a recipe weights or abla
                       a rewrite the critic passes in full > the answer itself (as in SPaR, with a
                       program in place of the judge)
 
-The superalignment framework's learner/critic loop on verifiable instructions; the attacker
-(drawing prompts where the learner fails) is future work.
+The superalignment framework's attacker/learner/critic loop on verifiable instructions: from
+the second iteration on, the attacker draws constraint types where the learner failed before
+(synth/attacker.py).
 Run it:  autoalign run recipes/verifiable_if_small.yaml
 """
 
@@ -36,7 +37,9 @@ from autoalign.stages.verifiable import (
     verifiable_prompts,
 )
 from autoalign.synth.constraints import SAMPLERS
-from autoalign.synth.verifiable import bundled_tasks
+from autoalign.store import recorded_stages
+from autoalign.synth.attacker import WeaknessMap
+from autoalign.synth.verifiable import Task, bundled_tasks
 from autoalign.types import Pair, Prompt
 from autoalign.verifiers.ifeval import load_ifeval
 
@@ -49,9 +52,24 @@ def check_config(cfg: RunConfig) -> None:
         )
 
 
-def base_tasks(ctx: RunContext) -> list[str]:
-    extra = [p.text for p in load_prompts(ctx.cfg.verifiable.task_file)] if ctx.cfg.verifiable.task_file else []
-    return sorted(set(bundled_tasks() + ctx.seed_instructions + extra))
+def base_tasks(ctx: RunContext) -> list[Task]:
+    """The bundled writing tasks, the IFT seed prompts (kind "question") and the user's file ("user")."""
+    task_file = ctx.cfg.verifiable.task_file
+    extra = [Task(p.text, "user") for p in load_prompts(task_file)] if task_file else []
+    return sorted(set(bundled_tasks() + [Task(text, "question") for text in ctx.seed_instructions] + extra))
+
+
+def weakness_before(ctx: RunContext, t: int) -> WeaknessMap | None:
+    """What the critic found in every earlier iteration (None in the first, or with the attacker off)."""
+    if not ctx.cfg.verifiable.attacker or t == 1:
+        return None
+    weakness = WeaknessMap()
+    for s in range(1, t):
+        prompts = recorded_stages(ctx.shared.root, s, "verifiable_prompts")
+        critiques = recorded_stages(ctx.shared.root, s, "critiques")
+        if prompts and critiques:
+            weakness = weakness.merged(WeaknessMap.from_rows(prompts[0].rows(), critiques[0].rows()))
+    return weakness
 
 
 def evaluation_texts(ctx: RunContext) -> list[str]:
@@ -62,12 +80,11 @@ def evaluation_texts(ctx: RunContext) -> list[str]:
 
 
 def _judged(ctx: RunContext, t: int, student: ModelRef):
-    items = verifiable_prompts(ctx.at(t, shared=True), ctx.cfg.verifiable, base_tasks(ctx), evaluation_texts(ctx))
+    at, cfg = ctx.at(t, shared=True), ctx.cfg.verifiable
+    items, kinds = verifiable_prompts(at, cfg, base_tasks(ctx), evaluation_texts(ctx), weakness_before(ctx, t))
     sample_cfg = ctx.cfg.sample.replaced(control_instruction=False)  # the constraints are the point
-    candidates = sample_candidates(
-        ctx.at(t, shared=True), student, as_prompts(items), sample_cfg, name="verifiable_candidates"
-    )
-    return items, candidates, critique_candidates(ctx.at(t, shared=True), items, candidates, ctx.cfg.verifiable.strict)
+    candidates = sample_candidates(at, student, as_prompts(items), sample_cfg, name="verifiable_candidates")
+    return items, candidates, critique_candidates(at, items, candidates, cfg.strict, kinds)
 
 
 def sampled(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:

@@ -15,7 +15,8 @@ from autoalign.stages.common import StageContext, first_error, run_items
 from autoalign.stages.pairs import pairs_stage
 from autoalign.store import content_key
 from autoalign.synth.constraints import SAMPLERS, phrase
-from autoalign.synth.verifiable import EvaluationFilter, synthesize
+from autoalign.synth.attacker import WeaknessMap
+from autoalign.synth.verifiable import EvaluationFilter, Task, synthesize
 from autoalign.types import Candidate, Critique, Finding, Judgment, Pair, Prompt, user_message
 from autoalign.verdicts import MAX_SCORE
 from autoalign.verifiers.guard import quality_problem
@@ -24,33 +25,47 @@ from autoalign.verifiers.ifeval.repair import repair_response
 
 
 def verifiable_prompts(
-    at: StageContext, cfg: VerifiableConfig, tasks: list[str], evaluation_texts: list[str]
-) -> list[IFEvalPrompt]:
+    at: StageContext,
+    cfg: VerifiableConfig,
+    tasks: list[Task],
+    evaluation_texts: list[str],
+    weakness: WeaknessMap | None = None,
+) -> tuple[list[IFEvalPrompt], dict[str, str]]:
     """This iteration's synthesised prompts (different in each iteration), none of the held-out
-    constraint types, none too similar to an evaluation prompt."""
-    config = {"cfg": cfg.key_without("strict", "min_margin"), "seed": at.seed}
-    inputs = [content_key(tasks), content_key(sorted(evaluation_texts))]
+    constraint types, none too similar to an evaluation prompt; with a weakness map, constraint
+    types are drawn where the learner failed (synth/attacker.py). Returns (rows, task kind by id)."""
+    config = {"cfg": cfg.key_without("strict", "min_margin", "refine_samples"), "seed": at.seed}
+    attack = sorted((cell, sorted(c.items())) for cell, c in weakness.counts.items()) if weakness else None
+    inputs = [content_key(tasks), content_key(sorted(evaluation_texts)), content_key(attack)]
     stage = at.stage("verifiable_prompts", config, inputs, kind="verifiable_prompts")
+    allowed = sorted(set(SAMPLERS) - set(cfg.held_out))
+
+    def weights_for(rng, kind: str) -> dict[str, float] | None:
+        return weakness.thompson_weights(rng, kind, allowed, cfg.explore) if weakness else None
 
     def build() -> tuple[list[dict], dict]:
-        allowed = sorted(set(SAMPLERS) - set(cfg.held_out))
         evaluation = EvaluationFilter(evaluation_texts, cfg.similarity_threshold)
         seed = at.seed * 1000 + at.t
-        made = synthesize(tasks, cfg.num_prompts, seed, evaluation, allowed, cfg.max_constraints, f"v{at.t}")
+        made = synthesize(
+            tasks, cfg.num_prompts, seed, evaluation, allowed, cfg.max_constraints, f"v{at.t}", weights_for
+        )
         rows = [
             {"id": r.key, "prompt": r.prompt, "instruction_id_list": r.instruction_ids, "kwargs": r.kwargs}
-            for r in made.rows
+            | {"task_kind": kind}
+            for r, kind in zip(made.rows, made.kinds)
         ]
         constraints = Counter(i for r in made.rows for i in r.instruction_ids)
-        return rows, {
+        metrics = {
             "prompts": len(rows),
             "dropped": dict(made.dropped),
             "constraints": dict(sorted(constraints.items())),
+            "attacker": weakness is not None,
         }
+        return rows, metrics
 
-    return [
-        IFEvalPrompt(r["id"], r["prompt"], r["instruction_id_list"], r["kwargs"]) for r in stage.ensure(build).rows()
-    ]
+    rows = stage.ensure(build).rows()
+    items = [IFEvalPrompt(r["id"], r["prompt"], r["instruction_id_list"], r["kwargs"]) for r in rows]
+    return items, {r["id"]: r["task_kind"] for r in rows}
 
 
 def as_prompts(items: list[IFEvalPrompt]) -> list[Prompt]:
@@ -74,8 +89,14 @@ def critique(item: IFEvalPrompt, answer: Candidate, strict: bool) -> Critique:
 
 
 def critique_candidates(
-    at: StageContext, items: list[IFEvalPrompt], candidates: dict[str, list[Candidate]], strict: bool
+    at: StageContext,
+    items: list[IFEvalPrompt],
+    candidates: dict[str, list[Candidate]],
+    strict: bool,
+    kinds: dict[str, str] | None = None,
 ) -> dict[str, list[Critique]]:
+    """Every answer critiqued; the metrics carry the attack success rate per (constraint type,
+    task kind): the share of judged answers that failed it (degenerate answers are unknown)."""
     inputs = [
         f"{item.key}{item.prompt}{item.instruction_ids}{item.kwargs}"
         + str([(c.text, c.finish_reason) for c in candidates[item.key]])
@@ -101,6 +122,9 @@ def critique_candidates(
             "all_met": sum(c.score == MAX_SCORE for c in everything),
             "degenerate": dict(problems),
             "pass_rate": {k: sum(v) / len(v) for k, v in sorted(per_type.items())},
+            "attack_success": WeaknessMap.from_rows(
+                [{"id": item.key, "task_kind": (kinds or {}).get(item.key, "unknown")} for item in items], rows
+            ).attack_success(),
         }
         return rows, metrics
 

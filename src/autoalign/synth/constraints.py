@@ -169,16 +169,23 @@ def phrase(instruction_id: str, kwargs: Kwargs, rng: random.Random) -> str:
     return Template(rng.choice(phrasebook()["phrasings"][instruction_id])).substitute(fields)
 
 
-def sample_constraints(rng: random.Random, task: str, count: int, allowed: list[str] | None = None) -> list[Constraint]:
-    """`count` constraints of distinct, compatible ids (drawn from `allowed`, default all 25),
-    each with sampled arguments and a phrasing. Fewer when no compatible id is left."""
+def sample_constraints(
+    rng: random.Random,
+    task: str,
+    count: int,
+    allowed: list[str] | None = None,
+    weights: dict[str, float] | None = None,
+) -> list[Constraint]:
+    """`count` constraints of distinct, compatible ids (drawn from `allowed`, default all 25, in
+    proportion to `weights` when given: the attacker's), each with sampled arguments and a
+    phrasing. Fewer when no compatible id is left."""
     pool = sorted(allowed if allowed is not None else SAMPLERS)
     chosen: list[Constraint] = []
     while len(chosen) < count:
         options = [i for i in pool if not any(conflicts(i, c.instruction_id) for c in chosen)]
         if not options:
             break
-        instruction_id = rng.choice(options)
+        instruction_id = rng.choices(options, [weights[i] for i in options])[0] if weights else rng.choice(options)
         kwargs = SAMPLERS[instruction_id](rng, task)
         chosen.append(Constraint(instruction_id, kwargs, phrase(instruction_id, kwargs, rng)))
     return chosen

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.resources import files
 from string import Template
+from typing import NamedTuple
 
 import yaml
 
@@ -23,9 +25,17 @@ from autoalign.synth.instructions import _overlap_bound, rouge_l_f1, words
 from autoalign.verifiers.ifeval import IFEvalPrompt
 
 
-def bundled_tasks() -> list[str]:
+class Task(NamedTuple):
+    text: str
+    kind: str
+    """What sort of task (poem, letter, question, ...): the attacker tracks failures per kind."""
+
+
+def bundled_tasks() -> list[Task]:
     spec = yaml.safe_load(files("autoalign.data").joinpath("base_tasks.yaml").read_text(encoding="utf-8"))
-    return [Template(form).substitute(topic=topic) for form in spec["forms"] for topic in spec["topics"]]
+    return [
+        Task(Template(form).substitute(topic=t), kind) for kind, form in spec["forms"].items() for t in spec["topics"]
+    ]
 
 
 class EvaluationFilter:
@@ -51,31 +61,36 @@ class EvaluationFilter:
 class Synthesis:
     rows: list[IFEvalPrompt]
     dropped: Counter = field(default_factory=Counter)
+    kinds: list[str] = field(default_factory=list)
+    """The task kind of each row."""
 
 
 def synthesize(
-    tasks: list[str],
+    tasks: list[Task],
     count: int,
     seed: int,
     evaluation: EvaluationFilter,
     allowed_ids: list[str] | None = None,
     max_constraints: int = 3,
     key_prefix: str = "syn",
+    weights_for: Callable[[random.Random, str], dict[str, float] | None] = lambda rng, kind: None,
 ) -> Synthesis:
-    """`count` distinct verifiable prompts (fewer if the tasks run out of new combinations)."""
+    """`count` distinct verifiable prompts (fewer if the tasks run out of new combinations).
+    weights_for(rng, task kind): how likely each constraint type is drawn (the attacker's)."""
     rng = random.Random(seed)
-    out, seen, dropped = [], set(), Counter()
+    out, seen, dropped, kinds = [], set(), Counter(), []
     task_ok: dict[str, bool] = {}
     attempts = 0
     while len(out) < count and attempts < count * 20:
         attempts += 1
-        task = rng.choice(tasks)
+        task, kind = rng.choice(tasks)
         if task not in task_ok:
             task_ok[task] = not evaluation.too_similar(task)
         if not task_ok[task]:
             dropped["task_like_evaluation_prompt"] += 1
             continue
-        constraints = sample_constraints(rng, task, rng.randint(1, max_constraints), allowed_ids)
+        count_here = rng.randint(1, max_constraints)
+        constraints = sample_constraints(rng, task, count_here, allowed_ids, weights_for(rng, kind))
         if not constraints:
             dropped["no_compatible_constraint"] += 1
             continue
@@ -88,6 +103,7 @@ def synthesize(
             dropped["like_evaluation_prompt"] += 1
             continue
         seen.add(prompt)
+        kinds.append(kind)
         out.append(
             IFEvalPrompt(
                 key=f"{key_prefix}-{len(out):05d}",
@@ -96,4 +112,4 @@ def synthesize(
                 kwargs=[c.kwargs for c in constraints],
             )
         )
-    return Synthesis(out, dropped)
+    return Synthesis(out, dropped, kinds)
