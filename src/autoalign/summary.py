@@ -61,6 +61,10 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
     if p := _metrics("prompts", t, run_dir, shared):
         rows.append(("prompts created / kept", f"{p['tasks_parsed']} / {p['kept']}  (requests {p['requests']})"))
         rows.append(("prompts dropped", ", ".join(f"{k} {v}" for k, v in sorted(p["dropped"].items())) or "none"))
+    if v := _metrics("verifiable_prompts", t, run_dir, shared):
+        dropped = ", ".join(f"{k} {n}" for k, n in sorted(v["dropped"].items())) or "none"
+        drawn = "attacker" if v.get("attacker") else "uniform"
+        rows.append(("verifiable prompts", f"{v['prompts']} ({drawn} constraint draws; dropped: {dropped})"))
     for record in stages_of("samples", t, run_dir, shared):
         c = record.metrics()
         failed = f", {c['failed']} failed" if c.get("failed") else ""
@@ -74,6 +78,17 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
         rows.append((f"{who} parse rate", parsed))
         rows.append((f"{who} scores 0..5", "  ".join(f"{k}:{v}" for k, v in j["score_histogram"].items())))
         rows.append((f"{who} mean score", _fmt(j["mean_score"], 2)))
+    if c := _metrics("critiques", t, run_dir, shared):
+        degenerate = ", ".join(f"{k} {n}" for k, n in sorted(c["degenerate"].items())) or "none"
+        rows.append(
+            (
+                "critic (verifiers + guard)",
+                f"{c['all_met']} of {c['answers']} answers meet every constraint, mean score "
+                f"{c['mean_score']:.2f}; degenerate: {degenerate}",
+            )
+        )
+    if r := _metrics("refinements", t, run_dir, shared):
+        rows.append(("refinements", f"{r['accepted_prompts']} of {r['drafts']} drafts rewritten to pass every check"))
     for record in stages_of("comparisons", t, run_dir):
         c = record.metrics()
         rows.append(
