@@ -372,3 +372,19 @@ def test_a_degenerate_answer_is_an_unknown_attack_outcome():
     rows = [{"id": "p", "critiques": [crit(False, False), crit(True, False), crit(True, True), crit(False, True)]}]
     cell = WeaknessMap.from_rows(prompt_rows, rows).attack_success()["punctuation:no_comma|poem"]
     assert cell == {"success_rate": 0.5, "fail": 1, "pass": 1, "unknown": 2}
+
+
+def test_the_critic_gives_evidence_for_every_unmet_constraint():
+    from autoalign.verifiers.ifeval.evidence import evidence
+
+    rng = random.Random(1)
+    for instruction_id in sorted(SAMPLERS):
+        kwargs = SAMPLERS[instruction_id](rng, TASK)
+        assert evidence(instruction_id, kwargs, compliant(instruction_id, kwargs)) == "followed"
+        said = evidence(instruction_id, kwargs, violating(instruction_id, kwargs))
+        assert said != "followed" and len(said) > 10, (instruction_id, said)
+    assert evidence("punctuation:no_comma", {}, "Bees, honey, hives.") == "found 2 commas; commas are not allowed"
+    words = {"num_words": 3, "relation": "less than"}
+    assert evidence("length_constraints:number_words", words, "one two three four") == "4 words; needs fewer than 3"
+    keywords = {"keywords": ["river", "stone"]}
+    assert evidence("keywords:existence", keywords, "A river.") == "missing: stone"

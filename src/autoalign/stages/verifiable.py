@@ -21,6 +21,7 @@ from autoalign.types import Candidate, Critique, Finding, Judgment, Pair, Prompt
 from autoalign.verdicts import MAX_SCORE
 from autoalign.verifiers.guard import quality_problem
 from autoalign.verifiers.ifeval import SCORER_VERSION, IFEvalPrompt, score_response
+from autoalign.verifiers.ifeval.evidence import evidence
 from autoalign.verifiers.ifeval.repair import repair_response
 
 
@@ -68,17 +69,24 @@ def verifiable_prompts(
     return items, {r["id"]: r["task_kind"] for r in rows}
 
 
+CRITIC_VERSION = 2
+"""Part of the critiques stage's key: raise it when the critic's verdicts or evidence change."""
+
+
 def as_prompts(items: list[IFEvalPrompt]) -> list[Prompt]:
     return [Prompt(id=item.key, messages=user_message(item.prompt), source="verifiable") for item in items]
 
 
 def critique(item: IFEvalPrompt, answer: Candidate, strict: bool) -> Critique:
-    """The programmatic critic: per constraint, followed or not (the checker's verdict is the
-    evidence); score = 5 x the share followed, or 0 when the quality guard finds the answer
+    """The programmatic critic: per constraint, followed or not, with a sentence of evidence
+    ("found 3 commas; commas are not allowed"); score = 5 x the share followed, or 0 when the quality guard finds the answer
     degenerate (empty, truncated, looping), whatever the constraints say."""
     result = score_response(item, answer.text)
     followed = result.strict if strict else result.loose
-    findings = [Finding(i, ok, "followed" if ok else "not followed") for i, ok in zip(item.instruction_ids, followed)]
+    findings = [
+        Finding(i, ok, "followed" if ok else evidence(i, k, answer.text))
+        for i, k, ok in zip(item.instruction_ids, item.kwargs, followed)
+    ]
     problem = quality_problem(answer.text, answer.finish_reason)
     if problem:
         findings.append(Finding("quality", False, problem))
@@ -102,7 +110,8 @@ def critique_candidates(
         + str([(c.text, c.finish_reason) for c in candidates[item.key]])
         for item in items
     ]
-    stage = at.stage("critiques", {"strict": strict, "scorer": SCORER_VERSION}, inputs, kind="critiques")
+    config = {"strict": strict, "scorer": SCORER_VERSION, "critic": CRITIC_VERSION}
+    stage = at.stage("critiques", config, inputs, kind="critiques")
 
     def build() -> tuple[list[dict], dict]:
         rows = [
@@ -180,7 +189,7 @@ def _failures(item: IFEvalPrompt, crit: Critique) -> str:
     rng = random.Random(0)
     kwargs_of = dict(zip(item.instruction_ids, item.kwargs))
     lines = [
-        f"- {phrase(f.constraint, kwargs_of[f.constraint], rng)}"
+        f"- {phrase(f.constraint, kwargs_of[f.constraint], rng)} (the draft: {f.evidence})"
         for f in crit.findings
         if f.satisfied is False and f.constraint in kwargs_of
     ]

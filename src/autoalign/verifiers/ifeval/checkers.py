@@ -84,6 +84,11 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in found if s.strip()]
 
 
+def capital_words(text: str) -> list[str]:
+    """Words in capitals, as Treebank tokens: a hyphenated or dotted word ("WELL-KNOWN", "U.S.") is one."""
+    return [token for token in _TREEBANK.tokenize(text) if token.isupper()]
+
+
 def _detector_factory() -> DetectorFactory:
     """Our own langdetect factory with a fixed seed (langdetect samples): the same verdict every
     time, without changing the library's global factory."""
@@ -125,9 +130,7 @@ def _occurrences(text: str, phrase: str) -> int:
 
 @checker("change_case:capital_word_frequency")
 def capital_word_frequency(response: str, capital_frequency: int, capital_relation: str) -> bool:
-    # Treebank tokens: a hyphenated or dotted word ("WELL-KNOWN", "U.S.") is one word.
-    capitals = [token for token in _TREEBANK.tokenize(response) if token.isupper()]
-    return compare(len(capitals), capital_relation, capital_frequency)
+    return compare(len(capital_words(response)), capital_relation, capital_frequency)
 
 
 @checker("change_case:english_capital")
