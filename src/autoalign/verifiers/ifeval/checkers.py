@@ -120,9 +120,39 @@ def _language_is(text: str, language: str) -> bool:
     return detected is None or detected == language
 
 
-def _occurrences(text: str, phrase: str) -> int:
+def occurrences(text: str, phrase: str) -> int:
     """Case-insensitive occurrences, inside longer words too (the benchmark's keyword matching)."""
     return len(re.findall(re.escape(phrase), text, re.IGNORECASE))
+
+
+def uses_word(text: str, word: str) -> bool:
+    """The word, case-insensitive, as a whole word (the benchmark's forbidden-word matching)."""
+    return re.search(rf"\b{re.escape(word)}\b", text, re.IGNORECASE) is not None
+
+
+def placeholders(text: str) -> int:
+    return len(re.findall(r"\[.*?\]", text))
+
+
+def section_markers(text: str, splitter: str) -> int:
+    return len(re.findall(re.escape(splitter) + r"\s?\d+", text))
+
+
+def bullets(text: str) -> int:
+    """Lines starting with "* " (not "**") or "-", as the benchmark counts them."""
+    return len(re.findall(r"^\s*\*[^*].*$", text, re.MULTILINE)) + len(re.findall(r"^\s*-.*$", text, re.MULTILINE))
+
+
+def highlights(text: str) -> int:
+    """*Marked* or **marked** spans with something in them."""
+    single = [s for s in re.findall(r"\*[^\n*]*\*", text) if s.strip("*").strip()]
+    double = [s for s in re.findall(r"\*\*[^\n*]*\*\*", text) if s[2:-2].strip()]
+    return len(single) + len(double)
+
+
+def divider_paragraphs(text: str) -> list[str]:
+    """The text split at markdown dividers (***), empty parts kept."""
+    return re.split(r"\s?\*\*\*\s?", text)
 
 
 # --- checkers ---------------------------------------------------------------------------------
@@ -161,7 +191,7 @@ def two_responses(response: str) -> bool:
 
 @checker("detectable_content:number_placeholders")
 def number_placeholders(response: str, num_placeholders: int) -> bool:
-    return len(re.findall(r"\[.*?\]", response)) >= num_placeholders
+    return placeholders(response) >= num_placeholders
 
 
 @checker("detectable_content:postscript")
@@ -199,23 +229,17 @@ def json_format(response: str) -> bool:
 
 @checker("detectable_format:multiple_sections")
 def multiple_sections(response: str, section_spliter: str, num_sections: int) -> bool:
-    markers = re.findall(re.escape(section_spliter) + r"\s?\d+", response)
-    return len(markers) >= num_sections
+    return section_markers(response, section_spliter) >= num_sections
 
 
 @checker("detectable_format:number_bullet_lists")
 def number_bullet_lists(response: str, num_bullets: int) -> bool:
-    # Lines starting with "* " (not "**") or "-", as the benchmark counts them.
-    starred = re.findall(r"^\s*\*[^*].*$", response, re.MULTILINE)
-    dashed = re.findall(r"^\s*-.*$", response, re.MULTILINE)
-    return len(starred) + len(dashed) == num_bullets
+    return bullets(response) == num_bullets
 
 
 @checker("detectable_format:number_highlighted_sections")
 def number_highlighted_sections(response: str, num_highlights: int) -> bool:
-    single = [s for s in re.findall(r"\*[^\n*]*\*", response) if s.strip("*").strip()]
-    double = [s for s in re.findall(r"\*\*[^\n*]*\*\*", response) if s[2:-2].strip()]
-    return len(single) + len(double) >= num_highlights
+    return highlights(response) >= num_highlights
 
 
 @checker("detectable_format:title")
@@ -225,17 +249,17 @@ def title(response: str) -> bool:
 
 @checker("keywords:existence")
 def keywords_existence(response: str, keywords: list[str]) -> bool:
-    return all(_occurrences(response, k) for k in keywords)
+    return all(occurrences(response, k) for k in keywords)
 
 
 @checker("keywords:forbidden_words")
 def forbidden_words(response: str, forbidden_words: list[str]) -> bool:
-    return not any(re.search(rf"\b{re.escape(w)}\b", response, re.IGNORECASE) for w in forbidden_words)
+    return not any(uses_word(response, w) for w in forbidden_words)
 
 
 @checker("keywords:frequency")
 def keyword_frequency(response: str, keyword: str, frequency: int, relation: str) -> bool:
-    return compare(_occurrences(response, keyword), relation, frequency)
+    return compare(occurrences(response, keyword), relation, frequency)
 
 
 @checker("keywords:letter_frequency")
@@ -263,7 +287,7 @@ def nth_paragraph_first_word(response: str, num_paragraphs: int, nth_paragraph: 
 
 @checker("length_constraints:number_paragraphs")
 def number_paragraphs(response: str, num_paragraphs: int) -> bool:
-    paragraphs = re.split(r"\s?\*\*\*\s?", response)
+    paragraphs = divider_paragraphs(response)
     # An empty paragraph between two dividers breaks the count; one before the first or after
     # the last divider is just the divider at an edge.
     if any(not p.strip() for p in paragraphs[1:-1]):

@@ -4,33 +4,22 @@ count (checkers.py)."""
 
 from __future__ import annotations
 
-import re
-
-from autoalign.verifiers.ifeval.checkers import capital_words, detect_language, sentences, words
+from autoalign.verifiers.ifeval.checkers import (
+    bullets,
+    capital_words,
+    detect_language,
+    divider_paragraphs,
+    highlights,
+    occurrences,
+    placeholders,
+    section_markers,
+    sentences,
+    uses_word,
+    words,
+)
 from autoalign.verifiers.ifeval.scoring import follows
 
 _WANT = {"at least": "at least", "less than": "fewer than"}
-_DIVIDER = re.compile(r"\s?\*\*\*\s?")
-_STAR_BULLET = re.compile(r"^\s*\*[^*].*$", re.M)
-_DASH_BULLET = re.compile(r"^\s*-.*$", re.M)
-_HIGHLIGHT = re.compile(r"\*[^\n*]*\*")
-_PLACEHOLDER = re.compile(r"\[.*?\]")
-
-
-def _paragraphs(text: str) -> int:
-    return len([p for p in _DIVIDER.split(text) if p.strip()])
-
-
-def _bullets(text: str) -> int:
-    return len(_STAR_BULLET.findall(text)) + len(_DASH_BULLET.findall(text))
-
-
-def _highlights(text: str) -> int:
-    return len([s for s in _HIGHLIGHT.findall(text) if s.strip("*").strip()])
-
-
-def _sections(text: str, splitter: str) -> int:
-    return len(re.findall(re.escape(splitter) + r"\s?\d+", text))
 
 
 def _count(found: int, what: str, relation: str, target: int) -> str:
@@ -48,24 +37,24 @@ def _describe(instruction_id: str, k: dict, text: str) -> str:
             len(sentences(text)), "sentences", k.get("relation"), k.get("num_sentences")
         ),
         "length_constraints:number_paragraphs": lambda: (
-            f"{_paragraphs(text)} paragraphs separated by ***; needs exactly {k.get('num_paragraphs')}"
+            f"{sum(bool(p.strip()) for p in divider_paragraphs(text))} paragraphs separated by ***; "
+            f"needs exactly {k.get('num_paragraphs')}"
         ),
         "detectable_format:number_bullet_lists": lambda: (
-            f"{_bullets(text)} bullet points; needs exactly {k.get('num_bullets')}"
+            f"{bullets(text)} bullet points; needs exactly {k.get('num_bullets')}"
         ),
         "detectable_format:number_highlighted_sections": lambda: (
-            f"{_highlights(text)} highlighted parts (*like this*); needs at least {k.get('num_highlights')}"
+            f"{highlights(text)} highlighted parts (*like this*); needs at least {k.get('num_highlights')}"
         ),
         "detectable_content:number_placeholders": lambda: (
-            f"{len(_PLACEHOLDER.findall(text))} placeholders in [square brackets]; needs at least "
-            f"{k.get('num_placeholders')}"
+            f"{placeholders(text)} placeholders in [square brackets]; needs at least {k.get('num_placeholders')}"
         ),
         "detectable_format:multiple_sections": lambda: (
-            f"{_sections(text, k.get('section_spliter', ''))} sections marked '{k.get('section_spliter')} N'; "
+            f"{section_markers(text, k.get('section_spliter', ''))} sections marked '{k.get('section_spliter')} N'; "
             f"needs at least {k.get('num_sections')}"
         ),
         "keywords:frequency": lambda: _count(
-            len(re.findall(re.escape(k.get("keyword", "")), text, re.I)),
+            occurrences(text, k.get("keyword", "")),
             f"uses of '{k.get('keyword')}'",
             k.get("relation"),
             k.get("frequency"),
@@ -83,9 +72,9 @@ def _describe(instruction_id: str, k: dict, text: str) -> str:
             k.get("capital_frequency"),
         ),
         "keywords:existence": lambda: "missing: "
-        + ", ".join(w for w in k.get("keywords", []) if not re.search(re.escape(w), text, re.I)),
+        + ", ".join(w for w in k.get("keywords", []) if not occurrences(text, w)),
         "keywords:forbidden_words": lambda: "uses: "
-        + ", ".join(w for w in k.get("forbidden_words", []) if re.search(rf"\b{re.escape(w)}\b", text, re.I)),
+        + ", ".join(w for w in k.get("forbidden_words", []) if uses_word(text, w)),
         "change_case:english_lowercase": lambda: f"{sum(c.isupper() for c in text)} capital letters; none are allowed",
         "change_case:english_capital": lambda: f"{sum(c.islower() for c in text)} lowercase letters; none are allowed",
         "startend:quotation": lambda: "the answer does not start and end with a double quotation mark",

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 
+from autoalign.verifiers.ifeval.checkers import occurrences
 from autoalign.verifiers.ifeval.data import IFEvalPrompt
 from autoalign.verifiers.ifeval.scoring import follows
 
@@ -52,7 +53,7 @@ def _repeat(text: str, prompt_to_repeat: str) -> str:
 
 
 def _keywords(text: str, keywords: list[str]) -> str:
-    missing = [k for k in keywords if not re.search(re.escape(k), text, re.IGNORECASE)]
+    missing = [k for k in keywords if not occurrences(text, k)]
     if not missing:
         return text
     listed = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
