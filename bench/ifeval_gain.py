@@ -17,22 +17,22 @@ import json
 from pathlib import Path
 
 from autoalign.config.feedback import HELD_OUT_CONSTRAINTS
-from autoalign.eval.paired import paired_difference
+from autoalign.eval.paired import ifeval_paired_metrics
 from autoalign.verifiers.ifeval import load_ifeval, score_response
 
 
-def scored(stage_dir: Path, items_by_key: dict) -> dict:
-    rows = [json.loads(line) for line in (stage_dir / "data.jsonl").read_text().splitlines()]
-    out = {}
-    for row in rows:
+def scored_rows(stage_dir: Path, items_by_key: dict) -> list[dict]:
+    """The stage's answers, re-scored now, as rows of an ifeval stage."""
+    rows = []
+    for line in (stage_dir / "data.jsonl").read_text().splitlines():
+        row = json.loads(line)
         item = items_by_key[row["id"].removeprefix("ifeval-")]
-        out[item.key] = (item, row["response"], score_response(item, row["response"]))
-    return out
-
-
-def instruction_accuracy(results: dict, keys: list[str], wanted) -> tuple[float, int]:
-    hits = [ok for k in keys for i, ok in zip(results[k][0].instruction_ids, results[k][2].strict) if wanted(i)]
-    return (100 * sum(hits) / len(hits) if hits else float("nan")), len(hits)
+        result = score_response(item, row["response"])
+        rows.append(
+            {"id": row["id"], "instruction_ids": item.instruction_ids, "response": row["response"]}
+            | {"strict": result.strict, "loose": result.loose}
+        )
+    return rows
 
 
 def main() -> None:
@@ -43,31 +43,25 @@ def main() -> None:
     parser.add_argument("--ifeval-file", default="builtin:ifeval_input_data.jsonl")
     args = parser.parse_args()
     items = {item.key: item for item in load_ifeval(args.ifeval_file)}
-    base, model = scored(args.baseline, items), scored(args.model, items)
-    keys = sorted(set(base) & set(model))
-    held_out = set(filter(None, args.held_out.split(",")))
-    lines = []
+    held_out = [i for i in args.held_out.split(",") if i]
+    m = ifeval_paired_metrics(scored_rows(args.model, items), scored_rows(args.baseline, items), held_out)
+    s = m["prompt_strict"]
+    print(
+        f"GAIN prompt_strict={s['difference']:+.1f} ci_low={s['ci_low']:+.1f} ci_high={s['ci_high']:+.1f} p={s['sign_test_p']:.3g}"
+    )
+    print(f"prompts compared: {m['prompts']}")
     for level in ("strict", "loose"):
-        d = paired_difference(
-            [all(getattr(base[k][2], level)) for k in keys], [all(getattr(model[k][2], level)) for k in keys]
-        )
-        lines.append(
+        d = m[f"prompt_{level}"]
+        print(
             f"prompt_{level}: {d['baseline']:.1f}% -> {d['model']:.1f}%  difference {d['difference']:+.1f} points, "
             f"95% CI [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}], gained {d['gained']} lost {d['lost']}, "
             f"sign test p={d['sign_test_p']:.3g}"
         )
-        if level == "strict":
-            print(
-                f"GAIN prompt_strict={d['difference']:+.1f} ci_low={d['ci_low']:+.1f} "
-                f"ci_high={d['ci_high']:+.1f} p={d['sign_test_p']:.3g}"
-            )
-    print(f"prompts compared: {len(keys)}")
-    print("\n".join(lines))
-    for name, wanted in (("held-out types", lambda i: i in held_out), ("trained types", lambda i: i not in held_out)):
-        (a, n), (b, _) = instruction_accuracy(base, keys, wanted), instruction_accuracy(model, keys, wanted)
-        print(f"instruction strict, {name} ({n} instructions): {a:.1f}% -> {b:.1f}%")
-    length = lambda results: sum(len(results[k][1]) for k in keys) / len(keys)
-    print(f"mean answer length (characters): {length(base):.0f} -> {length(model):.0f}")
+    for name, key in (("held-out types", "held_out"), ("trained types", "trained")):
+        acc = m[f"instruction_strict_{key}"]
+        n, before, after = acc["instructions"], 100 * acc["baseline"], 100 * acc["model"]
+        print(f"instruction strict, {name} ({n} instructions): {before:.1f}% -> {after:.1f}%")
+    print(f"mean answer length (characters): {m['mean_chars']['baseline']:.0f} -> {m['mean_chars']['model']:.0f}")
 
 
 if __name__ == "__main__":

@@ -28,3 +28,18 @@ def test_gains_and_losses_cancel_in_the_difference_not_in_the_test():
 def test_mismatched_lists_are_an_error():
     with pytest.raises(ValueError):
         paired_difference([True], [True, False])
+
+
+def test_ifeval_rows_are_paired_by_prompt_and_split_by_held_out_type():
+    from autoalign.eval.paired import ifeval_paired_metrics
+
+    row = lambda i, ids, strict: {"id": i, "instruction_ids": ids, "strict": strict, "loose": strict}
+    row_text = lambda r, text: {**r, "response": text}
+    base = [row_text(row("a", ["x", "h"], [False, True]), "abcd"), row_text(row("b", ["x"], [False]), "ab")]
+    model = [row_text(row("a", ["x", "h"], [True, True]), "ab"), row_text(row("b", ["x"], [False]), "ab")]
+    model.append(row_text(row("c", ["x"], [True]), "only the model answered this one"))
+    m = ifeval_paired_metrics(model, base, held_out=["h"])
+    assert m["prompts"] == 2 and m["prompt_strict"]["difference"] == 50 and m["prompt_strict"]["gained"] == 1
+    assert m["instruction_strict_held_out"] == {"baseline": 1.0, "model": 1.0, "instructions": 1}
+    assert m["instruction_strict_trained"] == {"baseline": 0.0, "model": 0.5, "instructions": 2}
+    assert m["mean_chars"] == {"baseline": 3.0, "model": 2.0}

@@ -33,3 +33,31 @@ def paired_difference(baseline: list[bool], model: list[bool], resamples: int = 
         "lost": lost,
         "sign_test_p": p_value,
     }
+
+
+def ifeval_paired_metrics(rows: list[dict], baseline_rows: list[dict], held_out: list[str]) -> dict:
+    """A model's scored IFEval answers against a baseline's (rows as the ifeval stage writes them:
+    id, instruction_ids, strict, loose, response), on the prompts both answered: the paired
+    prompt-level difference, strict and loose; instruction-level strict accuracy on the held-out
+    constraint types apart from the others; mean answer length."""
+    ours, theirs = {r["id"]: r for r in rows}, {r["id"]: r for r in baseline_rows}
+    ids = sorted(set(ours) & set(theirs))
+
+    def types(table: dict, wanted) -> float | None:
+        hits = [ok for i in ids for t, ok in zip(table[i]["instruction_ids"], table[i]["strict"]) if wanted(t)]
+        return sum(hits) / len(hits) if hits else None
+
+    metrics: dict = {"prompts": len(ids), "held_out": list(held_out)}
+    for level in ("strict", "loose"):
+        outcome = lambda table: [all(table[i][level]) for i in ids]
+        metrics[f"prompt_{level}"] = paired_difference(outcome(theirs), outcome(ours)) if ids else None
+    for name, wanted in (("held_out", lambda t: t in held_out), ("trained", lambda t: t not in held_out)):
+        count = sum(wanted(t) for i in ids for t in theirs[i]["instruction_ids"])
+        metrics[f"instruction_strict_{name}"] = {
+            "baseline": types(theirs, wanted),
+            "model": types(ours, wanted),
+            "instructions": count,
+        }
+    length = lambda table: sum(len(table[i]["response"]) for i in ids) / max(1, len(ids))
+    metrics["mean_chars"] = {"baseline": length(theirs), "model": length(ours)}
+    return metrics

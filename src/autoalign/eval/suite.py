@@ -18,7 +18,7 @@ from autoalign.eval.reward_modeling import agreement_metrics, pool_groups
 from autoalign.eval.win_rate import length_controlled_win_rate, preference_value, win_rate
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.runtime.pool import AnyModelRef
-from autoalign.eval.paired import paired_difference
+from autoalign.eval.paired import ifeval_paired_metrics
 from autoalign.stages.common import StageContext, run_items
 from autoalign.store import recorded_stages
 from autoalign.judges.base import JudgeFactory
@@ -176,21 +176,10 @@ def ifeval_paired(
     inputs = [f"{i}{ours[i]['strict']}{ours[i]['loose']}{theirs[i]['strict']}{theirs[i]['loose']}" for i in ids]
 
     def compare() -> tuple[None, dict]:
-        def types(table: dict, wanted) -> float | None:
-            hits = [ok for i in ids for t, ok in zip(table[i]["instruction_ids"], table[i]["strict"]) if wanted(t)]
-            return sum(hits) / len(hits) if hits else None
+        return None, {"model": label, "baseline": base_label, **ifeval_paired_metrics(rows, base_rows, held_out)}
 
-        metrics = {"model": label, "baseline": base_label, "held_out": list(held_out)}
-        for level in ("strict", "loose"):
-            outcome = lambda table: [all(table[i][level]) for i in ids]
-            metrics[f"prompt_{level}"] = paired_difference(outcome(theirs), outcome(ours)) if ids else None
-        for name, wanted in (("held_out", lambda t: t in held_out), ("trained", lambda t: t not in held_out)):
-            metrics[f"instruction_strict_{name}"] = {"baseline": types(theirs, wanted), "model": types(ours, wanted)}
-        length = lambda table: sum(len(table[i]["response"]) for i in ids) / max(1, len(ids))
-        metrics["mean_chars"] = {"baseline": length(theirs), "model": length(ours)}
-        return None, metrics
-
-    stage = at.stage(f"ifeval_paired_{label}_vs_{base_label}", {}, inputs, kind="ifeval_paired")
+    config = {"held_out": sorted(held_out)}
+    stage = at.stage(f"ifeval_paired_{label}_vs_{base_label}", config, inputs, kind="ifeval_paired")
     return stage.ensure(compare).metrics()
 
 
