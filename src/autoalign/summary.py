@@ -139,12 +139,17 @@ def ifeval_paired_line(m: dict) -> str:
         return "no prompts in common"
     held, trained = m["instruction_strict_held_out"], m["instruction_strict_trained"]
     return (
-        f"prompt strict {d['baseline']:.1f}% -> {d['model']:.1f}% ({d['difference']:+.1f} points, 95% CI "
-        f"[{d['ci_low']:+.1f}, {d['ci_high']:+.1f}], sign test p={d['sign_test_p']:.2g}); instruction strict on "
+        f"prompt strict {d['baseline']:.1f}% -> {d['model']:.1f}% ({_difference(d)}, "
+        f"sign test p={d['sign_test_p']:.2g}); instruction strict on "
         f"held-out types {_pct(held['baseline'])} -> {_pct(held['model'])}, trained types "
         f"{_pct(trained['baseline'])} -> {_pct(trained['model'])}; mean length {m['mean_chars']['baseline']:.0f} -> "
         f"{m['mean_chars']['model']:.0f} chars"
     )
+
+
+def _difference(d: dict) -> str:
+    """A paired difference in points with its interval (eval/paired.py)."""
+    return f"{d['difference']:+.1f} points, 95% CI [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]"
 
 
 def judge_role(judgments: dict) -> str:
@@ -240,10 +245,7 @@ def verdict(run_dir: Path, shared: Path | None = None) -> str:
     # in the shared store).
     paired = next((m for r in stages_of("ifeval_paired", t, run_dir) if (m := r.metrics())["baseline"] == old), None)
     if paired and paired["prompt_strict"]:
-        d = paired["prompt_strict"]
-        parts.append(
-            f"IFEval prompt strict {d['difference']:+.1f} points, 95% CI [{d['ci_low']:+.1f}, {d['ci_high']:+.1f}]"
-        )
+        parts.append(f"IFEval prompt strict {_difference(paired['prompt_strict'])}")
         return f"{new} vs {old}: " + "; ".join(parts)
     new_if = _model_metrics("ifeval", t, new, run_dir)
     places = [(t, run_dir), (t - 1, run_dir)] + ([(1, shared)] if shared else [])

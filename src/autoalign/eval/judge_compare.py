@@ -46,7 +46,7 @@ def compare_models(
     old_at = old_at or at
     prompts = prompts[: cfg.num_prompts]
     located = {new.label: at, old.label: old_at}
-    judged_in = {new.label: at, old.label: old_at.moved(t=at.t)}
+    judged_in = {new.label: at, old.label: old_at.at_iteration(at.t)}
     answers, verdicts = {}, {}
     for ref in (new, old):
         label = ref.label

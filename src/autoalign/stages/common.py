@@ -32,9 +32,9 @@ class StageContext:
     ) -> Stage:
         return self.store.stage(self.t, name, config, inputs, templates, kind)
 
-    def moved(self, store: RunStore | None = None, t: int | None = None) -> StageContext:
-        """The same run, landing in another store or iteration."""
-        return replace(self, store=store or self.store, t=self.t if t is None else t)
+    def at_iteration(self, t: int) -> StageContext:
+        """The same run and store, landing in another iteration."""
+        return replace(self, t=t)
 
 
 def run_items(
