@@ -157,6 +157,14 @@ def sampled_pairs(
     return pairs_stage(at, source, build, config=config, inputs=inputs, prompts=len(groups))
 
 
+def drafts_to_fix(critiques: list[Critique]) -> list[int]:
+    """Indexes of a prompt's answers that fail a constraint but are not degenerate (the critic found
+    no quality problem), lowest score first: what repair and refinement work on."""
+    degenerate = lambda c: any(f.constraint == "quality" for f in c.findings)
+    fixable = [k for k, c in enumerate(critiques) if c.score < MAX_SCORE and not degenerate(c)]
+    return sorted(fixable, key=lambda k: critiques[k].score)
+
+
 def repair_pairs(at: StageContext, items, candidates, critiques, *, source: str = "verified_repair") -> list[Pair]:
     """Repaired > original: per prompt, the lowest-scoring answer that is not degenerate and whose
     failed constraints all have a deterministic repair (verifiers/ifeval/repair.py)."""
@@ -166,8 +174,7 @@ def repair_pairs(at: StageContext, items, candidates, critiques, *, source: str 
     def build() -> tuple[list[Pair], Counter]:
         pairs, dropped = [], Counter()
         for item in items:
-            scored = sorted(zip(critiques[item.key], candidates[item.key]), key=lambda pc: pc[0].score)
-            usable = [(c, a) for c, a in scored if c.score < MAX_SCORE and not quality_problem(a.text, a.finish_reason)]
+            usable = [(critiques[item.key][k], candidates[item.key][k]) for k in drafts_to_fix(critiques[item.key])]
             if not usable:
                 dropped["all_met_or_degenerate"] += 1
                 continue
@@ -202,15 +209,7 @@ def refine_candidates(
     """The learner rewrites its lowest-scoring answer that is not degenerate, given the critic's
     list of unmet constraints (prompts/refine.txt), refine_samples times; each rewrite is
     critiqued. {prompt id: {"original": index, "refinements": [candidate], "critiques": [critique]}}."""
-    drafts = {}
-    for item in items:
-        usable = [
-            (crit.score, k)
-            for k, (crit, answer) in enumerate(zip(critiques[item.key], candidates[item.key]))
-            if crit.score < MAX_SCORE and not quality_problem(answer.text, answer.finish_reason)
-        ]
-        if usable:
-            drafts[item.key] = min(usable)[1]
+    drafts = {item.key: fixable[0] for item in items if (fixable := drafts_to_fix(critiques[item.key]))}
     todo = [i for i in items if i.key in drafts]
     by_key = {i.key: i for i in todo}
     inputs = [model.key] + [f"{i.key}{candidates[i.key][drafts[i.key]].text}" for i in todo]
