@@ -12,12 +12,14 @@ import pytest
 
 from autoalign.synth.constraints import CONFLICTS, SAMPLERS, conflicts, phrasebook, sample_constraints
 from autoalign.synth.attacker import WeaknessMap
+from autoalign.stages.verifiable import critique, fixed_answer
 from autoalign.synth.verifiable import EvaluationFilter, Task, bundled_tasks, synthesize
 from autoalign.types import Candidate
 from autoalign.verifiers.guard import quality_problem
 from autoalign.verifiers.ifeval import IFEvalPrompt, load_ifeval
-from autoalign.verifiers.ifeval.checkers import detect_language
-from autoalign.verifiers.ifeval.repair import REPAIRS, repair_response
+from autoalign.verifiers.ifeval.checkers import detect_language, sentences
+from autoalign.verifiers.ifeval.checkers import words as checked_words
+from autoalign.verifiers.ifeval.repair import REPAIRS, complete_prefix, plain_sentences, repair_response
 from autoalign.verifiers.ifeval.scoring import follows
 
 FIX = Path(__file__).parent / "fixtures"
@@ -167,9 +169,44 @@ def test_conflicting_types_are_never_drawn_together():
             assert len(group & set(drawn)) <= 1
 
 
+CUTS = {"length_constraints:number_sentences", "length_constraints:number_words"}
+LAYOUTS = {
+    "detectable_format:number_bullet_lists",
+    "length_constraints:number_paragraphs",
+    "detectable_format:number_highlighted_sections",
+}
+
+
+def _words(text: str, dropped=frozenset()) -> list[str]:
+    return [w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split() if w not in dropped]
+
+
+def _in_order(needles: list[str], haystack: list[str]) -> bool:
+    rest = iter(haystack)
+    return all(w in rest for w in needles)
+
+
+def _may_refuse(instruction_id: str, kwargs: dict, text: str) -> bool:
+    """Where no repair exists: the case checkers need text they can tell is English; a cut has
+    nothing to drop under "at least"; a layout needs enough sentences to lay out."""
+    if instruction_id.startswith("change_case:"):
+        return detect_language(REPAIRS[instruction_id](text, **kwargs)) != "en"
+    if instruction_id == "length_constraints:number_words":
+        return kwargs["relation"] == "at least" or len(checked_words(sentences(text)[0])) >= kwargs["num_words"]
+    if instruction_id == "length_constraints:number_sentences":
+        return kwargs["relation"] == "at least" or kwargs["num_sentences"] == 1
+    if instruction_id == "detectable_format:number_highlighted_sections":
+        return sum(len(sentences(line)) for line in text.split("\n") if "*" not in line) < kwargs["num_highlights"]
+    if instruction_id in LAYOUTS:
+        return len(plain_sentences(text)) < max(kwargs.values())
+    return False
+
+
 @pytest.mark.parametrize("instruction_id", sorted(REPAIRS))
 def test_every_repair_passes_its_checker_and_keeps_the_content(instruction_id):
-    """Over SmolLM2's real answers (varied prose, lists, cut-off text) and sampled arguments."""
+    """Over SmolLM2's real answers (varied prose, lists, cut-off text) and sampled arguments: a
+    repaired answer passes; a cut keeps a prefix of the words, a layout keeps >= 80% of them in
+    order, any other repair keeps every word in order."""
     rng = random.Random(instruction_id)
     repaired_count = 0
     for text in MODEL_ANSWERS[:200]:
@@ -181,19 +218,39 @@ def test_every_repair_passes_its_checker_and_keeps_the_content(instruction_id):
             assert repair_response(item, text) is None  # nothing to repair
             continue
         fixed = repair_response(item, text)
-        if fixed is None:  # refused only where the checker wants English and cannot tell it is
-            assert instruction_id.startswith("change_case:") and detect_language(REPAIRS[instruction_id](text)) != "en"
+        if fixed is None:
+            assert _may_refuse(instruction_id, kwargs, text), text
             continue
         assert follows(fixed, instruction_id, kwargs)
         repaired_count += 1
         if instruction_id == "detectable_format:json_format":
             assert json.loads(fixed) == {"response": text.strip()}
             continue
-        dropped = {w.lower() for w in kwargs.get("forbidden_words", [])}
-        words = lambda s: [w for w in "".join(c if c.isalnum() else " " for c in s.lower()).split() if w not in dropped]
-        original, kept = words(text), iter(words(fixed))
-        assert all(w in kept for w in original), "the original words survive, in order"
+        original, kept = _words(text, {w.lower() for w in kwargs.get("forbidden_words", [])}), _words(fixed)
+        if instruction_id in CUTS:
+            assert 0 < len(kept) < len(original) and original[: len(kept)] == kept
+        elif instruction_id in LAYOUTS:
+            assert _in_order(kept, original) and len(kept) >= 0.8 * len(original)
+        else:
+            assert _in_order(original, kept), "the original words survive, in order"
     assert repaired_count >= 20
+
+
+def test_a_cut_off_answer_is_trimmed_to_where_it_could_have_stopped():
+    intro = "Bees are insects that make honey and wax, and they live together in large colonies."
+    listed = "Here are three facts:\n1. Bees dance to share where food is.\n2. A hive can hold"
+    assert complete_prefix(f"{intro}\n\n{listed}") == intro  # the unfinished paragraph goes
+    assert complete_prefix(f"{intro} {intro}\n1. Bees dance.\n2. A hive") == f"{intro} {intro}\n1. Bees dance."
+    assert complete_prefix(f"{intro} They fly far to find flowers and") == intro  # last full sentence
+    assert complete_prefix(f"{intro}\n\nHere are the facts:\n\n1. Bees") == intro  # a lead-in alone goes too
+    assert complete_prefix("Bees make honey. They fly and") is None  # too little would remain
+    # In the critic's pairs: the trimmed answer, repaired, beats the cut-off one.
+    item = IFEvalPrompt("k", TASK, ["startend:end_checker"], [{"end_phrase": "Is there anything else?"}])
+    cut = Candidate(f"{intro}\n\n{listed}", num_tokens=40, finish_reason="length")
+    fixed = fixed_answer(item, cut, critique(item, cut, strict=True))
+    assert fixed == f"{intro}\nIs there anything else?"
+    looping = Candidate("Bees. " * 80, num_tokens=160, finish_reason="stop")
+    assert fixed_answer(item, looping, critique(item, looping, strict=True)) is None  # only cut-offs are fixed
 
 
 def test_repairs_combine_and_refuse_what_they_cannot_fix():
@@ -208,7 +265,11 @@ def test_repairs_combine_and_refuse_what_they_cannot_fix():
     both = IFEvalPrompt(
         "k", TASK, ["punctuation:no_comma", "detectable_format:number_bullet_lists"], [{}, {"num_bullets": 3}]
     )
-    assert repair_response(both, "Bees, honey.") is None  # bullet lists have no deterministic repair
+    assert repair_response(both, "Bees, honey.") is None  # one sentence cannot make three bullets
+    bullets = repair_response(both, "Bees make honey. They live in hives, mostly. Some sting. Most do not.")
+    assert bullets == "* Bees make honey. They live in hives mostly.\n* Some sting.\n* Most do not."
+    unknown = IFEvalPrompt("k", TASK, ["combination:two_responses"], [{}])
+    assert repair_response(unknown, "Bees make honey.") is None  # no deterministic repair
 
 
 def test_the_guard_fails_degenerate_answers_whatever_the_constraints_say():

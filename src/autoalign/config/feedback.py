@@ -146,6 +146,8 @@ class VerifiableConfig(Section):
     (Thompson sampling on its failure rates per type and task kind, synth/attacker.py)."""
     explore: float = Field(0.25, ge=0, le=1)
     """attacker: the share of draws that ignore the failure rates, so every type stays covered."""
+    repairs_per_prompt: int = Field(1, ge=1)
+    """verified_repair: fix up to this many of a prompt's failing answers (one pair each)."""
     refine_samples: int = Field(2, ge=1)
     """verified_refine: rewrites asked for per failing answer (sampled with sample.sampling)."""
 

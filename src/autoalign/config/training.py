@@ -44,6 +44,10 @@ class DPOConfig(TrainConfig):
     beta: float = Field(0.1, gt=0)
     loss: str = "dpo"
     """The preference loss, by its name in autoalign/registry.py PREFERENCE_LOSSES."""
+    sft_weight: float = Field(0.0, ge=0)
+    """Add this x the chosen answer's mean token NLL to the preference loss (RPO: Pang et al. 2024,
+    "Iterative Reasoning Preference Optimization"). Without it DPO can lower both answers'
+    likelihood and drift off the chosen text; with it the verified answers are also imitated."""
 
     @field_validator("loss")
     @classmethod

@@ -94,7 +94,7 @@ def sampled(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) 
 
 def repaired(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
     items, candidates, critiques = _judged(ctx, t, student)
-    return repair_pairs(ctx.at(t), items, candidates, critiques)
+    return repair_pairs(ctx.at(t), items, candidates, critiques, per_prompt=ctx.cfg.verifiable.repairs_per_prompt)
 
 
 def refined(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:

@@ -22,7 +22,8 @@ from autoalign.verdicts import MAX_SCORE
 from autoalign.verifiers.guard import quality_problem
 from autoalign.verifiers.ifeval import SCORER_VERSION, IFEvalPrompt, score_response
 from autoalign.verifiers.ifeval.evidence import evidence
-from autoalign.verifiers.ifeval.repair import repair_response
+from autoalign.verifiers.ifeval.repair import complete_prefix, repair_response
+from autoalign.verifiers.ifeval.scoring import follows
 
 
 def verifiable_prompts(
@@ -35,7 +36,7 @@ def verifiable_prompts(
     """This iteration's synthesised prompts (different in each iteration), none of the held-out
     constraint types, none too similar to an evaluation prompt; with a weakness map, constraint
     types are drawn where the learner failed (synth/attacker.py). Returns (rows, task kind by id)."""
-    config = {"cfg": cfg.key_without("strict", "min_margin", "refine_samples"), "seed": at.seed}
+    config = {"cfg": cfg.key_without("strict", "min_margin", "refine_samples", "repairs_per_prompt"), "seed": at.seed}
     attack = sorted((cell, sorted(c.items())) for cell, c in weakness.counts.items()) if weakness else None
     inputs = [content_key(tasks), content_key(sorted(evaluation_texts)), content_key(attack)]
     stage = at.stage("verifiable_prompts", config, inputs, kind="verifiable_prompts")
@@ -165,30 +166,53 @@ def drafts_to_fix(critiques: list[Critique]) -> list[int]:
     return sorted(fixable, key=lambda k: critiques[k].score)
 
 
-def repair_pairs(at: StageContext, items, candidates, critiques, *, source: str = "verified_repair") -> list[Pair]:
-    """Repaired > original: per prompt, the lowest-scoring answer that is not degenerate and whose
-    failed constraints all have a deterministic repair (verifiers/ifeval/repair.py)."""
+def fixed_answer(item: IFEvalPrompt, answer: Candidate, crit: Critique) -> str | None:
+    """The answer made to pass every constraint and the guard by program, or None: a cut-off
+    answer is first trimmed to where it could have stopped (complete_prefix), then every failing
+    constraint is repaired (repair_response). Other degenerate answers are not fixed."""
+    problems = {f.evidence for f in crit.findings if f.constraint == "quality"}
+    text = answer.text
+    if problems == {"truncated"}:
+        text = complete_prefix(text)
+    elif problems:
+        return None
+    if text is not None and not all(follows(text, i, k) for i, k in zip(item.instruction_ids, item.kwargs)):
+        text = repair_response(item, text)
+    return text if text is not None and not quality_problem(text) else None
+
+
+def repair_pairs(
+    at: StageContext, items, candidates, critiques, *, per_prompt: int = 1, source: str = "verified_repair"
+) -> list[Pair]:
+    """Fixed > original (fixed_answer), for up to per_prompt of a prompt's failing answers: the
+    lowest-scoring first, answers that are not degenerate before cut-off ones."""
     prompts = {p.id: p for p in as_prompts(items)}
     inputs = [item.key + str([(c.text, c.finish_reason) for c in candidates[item.key]]) for item in items]
+
+    def order(crits: list[Critique]) -> list[int]:
+        cut_off = [k for k, c in enumerate(crits) if {f.evidence for f in c.findings if f.constraint == "quality"} == {"truncated"}]
+        return drafts_to_fix(crits) + cut_off
 
     def build() -> tuple[list[Pair], Counter]:
         pairs, dropped = [], Counter()
         for item in items:
-            usable = [(critiques[item.key][k], candidates[item.key][k]) for k in drafts_to_fix(critiques[item.key])]
-            if not usable:
+            drafts = order(critiques[item.key])
+            if not drafts:
                 dropped["all_met_or_degenerate"] += 1
                 continue
-            repaired = next(
-                ((c, a, r) for c, a in usable if (r := repair_response(item, a.text)) and not quality_problem(r)), None
-            )
-            if repaired is None:
+            made = 0
+            for k in drafts:
+                answer, crit = candidates[item.key][k], critiques[item.key][k]
+                fixed = fixed_answer(item, answer, crit)
+                if fixed is not None and made < per_prompt:
+                    pairs.append(Pair(item.key, prompts[item.key].messages, fixed, answer.text, MAX_SCORE, crit.score, source))
+                    made += 1
+            if not made:
                 dropped["no_repair"] += 1
-                continue
-            crit, answer, text = repaired
-            pairs.append(Pair(item.key, prompts[item.key].messages, text, answer.text, MAX_SCORE, crit.score, source))
         return pairs, dropped
 
-    return pairs_stage(at, source, build, config={"scorer": SCORER_VERSION}, inputs=inputs, prompts=len(items))
+    config = {"scorer": SCORER_VERSION, "per_prompt": per_prompt, "trim": 1}
+    return pairs_stage(at, source, build, config=config, inputs=inputs, prompts=len(items))
 
 
 def _failures(item: IFEvalPrompt, crit: Critique) -> str:

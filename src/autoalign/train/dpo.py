@@ -87,7 +87,12 @@ def train_dpo(
         chosen = SequenceScores(scores.logps[0::2], scores.tokens[0::2])
         rejected = SequenceScores(scores.logps[1::2], scores.tokens[1::2])
         ref = None if reference is None else (reference[indices, 0], reference[indices, 1])
-        return loss_fn(chosen, rejected, ref, weights[indices])
+        loss, metrics = loss_fn(chosen, rejected, ref, weights[indices])
+        if cfg.sft_weight:
+            nll = (chosen.nll * weights[indices]).mean()
+            loss = loss + cfg.sft_weight * nll
+            metrics = {**metrics, "loss": loss.item(), "chosen_nll": nll.item()}
+        return loss, metrics
 
     history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
     stats = {

@@ -13,11 +13,36 @@ import json
 import re
 from collections.abc import Callable
 
-from autoalign.verifiers.ifeval.checkers import occurrences
+from autoalign.verifiers.ifeval.checkers import highlights, occurrences, sentences, words
 from autoalign.verifiers.ifeval.data import IFEvalPrompt
 from autoalign.verifiers.ifeval.scoring import follows
 
 Repair = Callable[..., str]
+
+MIN_KEPT_WORDS = 12
+"""A trimmed answer keeps at least this many words, or there is no trimmed answer."""
+
+
+def complete_prefix(text: str) -> str | None:
+    """An answer cut off at max tokens, shortened to where it could have stopped: its last
+    complete paragraph, else its last complete line, else its last complete sentence (a lead-in
+    line ending in ":" goes too). None when less than MIN_KEPT_WORDS words would remain.
+    trimmed > cut-off is the repair of truncation: it teaches the learner to finish in budget."""
+    body = text.rstrip()
+    for cut in (body.rfind("\n\n"), body.rfind("\n")):
+        if cut > 0 and (kept := _without_lead_in(body[:cut])) and len(kept.split()) >= MIN_KEPT_WORDS:
+            return kept
+    ends = [m.end() for m in re.finditer(r"[.!?][\"')\]]*(?=\s)", body)]
+    if ends and len((kept := body[: ends[-1]].rstrip()).split()) >= MIN_KEPT_WORDS:
+        return kept
+    return None
+
+
+def _without_lead_in(text: str) -> str:
+    lines = text.rstrip().split("\n")
+    while lines and lines[-1].rstrip().endswith(":"):
+        lines.pop()
+    return "\n".join(lines).rstrip()
 
 
 def _without_commas(text: str) -> str:
@@ -66,12 +91,87 @@ def _forbidden(text: str, forbidden_words: list[str]) -> str:
     return text
 
 
+def _cut_after(text: str, pieces: list[str], count: int) -> str:
+    """text up to the end of its first `count` pieces (sentences, found in order), layout kept."""
+    end = 0
+    for piece in pieces[:count]:
+        end = text.find(piece, end) + len(piece)
+    return text[:end].rstrip()
+
+
+def _fewer_sentences(text: str, num_sentences: int, relation: str) -> str:
+    # Only "less than" has a repair (drop the last sentences); "at least" would need new content.
+    return _cut_after(text, sentences(text), num_sentences - 1) if relation == "less than" else text
+
+
+def _fewer_words(text: str, num_words: int, relation: str) -> str:
+    if relation != "less than":
+        return text
+    kept, total = 0, 0
+    for sentence in sentences(text):
+        total += len(words(sentence))
+        if total >= num_words:
+            break
+        kept += 1
+    return _cut_after(text, sentences(text), kept)
+
+
+def _highlighted(text: str, num_highlights: int) -> str:
+    """Mark sentences of lines without markup as *highlighted*, in order, until there are enough."""
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        done = 0  # where the next sentence is looked for: a repeated sentence is marked once each
+        for sentence in sentences(line) if "*" not in line else []:
+            if highlights("\n".join(lines)) >= num_highlights:
+                return "\n".join(lines)
+            at = lines[index].find(sentence, done)
+            lines[index] = f"{lines[index][:at]}*{sentence}*{lines[index][at + len(sentence):]}"
+            done = at + len(sentence) + 2
+    return "\n".join(lines)
+
+
+def plain_sentences(text: str) -> list[str]:
+    """The text's sentences with list markers, markdown dividers and line breaks taken out."""
+    flat = " ".join(re.sub(r"^\s*(?:[*\-#]+|\d+[.)])\s*", "", line) for line in text.split("\n") if line.strip())
+    return sentences(flat.replace("***", " "))
+
+
+def _groups(items: list[str], count: int) -> list[str]:
+    """items joined into `count` consecutive groups of near-equal size (empty when too few)."""
+    if len(items) < count:
+        return []
+    size, extra = divmod(len(items), count)
+    bounds = [k * size + min(k, extra) for k in range(count + 1)]
+    return [" ".join(items[a:b]) for a, b in zip(bounds, bounds[1:])]
+
+
+def _bulleted(text: str, num_bullets: int) -> str:
+    groups = _groups(plain_sentences(text), num_bullets)
+    return "\n".join(f"* {g}" for g in groups) if groups else text
+
+
+def _paragraphs(text: str, num_paragraphs: int) -> str:
+    """Exactly num_paragraphs paragraphs between *** dividers: the existing paragraphs merged
+    from the end, or the sentences grouped when there are too few paragraphs."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n|\*\*\*", text) if p.strip()]
+    if len(paragraphs) < num_paragraphs:
+        paragraphs = _groups(plain_sentences(text), num_paragraphs)
+    elif len(paragraphs) > num_paragraphs:
+        paragraphs = paragraphs[: num_paragraphs - 1] + ["\n\n".join(paragraphs[num_paragraphs - 1 :])]
+    return "\n\n***\n\n".join(paragraphs) if paragraphs else text
+
+
 REPAIRS: dict[str, Repair] = {
     "change_case:english_lowercase": lambda text: text.lower(),
     "change_case:english_capital": lambda text: text.upper(),
+    "length_constraints:number_sentences": _fewer_sentences,
+    "length_constraints:number_words": _fewer_words,
     "punctuation:no_comma": _without_commas,
     "keywords:forbidden_words": _forbidden,
     "keywords:existence": _keywords,
+    "detectable_format:number_bullet_lists": _bulleted,
+    "length_constraints:number_paragraphs": _paragraphs,
+    "detectable_format:number_highlighted_sections": _highlighted,
     "detectable_format:title": _title,
     "combination:repeat_prompt": _repeat,
     "detectable_content:postscript": _postscript,
@@ -80,7 +180,8 @@ REPAIRS: dict[str, Repair] = {
     "detectable_format:json_format": _json,
 }
 """In the order they are applied: case first (the later additions are case-checked too), then
-content edits, then additions at the start and end, then wrappers around the whole answer."""
+cuts, then content edits, then layouts (bullets, paragraphs, highlights), then additions at the
+start and end, then wrappers around the whole answer."""
 
 
 def repair_response(item: IFEvalPrompt, response: str) -> str | None:
