@@ -190,7 +190,11 @@ def repair_pairs(
     inputs = [item.key + str([(c.text, c.finish_reason) for c in candidates[item.key]]) for item in items]
 
     def order(crits: list[Critique]) -> list[int]:
-        cut_off = [k for k, c in enumerate(crits) if {f.evidence for f in c.findings if f.constraint == "quality"} == {"truncated"}]
+        cut_off = [
+            k
+            for k, c in enumerate(crits)
+            if {f.evidence for f in c.findings if f.constraint == "quality"} == {"truncated"}
+        ]
         return drafts_to_fix(crits) + cut_off
 
     def build() -> tuple[list[Pair], Counter]:
@@ -205,7 +209,9 @@ def repair_pairs(
                 answer, crit = candidates[item.key][k], critiques[item.key][k]
                 fixed = fixed_answer(item, answer, crit)
                 if fixed is not None and made < per_prompt:
-                    pairs.append(Pair(item.key, prompts[item.key].messages, fixed, answer.text, MAX_SCORE, crit.score, source))
+                    pairs.append(
+                        Pair(item.key, prompts[item.key].messages, fixed, answer.text, MAX_SCORE, crit.score, source)
+                    )
                     made += 1
             if not made:
                 dropped["no_repair"] += 1

@@ -125,7 +125,7 @@ def _highlighted(text: str, num_highlights: int) -> str:
             if highlights("\n".join(lines)) >= num_highlights:
                 return "\n".join(lines)
             at = lines[index].find(sentence, done)
-            lines[index] = f"{lines[index][:at]}*{sentence}*{lines[index][at + len(sentence):]}"
+            lines[index] = f"{lines[index][:at]}*{sentence}*{lines[index][at + len(sentence) :]}"
             done = at + len(sentence) + 2
     return "\n".join(lines)
 

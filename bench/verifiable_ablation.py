@@ -1,0 +1,119 @@
+"""Which sources and settings of the verifiable-instruction loop produce the gain: one run per
+variant (a recipe plus overrides), its final model evaluated on IFEval (greedy), and the paired
+difference with M1 on the same prompts.
+
+    python bench/verifiable_ablation.py [--recipe recipes/verifiable_if_small.yaml]
+        [--variants samples,repair,...] [--limit 541] [--runs-dir runs/ablation]
+
+Runs and evaluations are stores under --runs-dir: a re-run skips what is done (and an
+interrupted variant resumes). One line per variant:
+`ABLATION variant=<name> prompt_strict=<points> ci_low=<points> ci_high=<points> p=<p>
+pairs=<n> run_minutes=<m> mean_chars=<c>` (prompt_strict: the final model minus M1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from autoalign.config.feedback import HELD_OUT_CONSTRAINTS
+from autoalign.eval.paired import ifeval_paired_metrics
+from autoalign.verifiers.ifeval import load_ifeval, score_response
+
+VARIANTS: dict[str, list[str]] = {
+    "samples": ["loop=verified_samples"],
+    "repair": ["loop=verified_repair"],
+    "samples+repair": [],
+    "samples+repair+refine": ["mix.verified_refine=1.0"],
+    "samples+repair, no NLL term": ["dpo.sft_weight=0"],
+    "samples+repair, no attacker": ["verifiable.attacker=false"],
+}
+"""Overrides on top of the recipe; the recipe itself is the "samples+repair" row."""
+
+
+def run(command: list[str], log: Path) -> str:
+    """The command's output (both streams; also appended to log). Wide lines: paths stay on one line."""
+    env = {**os.environ, "COLUMNS": "1000"}
+    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    with log.open("a") as out:
+        out.write(done.stdout)
+    if done.returncode:
+        sys.exit(f"failed ({done.returncode}): {' '.join(command)}; see {log}")
+    return done.stdout
+
+
+def evaluate(model: str, store: Path, limit: int, max_new_tokens: int) -> Path:
+    """The model's IFEval answers (a stage directory of `autoalign eval ifeval`)."""
+    out = run(
+        ["autoalign", "eval", "ifeval", "--model", model, "--limit", str(limit), "--batch-size", "32"]
+        + ["--max-new-tokens", str(max_new_tokens), "--out", str(store)],
+        store.parent / "eval.log",
+    )
+    found = re.search(r"results in (\S+)", out)
+    if not found:
+        sys.exit(f"no results directory in the output of autoalign eval ifeval:\n{out}")
+    return Path(found.group(1))
+
+
+def scored(stage_dir: Path, items: dict) -> list[dict]:
+    rows = []
+    for line in (stage_dir / "data.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        item = items[row["id"].removeprefix("ifeval-")]
+        result = score_response(item, row["response"])
+        rows.append(
+            {"id": row["id"], "instruction_ids": item.instruction_ids, "response": row["response"]}
+            | {"strict": result.strict, "loose": result.loose}
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--recipe", default="recipes/verifiable_if_small.yaml")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--limit", type=int, default=541, help="IFEval prompts evaluated (the first N)")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--baseline", default="smollm2-135m-instruct", help="M1 (the recipe's model)")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs/ablation"))
+    args = parser.parse_args()
+    names = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        sys.exit(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
+    items = {item.key: item for item in load_ifeval("builtin:ifeval_input_data.jsonl")}
+    store = args.runs_dir / "ifeval"
+    baseline = scored(evaluate(args.baseline, store, args.limit, args.max_new_tokens), items)
+    for name in names:
+        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        started = time.perf_counter()
+        command = ["autoalign", "run", args.recipe, f"name=ablation_{slug}", f"runs_dir={args.runs_dir}"]
+        out = run(command + ["eval.enabled=false", *VARIANTS[name]], args.runs_dir / f"{slug}.log")
+        minutes = (time.perf_counter() - started) / 60
+        final = re.search(r"final model: (\S+)", out)
+        if not final:
+            sys.exit(f"{name}: no 'final model:' line in the run's output")
+        model = scored(evaluate(final.group(1), store, args.limit, args.max_new_tokens), items)
+        m = ifeval_paired_metrics(model, baseline, HELD_OUT_CONSTRAINTS)
+        s = m["prompt_strict"]
+        pairs = sum(
+            json.loads(p.read_text())["pairs"]
+            for p in (args.runs_dir / f"ablation_{slug}").glob("iter_*/pairs/metrics.json")
+        )
+        print(
+            f"ABLATION variant={name!r} prompt_strict={s['difference']:+.1f} ci_low={s['ci_low']:+.1f} "
+            f"ci_high={s['ci_high']:+.1f} p={s['sign_test_p']:.3g} pairs={pairs} run_minutes={minutes:.1f} "
+            f"mean_chars={m['mean_chars']['model']:.0f}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
