@@ -138,3 +138,22 @@ def test_sequence_scores_count_only_answer_tokens():
     labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 1, 2]])
     scores = sequence_scores(logits, labels)
     assert scores.tokens.tolist() == [2] and scores.logps.item() == pytest.approx(-2 * math.log(3))
+
+
+def test_the_chosen_nll_term_adds_the_weighted_mean_nll_and_raises_the_chosen_answer():
+    from autoalign.train.losses import SequenceScores, preference_loss, with_chosen_nll
+
+    logps = torch.tensor([-12.0, -3.5], requires_grad=True)
+    chosen = SequenceScores(logps, torch.tensor([6, 2]))  # NLL per token: 2.0 and 1.75
+    rejected = SequenceScores(torch.tensor([-9.0, -4.0]), torch.tensor([3, 4]))
+    weights = torch.tensor([1.5, 0.5])
+    dpo, metrics = preference_loss("dpo", beta=0.1)(chosen, rejected, (logps.detach(), rejected.logps), weights)
+    loss, metrics = with_chosen_nll(dpo, metrics, chosen, weights, sft_weight=0.5)
+    # ln 2 at the reference, + 0.5 * mean(1.5 * 2.0, 0.5 * 1.75) = 0.5 * 1.9375
+    assert loss.item() == pytest.approx(math.log(2) + 0.5 * 1.9375)
+    assert metrics["chosen_nll"] == pytest.approx(1.9375) and metrics["loss"] == pytest.approx(loss.item())
+    loss.backward()
+    # d/dlogp_i: DPO's -beta/2 * w_i / 2 plus the NLL's -0.5 * w_i / (2 * tokens_i): both raise the chosen.
+    expected = [-(0.1 * 0.5 * 1.5 / 2) - 0.5 * 1.5 / (2 * 6), -(0.1 * 0.5 * 0.5 / 2) - 0.5 * 0.5 / (2 * 2)]
+    assert logps.grad.tolist() == pytest.approx(expected)
+    assert with_chosen_nll(dpo, {"loss": 1.0}, chosen, weights, sft_weight=0.0)[0] is dpo  # off: unchanged

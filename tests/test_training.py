@@ -164,3 +164,22 @@ def test_freeze_embeddings_keeps_the_vocabulary_matrix(tiny_model_dir):
     after = _weights(model)
     assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])
     assert not torch.equal(before["model.layers.0.mlp.up_proj.weight"], after["model.layers.0.mlp.up_proj.weight"])
+
+
+def test_dpo_with_the_chosen_nll_term_at_the_first_step(tiny_model_dir):
+    """Before any update the policy is the reference: the step's loss is ln 2 + sft_weight x the
+    chosen answers' NLL, and without the term it is ln 2."""
+    import math
+
+    conversations = load_ift(str(FIX / "ift_small.jsonl"))[:4]
+    pairs = [
+        Pair(f"p{i}", c[:-1], c[-1]["content"], conversations[i - 1][-1]["content"], 5, 1, "test")
+        for i, c in enumerate(conversations)
+    ]
+    settings = {"learning_rate": 1e-3, "epochs": 1, "batch_size": 4, "grad_accum": 1, "max_length": 128}
+    plain = train_dpo(load_model(tiny_model_dir), pairs, DPOConfig.model_validate(settings), seed=1)[1][0]
+    cfg = DPOConfig.model_validate(settings | {"sft_weight": 0.5})
+    first = train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=1)[1][0]
+    assert plain["loss"] == pytest.approx(math.log(2), abs=1e-6) and "chosen_nll" not in plain
+    assert first["chosen_nll"] > 1.0  # a tiny random model: far from the answers
+    assert first["loss"] == pytest.approx(math.log(2) + 0.5 * first["chosen_nll"], abs=1e-5)

@@ -45,9 +45,8 @@ class DPOConfig(TrainConfig):
     loss: str = "dpo"
     """The preference loss, by its name in autoalign/registry.py PREFERENCE_LOSSES."""
     sft_weight: float = Field(0.0, ge=0)
-    """Add this x the chosen answer's mean token NLL to the preference loss (RPO: Pang et al. 2024,
-    "Iterative Reasoning Preference Optimization"). Without it DPO can lower both answers'
-    likelihood and drift off the chosen text; with it the verified answers are also imitated."""
+    """Add this x the chosen answer's mean token NLL to the preference loss (RPO; see
+    train.losses.with_chosen_nll): the verified answers are imitated, not only preferred."""
 
     @field_validator("loss")
     @classmethod

@@ -22,7 +22,13 @@ from autoalign.train import lora
 from autoalign.train.data import Encoded, answer_logits, encode_pair
 from autoalign.train.loop import freeze_embeddings, optimise
 from autoalign.train.resume import TrainCheckpointer
-from autoalign.train.losses import SequenceScores, preference_loss, sequence_logprobs, sequence_scores
+from autoalign.train.losses import (
+    SequenceScores,
+    preference_loss,
+    sequence_logprobs,
+    sequence_scores,
+    with_chosen_nll,
+)
 from autoalign.types import Pair
 
 
@@ -88,11 +94,7 @@ def train_dpo(
         rejected = SequenceScores(scores.logps[1::2], scores.tokens[1::2])
         ref = None if reference is None else (reference[indices, 0], reference[indices, 1])
         loss, metrics = loss_fn(chosen, rejected, ref, weights[indices])
-        if cfg.sft_weight:
-            nll = (chosen.nll * weights[indices]).mean()
-            loss = loss + cfg.sft_weight * nll
-            metrics = {**metrics, "loss": loss.item(), "chosen_nll": nll.item()}
-        return loss, metrics
+        return with_chosen_nll(loss, metrics, chosen, weights[indices], cfg.sft_weight)
 
     history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
     stats = {

@@ -31,6 +31,7 @@ __all__ = [
     "sequence_scores",
     "sft_loss",
     "token_logprobs",
+    "with_chosen_nll",
 ]
 
 IGNORE_INDEX = -100
@@ -93,6 +94,23 @@ class SequenceScores:
 def sequence_scores(logits: torch.Tensor, labels: torch.Tensor) -> SequenceScores:
     logps, mask = token_logprobs(logits, labels)
     return SequenceScores(logps=logps.sum(-1), tokens=mask.sum(-1))
+
+
+def with_chosen_nll(
+    loss: torch.Tensor, metrics: dict[str, float], chosen: SequenceScores, weights: torch.Tensor, sft_weight: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """A preference loss plus sft_weight x the chosen answers' mean token NLL (RPO, Pang et al.
+    2024, "Iterative Reasoning Preference Optimization", eq. 1, with the NLL length-normalised):
+
+        loss' = loss + sft_weight * mean_i(w_i * NLL_i),   NLL_i = -log pi(y_w,i|x_i) / |y_w,i|
+
+    DPO alone only widens the margin and may lower the chosen answer's likelihood too; the NLL
+    term also imitates it. w: the pair weights (mean 1 over the dataset)."""
+    if not sft_weight:
+        return loss, metrics
+    nll = (chosen.nll * weights).mean()
+    total = loss + sft_weight * nll
+    return total, {**metrics, "loss": total.item(), "chosen_nll": nll.item()}
 
 
 class PreferenceLoss(Protocol):
