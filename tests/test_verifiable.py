@@ -316,6 +316,7 @@ def test_the_loop_on_the_tiny_model_with_the_three_verified_sources(tiny_model_d
         "verifiable.num_prompts=6",
         "iterations=2",
         "eval.ifeval_prompts=5",
+        "eval.ifeval_final_prompts=7",
     )
     iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
     ifeval_texts = {item.prompt for item in IFEVAL}
@@ -338,13 +339,19 @@ def test_the_loop_on_the_tiny_model_with_the_three_verified_sources(tiny_model_d
         assert (it / "dpo/model/config.json").exists()
     assert repairs and all(r["source"] == "verified_repair" and r["chosen_score"] == 5.0 for r in repairs)
     assert all(r["chosen"][-1]["content"] != r["rejected"][-1]["content"] for r in repairs)
-    # The evaluation pairs each new model with the one before it, and the final one with M1.
-    for t, (new, old) in ((1, ("M2", "M1")), (2, ("M3", "M2")), (2, ("M3", "M1"))):
+    # The evaluation pairs each new model with the one before it, on the slice ...
+    for t, (new, old) in ((1, ("M2", "M1")), (2, ("M3", "M2"))):
         paired = read_json(tmp_path / f"tiny/iter_{t}/ifeval_paired_{new}_vs_{old}/metrics.json")
         assert paired["prompt_strict"]["prompts"] == 5 and paired["held_out"] == cfg.verifiable.held_out
+    # ... and the final one with M1 on the larger final set (eval.ifeval_final_prompts; M1 in the shared store).
+    final = read_json(tmp_path / "tiny/iter_2/ifeval_final_paired_M3_vs_M1/metrics.json")
+    assert final["prompt_strict"]["prompts"] == 7 and final["model"] == "M3" and final["baseline"] == "M1"
+    assert read_json(tmp_path / "tiny/iter_1/ifeval_final_M1/metrics.json")["prompts"] == 7
     from autoalign.summary import verdict
 
-    assert verdict(tmp_path / "tiny").startswith("M3 vs M2: ") and "IFEval prompt strict" in verdict(tmp_path / "tiny")
+    line = verdict(tmp_path / "tiny")
+    assert line.startswith("M3 vs M2: ") and "IFEval prompt strict" in line
+    assert ". M3 vs M1 on 7 IFEval prompts: prompt strict " in line
     first = [p["prompt"] for p in read_jsonl(tmp_path / "tiny/iter_1/verifiable_prompts/data.jsonl")]
     second = [p["prompt"] for p in read_jsonl(tmp_path / "tiny/iter_2/verifiable_prompts/data.jsonl")]
     assert first != second  # each iteration draws new prompts

@@ -160,7 +160,7 @@ def judge_role(judgments: dict) -> str:
 
 
 def ifeval_metrics(run_dir: Path, t: int) -> list[dict]:
-    return [r.metrics() for r in stages_of("ifeval", t, run_dir)]
+    return [r.metrics() for kind in ("ifeval", "ifeval_final") for r in stages_of(kind, t, run_dir)]
 
 
 def reward_modeling_metrics(run_dir: Path, t: int) -> list[dict]:
@@ -243,16 +243,33 @@ def verdict(run_dir: Path, shared: Path | None = None) -> str:
     parts.append(f"judge score {_fmt(ev['new_mean_score'], 2)} vs {_fmt(ev['old_mean_score'], 2)}")
     # The older model's IFEval was run where it was the newer model (or, for M1 of a comparison,
     # in the shared store).
-    paired = next((m for r in stages_of("ifeval_paired", t, run_dir) if (m := r.metrics())["baseline"] == old), None)
+    records = stages_of("ifeval_paired", t, run_dir)
+    step = [r for r in records if not r.name.startswith(FINAL_PAIRED)]
+    paired = next((m for r in step if (m := r.metrics())["baseline"] == old), None)
     if paired and paired["prompt_strict"]:
         parts.append(f"IFEval prompt strict {_difference(paired['prompt_strict'])}")
-        return f"{new} vs {old}: " + "; ".join(parts)
+        return f"{new} vs {old}: " + "; ".join(parts) + _against_start(records, new, old)
     new_if = _model_metrics("ifeval", t, new, run_dir)
     places = [(t, run_dir), (t - 1, run_dir)] + ([(1, shared)] if shared else [])
     old_if = next((m for i, d in places if (m := _model_metrics("ifeval", i, old, d))), None)
     if new_if and old_if:
         parts.append(f"IFEval prompt loose {_pct(new_if['prompt_loose'])} vs {_pct(old_if['prompt_loose'])}")
-    return f"{new} vs {old}: " + "; ".join(parts)
+    return f"{new} vs {old}: " + "; ".join(parts) + _against_start(records, new, old)
+
+
+FINAL_PAIRED = "ifeval_final_paired"
+"""The name of the stage comparing the loop's last model with M1 on the final IFEval set."""
+
+
+def _against_start(records: list[StageRecord], new: str, old: str) -> str:
+    """The last model against M1 (a paired IFEval comparison other than the iteration's own)."""
+    for record in sorted(records, key=lambda r: not r.name.startswith(FINAL_PAIRED)):
+        m = record.metrics()
+        if m["model"] == new and (m["baseline"] != old or record.name.startswith(FINAL_PAIRED)):
+            if m["prompt_strict"]:
+                where = f"{m['prompts']} IFEval prompts"
+                return f". {new} vs {m['baseline']} on {where}: prompt strict {_difference(m['prompt_strict'])}"
+    return ""
 
 
 def print_summary(run_dir: Path, iterations: int, console: Console | None = None) -> None:

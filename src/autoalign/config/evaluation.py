@@ -24,6 +24,10 @@ class EvalConfig(Section):
     ifeval_prompts: int = Field(0, ge=0)
     """Verifiable instruction following on the first N prompts of ifeval_file, for both models
     (0 = off; the full bundled set is 541 prompts)."""
+    ifeval_final_prompts: int = Field(0, ge=0)
+    """The loop's last model and M1 also on the first N prompts of ifeval_file (e.g. all 541),
+    compared paired: the run's verdict against where it started. 0 = off (with ifeval_prompts
+    and several iterations, the last model is still compared with M1 on that slice)."""
     ifeval_file: str = "builtin:ifeval_input_data.jsonl"
     ifeval_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=384)
     reward_data: str | None = None

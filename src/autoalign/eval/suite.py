@@ -128,10 +128,18 @@ def head_to_head(
     return stage.metrics()
 
 
-def ifeval(at: StageContext, model: AnyModelRef, items: list[IFEvalPrompt], sampling: SamplingConfig) -> dict:
-    """Answers in stage ifeval_answers_<label>, scores in ifeval_<label>."""
+def ifeval(
+    at: StageContext,
+    model: AnyModelRef,
+    items: list[IFEvalPrompt],
+    sampling: SamplingConfig,
+    *,
+    kind: str = "ifeval",
+) -> dict:
+    """Answers in stage <kind>_answers_<label>, scores in <kind>_<label> (kind "ifeval" for each
+    iteration's slice, "ifeval_final" for the loop's last model and M1 on the larger final set)."""
     prompts = [item.to_prompt() for item in items]
-    replies = answers(at, model, prompts, sampling, name=f"ifeval_answers_{model.label}", kind="ifeval_answers")
+    replies = answers(at, model, prompts, sampling, name=f"{kind}_answers_{model.label}", kind=f"{kind}_answers")
     inputs = [f"{item.key}{item.instruction_ids}{item.kwargs}" + replies[p.id].text for item, p in zip(items, prompts)]
 
     def score() -> tuple[list[dict], dict]:
@@ -154,18 +162,23 @@ def ifeval(at: StageContext, model: AnyModelRef, items: list[IFEvalPrompt], samp
         }
         return rows, metrics
 
-    stage = at.stage(f"ifeval_{model.label}", {"scorer": SCORER_VERSION}, inputs, kind="ifeval")
+    stage = at.stage(f"{kind}_{model.label}", {"scorer": SCORER_VERSION}, inputs, kind=kind)
     return stage.ensure(score).metrics()
 
 
-def ifeval_rows(at: StageContext, label: str) -> list[dict]:
-    """The scored IFEval answers of a model, from where its ifeval stage was recorded."""
-    found = [r for r in recorded_stages(at.store.root, at.t, "ifeval") if r.metrics().get("model") == label]
+def ifeval_rows(at: StageContext, label: str, kind: str = "ifeval") -> list[dict]:
+    """The scored IFEval answers of a model, from where its ifeval stage (of this kind) was recorded."""
+    found = [r for r in recorded_stages(at.store.root, at.t, kind) if r.metrics().get("model") == label]
     return found[0].rows() if found else []
 
 
 def ifeval_paired(
-    at: StageContext, model: tuple[str, list[dict]], baseline: tuple[str, list[dict]], held_out: list[str]
+    at: StageContext,
+    model: tuple[str, list[dict]],
+    baseline: tuple[str, list[dict]],
+    held_out: list[str],
+    *,
+    name: str = "ifeval_paired",
 ) -> dict:
     """The model against the baseline on the same IFEval prompts, paired per prompt (eval/paired.py),
     strict and loose; instruction-level accuracy on the held-out constraint types (never trained
@@ -179,7 +192,7 @@ def ifeval_paired(
         return None, {"model": label, "baseline": base_label, **ifeval_paired_metrics(rows, base_rows, held_out)}
 
     config = {"held_out": sorted(held_out)}
-    stage = at.stage(f"ifeval_paired_{label}_vs_{base_label}", config, inputs, kind="ifeval_paired")
+    stage = at.stage(f"{name}_{label}_vs_{base_label}", config, inputs, kind="ifeval_paired")
     return stage.ensure(compare).metrics()
 
 

@@ -40,6 +40,26 @@ def evaluation_texts(ctx: RunContext) -> frozenset[str]:
     return frozenset(texts)
 
 
+def final_against_start(ctx: RunContext, m1: ModelRef, final: ModelRef) -> None:
+    """The last model against M1, where the loop started, on the same IFEval prompts: the larger
+    final set when eval.ifeval_final_prompts is set, else each iteration's slice (from 2
+    iterations on; with one, the iteration's own comparison is already this)."""
+    cfg = ctx.cfg.eval
+    final_at, start_at = ctx.at(ctx.cfg.iterations), ctx.at(1, shared=True)
+    held_out = ctx.cfg.verifiable.held_out
+    if cfg.ifeval_final_prompts:
+        items = load_ifeval(cfg.ifeval_file)[: cfg.ifeval_final_prompts]
+        for at, ref in ((start_at, m1), (final_at, final)):
+            suite.ifeval(at, ref, items, cfg.ifeval_sampling, kind="ifeval_final")
+        rows = lambda at, ref: suite.ifeval_rows(at, ref.label, kind="ifeval_final")
+        pair = ((final.label, rows(final_at, final)), (m1.label, rows(start_at, m1)))
+        suite.ifeval_paired(final_at, *pair, held_out=held_out, name="ifeval_final_paired")
+    elif cfg.ifeval_prompts and ctx.cfg.iterations > 1:
+        rows = lambda at, ref: suite.ifeval_rows(at, ref.label)
+        pair = ((final.label, rows(final_at, final)), (m1.label, rows(start_at, m1)))
+        suite.ifeval_paired(final_at, *pair, held_out=held_out)
+
+
 def iterate(ctx: RunContext, m1: ModelRef) -> dict:
     cfg, pool = ctx.cfg, ctx.pool
     sources = cfg.sources
@@ -80,11 +100,7 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}
         current = trained
-    if cfg.eval.enabled and cfg.eval.ifeval_prompts and cfg.iterations > 1:
-        # The final model against M1, where the loop started, on the same IFEval prompts.
-        final_at, start_at = ctx.at(cfg.iterations), ctx.at(1, shared=True)
-        rows = lambda at, ref: suite.ifeval_rows(at, ref.label)
-        pair = ((current.label, rows(final_at, current)), (m1.label, rows(start_at, m1)))
-        suite.ifeval_paired(final_at, *pair, held_out=cfg.verifiable.held_out)
+    if cfg.eval.enabled:
+        final_against_start(ctx, m1, current)
     results["final_model"] = str(current.path)
     return results

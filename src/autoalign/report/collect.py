@@ -129,6 +129,9 @@ def collect_line(line: Line) -> LineReport:
         for record in line.stages("ifeval", t):
             m = record.metrics()
             report.ifeval.setdefault(m["model"], m)
+        for record in line.stages("ifeval_final", t):  # the last model and M1 on the final set
+            m = record.metrics()
+            report.ifeval.setdefault(f"{m['model']} ({m['prompts']} prompts)", m)
         for row in line.rows("pairs", t)[:EXAMPLE_PAIRS]:
             pair = Pair.from_dict(row)
             report.pairs.append(
