@@ -2,7 +2,7 @@
 prompt and parser as they were before issue 16 (answer inserted as-is, lenient verdict regex)
 and as they are now (fence tags neutralised, strict final verdict, echoed verdicts refused).
 
-SmolLM2-135M-Instruct judges with the quickstart's settings (two EFT demonstrations, 5 then 1),
+SmolLM2-135M-Instruct judges with the self_reward_small recipe's settings (two EFT demonstrations, 5 then 1),
 greedy and at temperature 0.8 over several seeds. The questions and answers are written here,
 not taken from any evaluation set. Prints one line per (mode, kind) and `INJECTED_5 mode=share`.
 

@@ -50,7 +50,7 @@ def test_generation_shared_prefill_matches_independent_sampling(smollm_dir):
 
 def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_dir):
     """Zero-shot, the 135M instruct model answers the question instead of judging (0 of 48
-    verdicts parsed in a quickstart run); two EFT demonstrations fix the format."""
+    verdicts parsed in a self_reward_small run); two EFT demonstrations fix the format."""
     from autoalign.data import load_eft
     from autoalign.judges.rubric import judge_demonstrations
 
@@ -74,7 +74,7 @@ def test_rubric_judge_with_eft_demonstrations_follows_the_verdict_format(smollm_
 
 def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
     cfg = load_config(
-        "recipes/quickstart.yaml",
+        "recipes/self_reward_small.yaml",
         [
             f"runs_dir={tmp_path}",
             "create_prompts.num_prompts=4",
@@ -90,7 +90,7 @@ def test_self_reward_loop_on_the_real_model(smollm_dir, tmp_path):
         ],
     )
     result = iterate.run(cfg, log=lambda m: None)
-    it = tmp_path / "quickstart/iter_1"
+    it = tmp_path / "self_reward_small/iter_1"
     prompts = read_jsonl(it / "prompts/data.jsonl")
     assert len(prompts) == 4 and all(p["source"] == "created" for p in prompts)
     seed = {m["content"] for row in read_jsonl("src/autoalign/data/seed_ift.jsonl") for m in row["messages"]}

@@ -8,11 +8,13 @@
                     teacher_reward  M_t samples, the teacher judges        (teacher_reward.py)
                     teacher_demo    teacher answer > M_t's sample          (teacher_demo.py)
                     gold_vs_sample  dataset answer > M_t's sample          (gold_vs_sample.py)
+                    verified_*      a program critiques M_t's answers to synthesised
+                                    verifiable prompts; fixed/best > original/worst (verified.py)
         M_{t+1} = DPO(M_t, pairs), reference M_t
         eval    = M_{t+1} vs M_t on held-out prompts, with a fixed judge
 
 A recipe with `branches` trains one M2 per source from the same M1 and prompts (compare.py).
-Run it:  autoalign run recipes/quickstart.yaml
+Run it:  autoalign run recipes/quickstart.yaml   (verifiable instructions; self-rewarding: self_reward_small.yaml)
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the model judges its own answers.
     pairs      = best vs worst candidate per prompt, ties dropped         (section 2.3)
 
 The loop around it (prompt creation, DPO, evaluation) is loops/rounds.py.
-Run it:  autoalign run recipes/quickstart.yaml
+Run it:  autoalign run recipes/self_reward_small.yaml
 """
 
 from __future__ import annotations
