@@ -24,7 +24,8 @@ from pathlib import Path
 
 from autoalign.config.feedback import HELD_OUT_CONSTRAINTS
 from autoalign.eval.paired import ifeval_paired_metrics
-from autoalign.verifiers.ifeval import load_ifeval, score_response
+from autoalign.verifiers.ifeval import load_ifeval
+from ifeval_gain import scored_rows  # bench/ is the script's directory, so on sys.path
 
 VARIANTS: dict[str, list[str]] = {
     "samples": ["loop=verified_samples"],
@@ -32,9 +33,11 @@ VARIANTS: dict[str, list[str]] = {
     "samples+repair": [],
     "samples+repair+refine": ["mix.verified_refine=1.0"],
     "samples+repair, no NLL term": ["dpo.sft_weight=0"],
-    "samples+repair, no attacker": ["verifiable.attacker=false"],
+    "2 iterations": ["iterations=2"],
+    "2 iterations, no attacker": ["iterations=2", "verifiable.attacker=false"],
 }
-"""Overrides on top of the recipe; the recipe itself is the "samples+repair" row."""
+"""Overrides on top of the recipe; the recipe itself is the "samples+repair" row. The attacker
+acts from the second iteration on, so it is compared over two."""
 
 
 def run(command: list[str], log: Path) -> str:
@@ -61,19 +64,6 @@ def evaluate(model: str, store: Path, limit: int, max_new_tokens: int) -> Path:
     return Path(found.group(1))
 
 
-def scored(stage_dir: Path, items: dict) -> list[dict]:
-    rows = []
-    for line in (stage_dir / "data.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        item = items[row["id"].removeprefix("ifeval-")]
-        result = score_response(item, row["response"])
-        rows.append(
-            {"id": row["id"], "instruction_ids": item.instruction_ids, "response": row["response"]}
-            | {"strict": result.strict, "loose": result.loose}
-        )
-    return rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="recipes/verifiable_if_small.yaml")
@@ -90,7 +80,7 @@ def main() -> None:
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     items = {item.key: item for item in load_ifeval("builtin:ifeval_input_data.jsonl")}
     store = args.runs_dir / "ifeval"
-    baseline = scored(evaluate(args.baseline, store, args.limit, args.max_new_tokens), items)
+    baseline = scored_rows(evaluate(args.baseline, store, args.limit, args.max_new_tokens), items)
     for name in names:
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         started = time.perf_counter()
@@ -100,7 +90,7 @@ def main() -> None:
         final = re.search(r"final model: (\S+)", out)
         if not final:
             sys.exit(f"{name}: no 'final model:' line in the run's output")
-        model = scored(evaluate(final.group(1), store, args.limit, args.max_new_tokens), items)
+        model = scored_rows(evaluate(final.group(1), store, args.limit, args.max_new_tokens), items)
         m = ifeval_paired_metrics(model, baseline, HELD_OUT_CONSTRAINTS)
         s = m["prompt_strict"]
         pairs = sum(
