@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from autoalign.eval.paired import FINAL_PAIRED
 from autoalign.store import StageRecord, recorded_stages
 
 
@@ -255,10 +256,6 @@ def verdict(run_dir: Path, shared: Path | None = None) -> str:
     if new_if and old_if:
         parts.append(f"IFEval prompt loose {_pct(new_if['prompt_loose'])} vs {_pct(old_if['prompt_loose'])}")
     return f"{new} vs {old}: " + "; ".join(parts) + _against_start(records, new, old)
-
-
-FINAL_PAIRED = "ifeval_final_paired"
-"""The name of the stage comparing the loop's last model with M1 on the final IFEval set."""
 
 
 def _against_start(records: list[StageRecord], new: str, old: str) -> str:

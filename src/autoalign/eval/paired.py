@@ -11,6 +11,10 @@ import random
 
 from scipy.stats import binomtest
 
+FINAL_PAIRED = "ifeval_final_paired"
+"""The paired stage comparing the loop's last model with M1 on the final IFEval set
+(eval.ifeval_final_prompts); the summary's verdict looks for it by this name."""
+
 
 def paired_difference(baseline: list[bool], model: list[bool], resamples: int = 2000, seed: int = 0) -> dict:
     if len(baseline) != len(model) or not baseline:

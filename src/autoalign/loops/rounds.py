@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 from autoalign.eval import suite
+from autoalign.eval.paired import FINAL_PAIRED
 from autoalign.eval.judge_compare import compare_models
 from autoalign.loops.context import RunContext
 from autoalign.registry import FEEDBACK, feedback_source
@@ -46,18 +47,19 @@ def final_against_start(ctx: RunContext, m1: ModelRef, final: ModelRef) -> None:
     iterations on; with one, the iteration's own comparison is already this)."""
     cfg = ctx.cfg.eval
     final_at, start_at = ctx.at(ctx.cfg.iterations), ctx.at(1, shared=True)
-    held_out = ctx.cfg.verifiable.held_out
     if cfg.ifeval_final_prompts:
+        kind, name = "ifeval_final", FINAL_PAIRED
         items = load_ifeval(cfg.ifeval_file)[: cfg.ifeval_final_prompts]
         for at, ref in ((start_at, m1), (final_at, final)):
-            suite.ifeval(at, ref, items, cfg.ifeval_sampling, kind="ifeval_final")
-        rows = lambda at, ref: suite.ifeval_rows(at, ref.label, kind="ifeval_final")
-        pair = ((final.label, rows(final_at, final)), (m1.label, rows(start_at, m1)))
-        suite.ifeval_paired(final_at, *pair, held_out=held_out, name="ifeval_final_paired")
+            suite.ifeval(at, ref, items, cfg.ifeval_sampling, kind=kind)
     elif cfg.ifeval_prompts and ctx.cfg.iterations > 1:
-        rows = lambda at, ref: suite.ifeval_rows(at, ref.label)
-        pair = ((final.label, rows(final_at, final)), (m1.label, rows(start_at, m1)))
-        suite.ifeval_paired(final_at, *pair, held_out=held_out)
+        kind, name = "ifeval", "ifeval_paired"  # the slice each iteration already evaluated
+    else:
+        return
+    rows = lambda at, ref: (ref.label, suite.ifeval_rows(at, ref.label, kind=kind))
+    suite.ifeval_paired(
+        final_at, rows(final_at, final), rows(start_at, m1), held_out=ctx.cfg.verifiable.held_out, name=name
+    )
 
 
 def iterate(ctx: RunContext, m1: ModelRef) -> dict:

@@ -158,11 +158,15 @@ def sampled_pairs(
     return pairs_stage(at, source, build, config=config, inputs=inputs, prompts=len(groups))
 
 
+def quality_problems(crit: Critique) -> set[str]:
+    """What the critic's quality guard found wrong with the answer ("truncated", ...), if anything."""
+    return {f.evidence for f in crit.findings if f.constraint == "quality"}
+
+
 def drafts_to_fix(critiques: list[Critique]) -> list[int]:
     """Indexes of a prompt's answers that fail a constraint but are not degenerate (the critic found
     no quality problem), lowest score first: what repair and refinement work on."""
-    degenerate = lambda c: any(f.constraint == "quality" for f in c.findings)
-    fixable = [k for k, c in enumerate(critiques) if c.score < MAX_SCORE and not degenerate(c)]
+    fixable = [k for k, c in enumerate(critiques) if c.score < MAX_SCORE and not quality_problems(c)]
     return sorted(fixable, key=lambda k: critiques[k].score)
 
 
@@ -170,7 +174,7 @@ def fixed_answer(item: IFEvalPrompt, answer: Candidate, crit: Critique) -> str |
     """The answer made to pass every constraint and the guard by program, or None: a cut-off
     answer is first trimmed to where it could have stopped (complete_prefix), then every failing
     constraint is repaired (repair_response). Other degenerate answers are not fixed."""
-    problems = {f.evidence for f in crit.findings if f.constraint == "quality"}
+    problems = quality_problems(crit)
     text = answer.text
     if problems == {"truncated"}:
         text = complete_prefix(text)
@@ -190,11 +194,7 @@ def repair_pairs(
     inputs = [item.key + str([(c.text, c.finish_reason) for c in candidates[item.key]]) for item in items]
 
     def order(crits: list[Critique]) -> list[int]:
-        cut_off = [
-            k
-            for k, c in enumerate(crits)
-            if {f.evidence for f in c.findings if f.constraint == "quality"} == {"truncated"}
-        ]
+        cut_off = [k for k, c in enumerate(crits) if quality_problems(c) == {"truncated"}]
         return drafts_to_fix(crits) + cut_off
 
     def build() -> tuple[list[Pair], Counter]:
@@ -206,9 +206,11 @@ def repair_pairs(
                 continue
             made = 0
             for k in drafts:
+                if made == per_prompt:
+                    break
                 answer, crit = candidates[item.key][k], critiques[item.key][k]
                 fixed = fixed_answer(item, answer, crit)
-                if fixed is not None and made < per_prompt:
+                if fixed is not None:
                     pairs.append(
                         Pair(item.key, prompts[item.key].messages, fixed, answer.text, MAX_SCORE, crit.score, source)
                     )

@@ -107,13 +107,13 @@ def _fewer_sentences(text: str, num_sentences: int, relation: str) -> str:
 def _fewer_words(text: str, num_words: int, relation: str) -> str:
     if relation != "less than":
         return text
-    kept, total = 0, 0
-    for sentence in sentences(text):
+    pieces, kept, total = sentences(text), 0, 0
+    for sentence in pieces:
         total += len(words(sentence))
         if total >= num_words:
             break
         kept += 1
-    return _cut_after(text, sentences(text), kept)
+    return _cut_after(text, pieces, kept)
 
 
 def _highlighted(text: str, num_highlights: int) -> str:
