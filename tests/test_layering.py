@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).parents[1] / "src/autoalign"
 LAYERS = [
     {"types", "io", "registry", "config", "store", "prompts", "chat", "verdicts"},
     {"models", "data"},
-    {"generation", "train", "verifiers"},
+    {"generation", "train", "verifiers", "engines"},
     {"runtime", "judges", "synth", "pairs"},
     {"stages"},
     {"eval"},

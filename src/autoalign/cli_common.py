@@ -7,6 +7,7 @@ from rich.console import Console
 
 from autoalign.config import ConfigError
 from autoalign.generation.openai import EndpointConfigError
+from autoalign.engines import EngineError
 from autoalign.io import DataError
 from autoalign.models import ModelNotFound
 from autoalign.pairs import NoPairsError
@@ -21,6 +22,7 @@ USER_ERRORS = (
     EndpointConfigError,
     StageFailedError,
     NoPairsError,
+    EngineError,
 )
 
 

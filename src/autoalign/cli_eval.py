@@ -22,6 +22,10 @@ eval_app = typer.Typer(
 ModelOpt = Annotated[str, typer.Option(help="Bundled name, local HF directory, or hub id")]
 OutOpt = Annotated[Path, typer.Option(help="Run store for the results (answers are cached here and reused)")]
 TemplateOpt = Annotated[str | None, typer.Option(help="Chat template (built-in name or Jinja file), for base models")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(help="How the model generates: transformers (in-process) or llamacpp (a managed llama.cpp server)"),
+]
 
 
 def _label(spec: str) -> str:
@@ -37,13 +41,22 @@ def _weights_fingerprint(path: Path) -> list:
     return [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("*.safetensors"))]
 
 
-def _model_ref(spec: str, dtype: str, chat_template: str | None, label: str | None = None):
+def _model_ref(
+    spec: str, dtype: str, chat_template: str | None, label: str | None = None, backend: str = "transformers"
+):
     from autoalign.config import ModelConfig
     from autoalign.runtime.pool import ModelRef
     from autoalign.models import resolve_model
     from autoalign.store import content_key
 
-    cfg = ModelConfig(name=spec, dtype=dtype, chat_template=chat_template)
+    from pydantic import ValidationError
+
+    from autoalign.config import ConfigError
+
+    try:
+        cfg = ModelConfig(name=spec, dtype=dtype, chat_template=chat_template, backend=backend)
+    except ValidationError as e:
+        raise ConfigError(f"--backend / --dtype: {e.errors()[0]['msg']}") from None
     path = resolve_model(spec, log=lambda m: console.print(m))
     return ModelRef(
         label or _label(spec), path, content_key(cfg.key(), str(path), _weights_fingerprint(path)), config=cfg
@@ -82,6 +95,7 @@ def ifeval_cmd(
     batch_size: int = 8,
     dtype: str = "float32",
     chat_template: TemplateOpt = None,
+    backend: BackendOpt = "transformers",
     by_instruction: Annotated[bool, typer.Option(help="Also print accuracy per instruction id")] = False,
     out: OutOpt = Path("runs/eval"),
     seed: int = 0,
@@ -93,7 +107,7 @@ def ifeval_cmd(
     try:
         items = load_ifeval(input)
         items = items[:limit] if limit else items
-        ref = _model_ref(model, dtype, chat_template)
+        ref = _model_ref(model, dtype, chat_template, backend=backend)
     except USER_ERRORS as e:
         fail(e)
     m = suite.ifeval(_stage_context(out, seed), ref, items, _sampling(max_new_tokens, batch_size))

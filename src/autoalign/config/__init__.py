@@ -20,7 +20,14 @@ from autoalign.config.feedback import (
     VerifiableConfig,
 )
 from autoalign.config.loading import apply_override, load_config, read_recipe
-from autoalign.config.models import EndpointConfig, LoraConfig, ModelConfig, SamplingConfig, TeacherConfig
+from autoalign.config.models import (
+    EndpointConfig,
+    LlamaCppConfig,
+    LoraConfig,
+    ModelConfig,
+    SamplingConfig,
+    TeacherConfig,
+)
 from autoalign.config.run import SAFE_NAME, RunConfig
 from autoalign.config.training import DPOConfig, SFTConfig, TrainConfig
 
@@ -35,6 +42,7 @@ __all__ = [
     "EvalConfig",
     "GoldConfig",
     "JudgeConfig",
+    "LlamaCppConfig",
     "LoraConfig",
     "ModelConfig",
     "PairsConfig",

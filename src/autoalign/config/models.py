@@ -18,6 +18,28 @@ class LoraConfig(Section):
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
+class LlamaCppConfig(Section):
+    """The llama.cpp engine (model.backend: llamacpp): each checkpoint is exported to GGUF and
+    served by a llama-server that autoalign starts on 127.0.0.1 and stops by its PID."""
+
+    outtype: Literal["f32", "f16", "q8_0"] = "f16"
+    """Weight type of the exported GGUF (norms stay f32); part of the answers' key."""
+    parallel: int = Field(16, gt=0)
+    """Sequences the server decodes at once (its slots); requests are sent this many at a time."""
+    context_per_slot: int = Field(2048, gt=0)
+    """Tokens of context each slot holds (prompt + answer)."""
+    threads: int | None = Field(None, gt=0)
+    """CPU threads; None = every core."""
+    server: str | None = None
+    """A llama-server binary to use; None = $AUTOALIGN_LLAMA_SERVER, `llama-server` on PATH, or
+    one built once from llama.cpp's sources (engines/llamacpp_build.py)."""
+    template_gguf: str | None = None
+    """A GGUF file of the same architecture and tokenizer whose metadata the export reuses; None =
+    the bundled model's own GGUF."""
+
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"parallel", "context_per_slot", "threads", "server"})
+
+
 class ModelConfig(Section):
     name: str = "smollm2-135m-instruct"
     """A bundled name (see `autoalign models`), a local Hugging Face directory, or a hub id."""
@@ -29,7 +51,9 @@ class ModelConfig(Section):
     """A Jinja chat template file, or a built-in name ("chatml", "gemma"); needed for base models
     that carry none."""
     backend: str = "transformers"
-    """How the model generates (autoalign/registry.py BACKENDS); training always uses transformers."""
+    """How the model generates (autoalign/registry.py BACKENDS): "transformers" (in-process) or
+    "llamacpp" (a managed llama.cpp server); training always uses transformers."""
+    llamacpp: LlamaCppConfig = LlamaCppConfig()
 
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"device"})
 

@@ -133,7 +133,12 @@ def build_context(
     m0 = ModelRef("M0", m0_path, content_key(cfg.model.key(), str(m0_path)))
     check_data_fits(cfg, m0_path, located_seed, located_heldout)
     run_dir = Path(cfg.run_dir)
-    pool = ModelPool(cfg.model, http_cache_dir=run_dir / "http_cache", answer_cache_dir=run_dir / "answer_cache")
+    pool = ModelPool(
+        cfg.model,
+        http_cache_dir=run_dir / "http_cache",
+        answer_cache_dir=run_dir / "answer_cache",
+        engine_dir=run_dir / "engines",
+    )
     teacher = teacher_ref(cfg, log)
     if isinstance(teacher, EndpointRef):  # an unset key or a server that is down: say so before any work
         listed = check_endpoint(teacher.endpoint)

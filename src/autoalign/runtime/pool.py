@@ -10,8 +10,10 @@ import gc
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
@@ -21,6 +23,7 @@ from autoalign.generation.cached import CachedGenerator
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator
 from autoalign.io import private_sibling_dir
+from autoalign.models.bundled import cache_root
 from autoalign.models.loading import LoadedModel, load_model
 from autoalign.registry import BACKENDS, load_attr
 from autoalign.store import content_key
@@ -53,11 +56,18 @@ class EndpointRef:
 AnyModelRef = ModelRef | EndpointRef
 
 
+class Engine(Protocol):
+    """A process serving one checkpoint (engines/server.ManagedServer)."""
+
+    def stop(self) -> None: ...
+
+
 class ModelPool:
     """http_cache_dir: where remote answers are cached (one SQLite file per endpoint), normally
     inside the run directory so a resumed run never pays twice. answer_cache_dir: the same for
     in-process backends (one file per checkpoint, generation/cached.py), so a stage that re-runs
-    only generates for requests it has not seen."""
+    only generates for requests it has not seen. engine_dir: where engine backends keep their
+    exported weights and server logs (default: under the cache)."""
 
     def __init__(
         self,
@@ -65,14 +75,17 @@ class ModelPool:
         generation_batch_size: int = 8,
         http_cache_dir: Path | None = None,
         answer_cache_dir: Path | None = None,
+        engine_dir: Path | None = None,
     ):
         self.cfg = cfg
         self.batch_size = generation_batch_size
         self.http_cache_dir = http_cache_dir
         self.answer_cache_dir = answer_cache_dir
+        self.engine_dir = engine_dir or cache_root() / "engines"
         self._loaded: dict[Path, LoadedModel] = {}
         self._local: dict[tuple, Generator] = {}
         self._remote: dict[str, OpenAIGenerator] = {}
+        self._engines: dict[tuple, Engine] = {}
 
     def _load(self, ref: ModelRef) -> LoadedModel:
         cfg = ref.config or self.cfg
@@ -102,6 +115,14 @@ class ModelPool:
             self._local[slot] = generator
         return self._local[slot]
 
+    def engine(self, ref: ModelRef, backend: str, start: Callable[[], Engine]) -> Engine:
+        """The server an engine backend runs for this checkpoint, started on first use, shared by
+        the checkpoint's generators and stopped by release() (before training needs the memory)."""
+        slot = (ref.path, backend)
+        if slot not in self._engines:
+            self._engines[slot] = start()
+        return self._engines[slot]
+
     def remote(self, ref: EndpointRef) -> OpenAIGenerator:
         if ref.key not in self._remote:
             cache = None
@@ -118,6 +139,8 @@ class ModelPool:
         """Close the in-process generators and free the loaded models (but those in keep)."""
         for slot in [s for s in self._local if s[0] not in keep]:
             self._local.pop(slot).close()
+        for slot in [s for s in self._engines if s[0] not in keep]:
+            self._engines.pop(slot).stop()
         for path in [p for p in self._loaded if p not in keep]:
             del self._loaded[path]
         gc.collect()

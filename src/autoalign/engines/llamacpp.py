@@ -1,0 +1,135 @@
+"""The "llamacpp" generation backend: the checkpoint exported to GGUF and served by llama.cpp.
+
+For each checkpoint a stage generates with, the pool starts one llama-server (parallel slots,
+continuous batching) on 127.0.0.1 and keeps it while the model is unchanged; release() stops it
+before training needs the memory. Requests go through the HTTP backend (generation/openai.py:
+retries, accounting), as many at once as the server has slots, and the pool's answer cache sits
+in front as for any backend. The GGUF export is keyed by the checkpoint's content and the
+outtype, so a resumed run reuses it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from autoalign.config import EndpointConfig, ModelConfig
+from autoalign.engines.gguf_export import export_gguf
+from autoalign.engines.llamacpp_build import EngineUnavailable, server_binary
+from autoalign.engines.server import ManagedServer
+from autoalign.generation.base import SamplingParams
+from autoalign.generation.openai import OpenAIGenerator
+from autoalign.models.bundled import BUNDLED, cached_dir, ensure_gguf, is_cached
+from autoalign.types import Candidate, Message
+
+SERVED_NAME = "autoalign"
+
+
+SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+
+def _shape(model_dir: Path) -> tuple | None:
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return tuple(config.get(k) for k in SHAPE_KEYS)
+
+
+def template_gguf(cfg: ModelConfig, model_dir: Path) -> Path:
+    """The GGUF whose metadata (vocabulary, chat template, hyper-parameters) the export reuses:
+    the one the recipe names, else the bundled model's, else that of the bundled model a
+    checkpoint was trained from (same architecture and sizes)."""
+    if cfg.llamacpp.template_gguf:
+        path = Path(cfg.llamacpp.template_gguf).expanduser()
+        if not path.is_file():
+            raise EngineUnavailable(f"model.llamacpp.template_gguf: {path} does not exist")
+        return path
+    if cfg.name in BUNDLED:
+        return ensure_gguf(cfg.name)
+    shape = _shape(model_dir)
+    for name in BUNDLED:
+        if shape is not None and is_cached(name) and _shape(cached_dir(name)) == shape:
+            return ensure_gguf(name)
+    raise EngineUnavailable(
+        f"model.backend llamacpp: {cfg.name} is not a bundled model or one trained from it, so set "
+        "model.llamacpp.template_gguf to a GGUF of the same model (its tokenizer and architecture are reused)"
+    )
+
+
+def exported_gguf(engine_dir: Path, ref, cfg: ModelConfig) -> Path:
+    out = engine_dir / f"{ref.key}-{cfg.llamacpp.outtype}.gguf"
+    if not out.exists():
+        export_gguf(ref.path, template_gguf(cfg, ref.path), out, cfg.llamacpp.outtype)
+    return out
+
+
+def server_command(binary: Path, gguf: Path, cfg: ModelConfig) -> list[str]:
+    opts = cfg.llamacpp
+    return [
+        str(binary),
+        "--model",
+        str(gguf),
+        "--alias",
+        SERVED_NAME,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--parallel",
+        str(opts.parallel),
+        "--ctx-size",
+        str(opts.parallel * opts.context_per_slot),
+        "--threads",
+        str(opts.threads or os.cpu_count() or 1),
+        "--cont-batching",
+        "--jinja",  # the GGUF's own chat template, as transformers applies it
+        "--offline",
+    ]
+
+
+def start_server(pool, ref, cfg: ModelConfig) -> ManagedServer:
+    gguf = exported_gguf(pool.engine_dir, ref, cfg)
+    binary = server_binary(cfg.llamacpp.server)
+    log_path = pool.engine_dir / "logs" / f"llama-server-{ref.key}.log"
+    return ManagedServer(server_command(binary, gguf, cfg), log_path).start()
+
+
+class LlamaCppGenerator:
+    """Generator protocol over a running llama-server."""
+
+    def __init__(self, server: ManagedServer, label: str, parallel: int):
+        self.server = server
+        self._label = label
+        endpoint = EndpointConfig(
+            base_url=server.base_url + "/v1",
+            model=SERVED_NAME,
+            max_concurrency=parallel,
+            timeout_seconds=600,
+            max_retries=2,
+        )
+        self.http = OpenAIGenerator(endpoint, cache=None)
+        self.usage = self.http.usage
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
+        # Stripped as the in-process backend does, so a critic sees the same kind of text.
+        return [
+            [dataclasses.replace(c, text=c.text.strip()) for c in candidates]
+            for candidates in self.http.generate(requests, params)
+        ]
+
+    def close(self) -> None:
+        self.http.close()  # the server itself belongs to the pool (shared by batch sizes)
+
+
+def managed(pool, ref, batch_size: int) -> LlamaCppGenerator:
+    """The "llamacpp" backend (registry BACKENDS); batch_size is the server's business (slots)."""
+    cfg = ref.config or pool.cfg
+    server = pool.engine(ref, "llamacpp", lambda: start_server(pool, ref, cfg))
+    return LlamaCppGenerator(server, f"{ref.label} (llama.cpp {cfg.llamacpp.outtype})", cfg.llamacpp.parallel)

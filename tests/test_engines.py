@@ -1,0 +1,159 @@
+"""The llama.cpp engine: GGUF export (round trip through transformers' own GGUF loader, and
+greedy equality with the in-process model through a real llama-server), the managed server's
+life cycle (health, stop by PID, a crash reported with its log), and clear errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from autoalign.config import ModelConfig
+from autoalign.engines.gguf_export import ExportError, export_gguf, hf_state_dict, interleave_rope_rows
+from autoalign.engines.llamacpp import template_gguf
+from autoalign.engines.llamacpp_build import EngineUnavailable, server_binary
+from autoalign.engines.server import ManagedServer, ServerFailed
+
+
+def test_rope_rows_interleave_per_head_by_hand():
+    # One head of 8 rows: HF's halves [0 1 2 3] [4 5 6 7] become the pairs (0 4) (1 5) (2 6) (3 7).
+    w = np.arange(8, dtype=np.float32).reshape(8, 1)
+    assert interleave_rope_rows(w, 1)[:, 0].tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+    # Two heads of 4 rows each are interleaved separately.
+    assert interleave_rope_rows(w, 2)[:, 0].tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+def test_rope_interleave_is_undone_by_transformers_gguf_loader():
+    from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
+
+    w = np.random.default_rng(0).normal(size=(3 * 8, 5)).astype(np.float32)
+    undo = LlamaTensorProcessor(config={"num_attention_heads": 6, "num_key_value_heads": 3})
+    assert np.array_equal(undo._reverse_permute_weights(interleave_rope_rows(w, 3), 6, 3), w)
+
+
+def test_managed_server_health_reuse_and_stop_by_pid(tmp_path):
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "health").write_text("ok")
+    cmd = [sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1", "--directory", str(tmp_path / "www")]
+    with ManagedServer(cmd, tmp_path / "logs" / "server.log") as server:
+        pid = server.pid
+        assert server.process.poll() is None and str(server.port) in server.command
+        import httpx
+
+        assert httpx.get(server.base_url + "/health").text == "ok"
+    assert server.process.poll() is not None  # stopped
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_a_server_that_dies_at_start_is_reported_with_its_log(tmp_path):
+    cmd = [sys.executable, "-c", "import sys; print('cannot load model.gguf'); sys.exit(3)"]
+    with pytest.raises(ServerFailed, match=r"(?s)exited with code 3.*cannot load model.gguf"):
+        ManagedServer(cmd, tmp_path / "server.log").start()
+
+
+def test_engine_errors_say_what_to_set(tmp_path, tiny_model_dir):
+    not_exe = tmp_path / "llama-server"
+    not_exe.write_text("")
+    with pytest.raises(EngineUnavailable, match="model.llamacpp.server: .* is not an executable file"):
+        server_binary(str(not_exe))
+    cfg = ModelConfig(name=str(tiny_model_dir), backend="llamacpp")
+    with pytest.raises(EngineUnavailable, match="set model.llamacpp.template_gguf"):
+        template_gguf(cfg, tiny_model_dir)
+    with pytest.raises(EngineUnavailable, match="does not exist"):
+        template_gguf(cfg.replaced(llamacpp={"template_gguf": str(tmp_path / "none.gguf")}), tiny_model_dir)
+
+
+def test_engine_settings_that_change_no_answer_stay_out_of_keys():
+    base = ModelConfig(backend="llamacpp")
+    assert ModelConfig(backend="llamacpp", llamacpp={"parallel": 4, "threads": 1}).key() == base.key()
+    assert ModelConfig(backend="llamacpp", llamacpp={"outtype": "q8_0"}).key() != base.key()
+    assert "llamacpp" not in ModelConfig().key()  # the default backend's keys did not change
+
+
+# ---- on the bundled SmolLM2 (real weights; the server binary is built once if missing) ----
+
+
+@pytest.fixture(scope="module")
+def smollm2_dir():
+    from autoalign.models.bundled import ensure_bundled
+
+    return ensure_bundled("smollm2-135m-instruct", log=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def smollm2_gguf():
+    from autoalign.models.bundled import ensure_gguf
+
+    return ensure_gguf("smollm2-135m-instruct", log=lambda m: None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("outtype,tolerance", [("f32", 0.0), ("f16", 2e-3), ("q8_0", 2e-2)])
+def test_export_round_trips_through_transformers(tmp_path, smollm2_dir, smollm2_gguf, outtype, tolerance):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out = export_gguf(smollm2_dir, smollm2_gguf, tmp_path / f"m.{outtype}.gguf", outtype)
+    assert not list(tmp_path.glob(".*.tmp"))
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path, gguf_file=out.name, dtype=torch.float32)
+    back = {k: v.numpy() for k, v in loaded.state_dict().items()}
+    original = hf_state_dict(smollm2_dir)
+    assert set(original) <= set(back)
+    for name, weight in original.items():
+        scale = float(np.abs(weight).max()) or 1.0
+        assert np.abs(back[name] - weight).max() <= tolerance * scale, name
+
+
+@pytest.mark.slow
+def test_export_refuses_a_checkpoint_of_another_model(tmp_path, tiny_model_dir, smollm2_gguf):
+    with pytest.raises(ExportError, match=r"no tensor for|has shape"):
+        export_gguf(tiny_model_dir, smollm2_gguf, tmp_path / "x.gguf")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+QUESTIONS = ["What is the capital of France?", "Give one tip for sleeping well.", "Name a primary colour."]
+
+
+@pytest.mark.slow
+def test_llamacpp_backend_matches_the_in_process_model(tmp_path, smollm2_dir):
+    """Greedy answers are the same text; the chosen tokens' log-probabilities agree closely; a
+    sample's seed reproduces it; the pool's release() stops the server by its PID."""
+    from autoalign.generation.base import SamplingParams
+    from autoalign.runtime.pool import ModelPool, ModelRef
+
+    ref = ModelRef("M1", smollm2_dir, "smollm2-test")
+    requests = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=32, top_logprobs=1)
+    hf_pool = ModelPool(ModelConfig())
+    expected = hf_pool.generator(ref).generate(requests, greedy)
+    hf_pool.close()
+
+    pool = ModelPool(ModelConfig(backend="llamacpp", llamacpp={"parallel": 4}), engine_dir=tmp_path / "engines")
+    generator = pool.generator(ref)
+    got = generator.generate(requests, greedy)
+    for (ours,), (theirs,) in zip(got, expected):
+        assert ours.text == theirs.text and ours.num_tokens == theirs.num_tokens
+        assert ours.finish_reason == theirs.finish_reason
+        assert max(abs(a - b) for a, b in zip(ours.logprobs, theirs.logprobs)) < 0.05
+    assert generator.usage.snapshot()["answered"] == 3
+
+    sampled = SamplingParams(n=2, temperature=0.9, max_new_tokens=24, seed=5)
+    first = pool.generator(ref, batch_size=2).generate(requests[:1], sampled)[0]
+    assert first[0].text != first[1].text
+    assert pool.generator(ref).generate(requests[:1], sampled)[0][0].text == first[0].text
+    assert len(pool._engines) == 1  # one server per checkpoint, whatever the batch size
+    server = next(iter(pool._engines.values()))
+    assert list((tmp_path / "engines").glob("*-f16.gguf")) and server.log_path.exists()
+    pool.release()
+    assert server.process.poll() is not None
+    with pytest.raises(ProcessLookupError):
+        os.kill(server.pid, 0)
+
+
+@pytest.mark.slow
+def test_server_binary_is_found_or_built():
+    binary = server_binary()
+    assert binary.is_file() and os.access(binary, os.X_OK)
