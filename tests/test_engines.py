@@ -157,3 +157,24 @@ def test_llamacpp_backend_matches_the_in_process_model(tmp_path, smollm2_dir):
 def test_server_binary_is_found_or_built():
     binary = server_binary()
     assert binary.is_file() and os.access(binary, os.X_OK)
+
+
+def test_auto_backend_is_llamacpp_only_when_its_server_is_installed(tmp_path, tiny_model_dir, monkeypatch):
+    from autoalign.engines.llamacpp import fastest_backend
+
+    template = tmp_path / "same-model.gguf"
+    template.write_bytes(b"GGUF")
+    cfg = ModelConfig(name=str(tiny_model_dir), backend="auto", llamacpp={"template_gguf": str(template)})
+    monkeypatch.delenv("AUTOALIGN_LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("AUTOALIGN_TOOLS_DIR", str(tmp_path / "tools"))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert fastest_backend(cfg, tiny_model_dir) == "transformers"  # nothing installed: no build either
+    assert not (tmp_path / "tools").exists()
+
+    server = tmp_path / "bin" / "llama-server"
+    server.parent.mkdir()
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    assert fastest_backend(cfg, tiny_model_dir) == "llamacpp"
+    without_template = cfg.replaced(llamacpp={})
+    assert fastest_backend(without_template, tiny_model_dir) == "transformers"  # cannot export this model

@@ -51,8 +51,10 @@ class ModelConfig(Section):
     """A Jinja chat template file, or a built-in name ("chatml", "gemma"); needed for base models
     that carry none."""
     backend: str = "transformers"
-    """How the model generates (autoalign/registry.py BACKENDS): "transformers" (in-process) or
-    "llamacpp" (a managed llama.cpp server); training always uses transformers."""
+    """How the model generates (autoalign/registry.py BACKENDS): "transformers" (in-process),
+    "llamacpp" (a managed llama.cpp server), or "auto": llamacpp when its server is installed,
+    else transformers (decided when the run starts, and written to the run's config.yaml).
+    Training always uses transformers."""
     llamacpp: LlamaCppConfig = LlamaCppConfig()
 
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"device"})
@@ -60,7 +62,7 @@ class ModelConfig(Section):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, value: str) -> str:
-        return registered(value, BACKENDS, "generation backend")
+        return value if value == "auto" else registered(value, BACKENDS, "generation backend")
 
 
 class EndpointConfig(Section):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from autoalign.config import EndpointConfig, ModelConfig
 from autoalign.engines.gguf_export import export_gguf
-from autoalign.engines.llamacpp_build import EngineUnavailable, server_binary
+from autoalign.engines.llamacpp_build import EngineUnavailable, installed_server, server_binary
 from autoalign.engines.server import ManagedServer
 from autoalign.generation.base import SamplingParams
 from autoalign.generation.openai import OpenAIGenerator
@@ -57,6 +57,25 @@ def template_gguf(cfg: ModelConfig, model_dir: Path) -> Path:
         f"model.backend llamacpp: {cfg.name} is not a bundled model or one trained from it, so set "
         "model.llamacpp.template_gguf to a GGUF of the same model (its tokenizer and architecture are reused)"
     )
+
+
+def fastest_backend(cfg: ModelConfig, model_dir: Path) -> str:
+    """What `backend: auto` means on this machine: llama.cpp when its server is installed (or
+    built before) and the model can be exported, else the in-process transformers backend."""
+    try:
+        if installed_server(cfg.llamacpp.server) is not None:
+            template_gguf(cfg, model_dir)
+            return "llamacpp"
+    except EngineUnavailable:
+        pass
+    return "transformers"
+
+
+def check_engine(cfg: ModelConfig, model_dir: Path, log=print) -> Path:
+    """Before a run writes anything: the server binary (built now, once, if there is none) and the
+    GGUF whose metadata the exports reuse. Returns the binary."""
+    template_gguf(cfg, model_dir)
+    return server_binary(cfg.llamacpp.server, log)
 
 
 def exported_gguf(engine_dir: Path, ref, cfg: ModelConfig) -> Path:

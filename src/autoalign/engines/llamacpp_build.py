@@ -50,20 +50,25 @@ def cached_binary() -> Path:
     return tools_dir() / f"llama.cpp-{LLAMA_CPP_PYTHON}" / BINARY
 
 
-def server_binary(configured: str | None = None, log=print) -> Path:
-    """The llama-server to run, building it if there is none."""
-    if configured:
-        path = Path(configured).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise EngineUnavailable(f"model.llamacpp.server: {path} is not an executable file")
-        return path
-    if env := os.environ.get("AUTOALIGN_LLAMA_SERVER"):
-        return server_binary(env, log)
+def installed_server(configured: str | None = None) -> Path | None:
+    """The llama-server at hand without building one, if any."""
+    for candidate, setting in (
+        (configured, "model.llamacpp.server"),
+        (os.environ.get("AUTOALIGN_LLAMA_SERVER"), "$AUTOALIGN_LLAMA_SERVER"),
+    ):
+        if candidate:
+            path = Path(candidate).expanduser()
+            if not (path.is_file() and os.access(path, os.X_OK)):
+                raise EngineUnavailable(f"{setting}: {path} is not an executable file")
+            return path
     if on_path := shutil.which(BINARY):
         return Path(on_path)
-    if cached_binary().exists():
-        return cached_binary()
-    return build_server(log)
+    return cached_binary() if cached_binary().exists() else None
+
+
+def server_binary(configured: str | None = None, log=print) -> Path:
+    """The llama-server to run, building it if there is none."""
+    return installed_server(configured) or build_server(log)
 
 
 def build_server(log=print) -> Path:

@@ -119,6 +119,19 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
         check_prompts_fit(tokenizer, context, located, max_new_tokens, setting)
 
 
+def choose_backend(cfg: RunConfig, m0_path: Path, log: Callable[[str], None]) -> None:
+    """Settle `model.backend: auto` (the answers' keys name the backend that made them) and check
+    an engine backend before the run directory exists: its server is built now if missing."""
+    from autoalign.engines.llamacpp import check_engine, fastest_backend
+
+    if cfg.model.backend == "auto":
+        cfg.model.backend = fastest_backend(cfg.model, m0_path)
+        hint = "" if cfg.model.backend == "llamacpp" else " (model.backend: llamacpp builds llama.cpp's server once)"
+        log(f"generation backend: {cfg.model.backend}{hint}")
+    if cfg.model.backend == "llamacpp":
+        check_engine(cfg.model, m0_path, log)
+
+
 def build_context(
     cfg: RunConfig, log: Callable[[str], None], make_judge: JudgeFactory | None = None, retry_failed: bool = False
 ) -> tuple[RunContext, ModelRef]:
@@ -130,6 +143,7 @@ def build_context(
     located_heldout = located_prompts(cfg.data.heldout, source="heldout")
     heldout = [p for _, p in located_heldout]
     m0_path = resolve_model(cfg.model.name, log=log)
+    choose_backend(cfg, m0_path, log)
     m0 = ModelRef("M0", m0_path, content_key(cfg.model.key(), str(m0_path)))
     check_data_fits(cfg, m0_path, located_seed, located_heldout)
     run_dir = Path(cfg.run_dir)
