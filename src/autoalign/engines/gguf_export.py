@@ -63,8 +63,12 @@ def _ggml_shape(tensor: gguf.ReaderTensor) -> tuple[int, ...]:
     return tuple(int(d) for d in reversed(tensor.shape.tolist()))
 
 
-def export_gguf(model_dir: Path, template: Path, out: Path, outtype: str = "f16") -> Path:
-    """Write model_dir's weights as a GGUF at out (atomically: a temporary file, then renamed)."""
+def export_gguf(
+    model_dir: Path, template: Path, out: Path, outtype: str = "f16", chat_template: str | None = None
+) -> Path:
+    """Write model_dir's weights as a GGUF at out (atomically: a temporary file, then renamed).
+    chat_template: the one the checkpoint is used with, stored in place of the template file's
+    (a base model's GGUF has none, and the server would fall back to another format)."""
     if outtype not in OUTTYPES:
         raise ExportError(f"unknown GGUF outtype {outtype!r} (known: {', '.join(OUTTYPES)})")
     qtype, file_type = OUTTYPES[outtype]
@@ -90,9 +94,13 @@ def export_gguf(model_dir: Path, template: Path, out: Path, outtype: str = "f16"
         for key, field in reader.fields.items():
             if key.startswith("GGUF.") or key in ("general.architecture", "general.file_type"):
                 continue
+            if key == gguf.Keys.Tokenizer.CHAT_TEMPLATE and chat_template:
+                continue
             sub_type = field.types[1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
             writer.add_key_value(key, _field_value(field), field.types[0], sub_type)
         writer.add_file_type(file_type)
+        if chat_template:
+            writer.add_chat_template(chat_template)
         for tensor in reader.tensors:
             array = _tensor_for(tensor, by_gguf_name, reader, arch, model_dir, template)
             _add(writer, tensor.name, array, qtype)

@@ -22,6 +22,7 @@ from autoalign.engines.server import ManagedServer
 from autoalign.generation.base import SamplingParams
 from autoalign.generation.openai import OpenAIGenerator
 from autoalign.models.bundled import BUNDLED, cached_dir, ensure_gguf, is_cached
+from autoalign.models.loading import load_tokenizer
 from autoalign.types import Candidate, Message
 
 SERVED_NAME = "autoalign"
@@ -81,7 +82,9 @@ def check_engine(cfg: ModelConfig, model_dir: Path, log=print) -> Path:
 def exported_gguf(engine_dir: Path, ref, cfg: ModelConfig) -> Path:
     out = engine_dir / f"{ref.key}-{cfg.llamacpp.outtype}.gguf"
     if not out.exists():
-        export_gguf(ref.path, template_gguf(cfg, ref.path), out, cfg.llamacpp.outtype)
+        # The chat template transformers applies to this checkpoint, so both backends format alike.
+        chat_template = load_tokenizer(ref.path, cfg.chat_template).chat_template
+        export_gguf(ref.path, template_gguf(cfg, ref.path), out, cfg.llamacpp.outtype, chat_template)
     return out
 
 
