@@ -224,3 +224,20 @@ def test_credentials_in_the_endpoint_url_are_never_written_or_shown(tiny_model_d
     for path in (tmp_path / "tiny_cli").rglob("*"):
         if path.is_file() and path.suffix in (".json", ".jsonl", ".yaml", ".html"):
             assert b"s3cret" not in path.read_bytes(), path
+
+
+def test_engines_says_where_llama_server_comes_from(tmp_path, monkeypatch):
+    monkeypatch.delenv("AUTOALIGN_LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("AUTOALIGN_TOOLS_DIR", str(tmp_path / "tools"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    r = runner.invoke(app, ["engines"])
+    assert r.exit_code == 0 and "not installed" in r.stdout and "auto -> transformers" in r.stdout
+    from autoalign.engines.llamacpp_build import cached_binary
+
+    server = cached_binary()
+    assert server.is_relative_to(tmp_path / "tools")
+    server.parent.mkdir(parents=True)
+    server.write_text("#!/bin/sh\n")
+    server.chmod(0o755)
+    r = runner.invoke(app, ["engines"])
+    assert r.exit_code == 0 and str(server) in r.stdout and "auto -> llamacpp" in r.stdout

@@ -114,6 +114,29 @@ def models(
     Console().print(table)
 
 
+@app.command()
+def engines(
+    build: Annotated[
+        bool, typer.Option(help="Build llama.cpp's server now if it is not installed (~8-12 min)")
+    ] = False,
+) -> None:
+    """Where llama.cpp's server (model.backend: llamacpp) comes from, building it with --build."""
+    from autoalign.engines.llamacpp_build import LLAMA_CPP_PYTHON, cached_binary, installed_server, server_binary
+
+    try:
+        binary = server_binary(log=lambda m: console.print(m)) if build else installed_server()
+    except USER_ERRORS as e:
+        _fail(e)
+    if binary is None:
+        print(
+            f"llama-server: not installed (`autoalign engines --build` builds llama.cpp {LLAMA_CPP_PYTHON}'s into {cached_binary()})"
+        )
+        print("model.backend auto -> transformers")
+    else:
+        print(f"llama-server: {binary}")
+        print("model.backend auto -> llamacpp (bundled models and checkpoints trained from them)")
+
+
 def _load_pool(model: str, dtype: str, chat_template: str | None):
     from autoalign.config import ModelConfig
     from autoalign.runtime.pool import ModelPool, ModelRef
