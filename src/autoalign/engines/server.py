@@ -4,6 +4,7 @@ name: other servers on the machine are not ours)."""
 
 from __future__ import annotations
 
+import atexit
 import socket
 import subprocess
 import time
@@ -57,6 +58,7 @@ class ManagedServer:
             self.process = subprocess.Popen(
                 self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
+        atexit.register(self.stop)  # a server never outlives the process that started it
         try:
             self._wait_healthy()
         except BaseException:

@@ -34,6 +34,9 @@ def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry
     only then is the resolved config written to runs/<name>/config.yaml (the report shows it)."""
     ctx, m0 = build_context(cfg, log, make_judge, retry_failed)
     atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
-    if cfg.branches:
-        return compare.run(ctx, m0)
-    return rounds.iterate(ctx, rounds.initial_model(ctx, m0))
+    try:
+        if cfg.branches:
+            return compare.run(ctx, m0)
+        return rounds.iterate(ctx, rounds.initial_model(ctx, m0))
+    finally:
+        ctx.pool.close()  # engine servers stop with the run, however it ends
