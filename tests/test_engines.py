@@ -142,8 +142,12 @@ def test_llamacpp_backend_matches_the_in_process_model(tmp_path, smollm2_dir):
 
     sampled = SamplingParams(n=2, temperature=0.9, max_new_tokens=24, seed=5)
     first = pool.generator(ref, batch_size=2).generate(requests[:1], sampled)[0]
-    assert first[0].text != first[1].text
-    assert pool.generator(ref).generate(requests[:1], sampled)[0][0].text == first[0].text
+    assert first[0].text != first[1].text  # each sample has its own seed
+    # One sequence alone reproduces from its seed; sequences decoded side by side may not (the
+    # batch's composition changes the float sums), which is why answers are cached per request.
+    alone = SamplingParams(n=1, temperature=0.9, max_new_tokens=24, seed=5)
+    once = pool.generator(ref).generate(requests[1:2], alone)[0][0].text
+    assert pool.generator(ref).generate(requests[1:2], alone)[0][0].text == once
     assert len(pool._engines) == 1  # one server per checkpoint, whatever the batch size
     server = next(iter(pool._engines.values()))
     assert list((tmp_path / "engines").glob("*-f16.gguf")) and server.log_path.exists()
