@@ -72,14 +72,6 @@ def tiny_loaded(tiny_model_dir):
     return load_model(tiny_model_dir)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """A real llama.cpp OpenAI-compatible server (llama-cpp-python[server]) serving the bundled
@@ -93,7 +85,9 @@ def llama_server(tmp_path_factory):
     from autoalign.models.bundled import ensure_gguf
 
     gguf = ensure_gguf("smollm2-135m-instruct", log=lambda m: None)
-    port = _free_port()
+    from autoalign.engines.server import free_port
+
+    port = free_port()
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(

@@ -54,10 +54,6 @@ def interleave_rope_rows(weight: np.ndarray, n_heads: int) -> np.ndarray:
     return weight.reshape(n_heads, 2, rows_per_half, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
-def _field_value(field: gguf.ReaderField):
-    return field.contents()
-
-
 def _ggml_shape(tensor: gguf.ReaderTensor) -> tuple[int, ...]:
     """The template tensor's shape in numpy order (GGUF lists dimensions innermost first)."""
     return tuple(int(d) for d in reversed(tensor.shape.tolist()))
@@ -73,11 +69,11 @@ def export_gguf(
         raise ExportError(f"unknown GGUF outtype {outtype!r} (known: {', '.join(OUTTYPES)})")
     qtype, file_type = OUTTYPES[outtype]
     reader = gguf.GGUFReader(template)
-    arch = str(_field_value(reader.fields["general.architecture"]))
+    arch = str(reader.fields["general.architecture"].contents())
     arch_enum = {name: key for key, name in gguf.MODEL_ARCH_NAMES.items()}.get(arch)
     if arch_enum is None:
         raise ExportError(f"{template}: architecture {arch!r} is unknown to the gguf package")
-    n_blocks = int(_field_value(reader.fields[f"{arch}.block_count"]))
+    n_blocks = int(reader.fields[f"{arch}.block_count"].contents())
     names = gguf.get_tensor_name_map(arch_enum, n_blocks)
 
     state = hf_state_dict(model_dir)
@@ -97,7 +93,7 @@ def export_gguf(
             if key == gguf.Keys.Tokenizer.CHAT_TEMPLATE and chat_template:
                 continue
             sub_type = field.types[1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
-            writer.add_key_value(key, _field_value(field), field.types[0], sub_type)
+            writer.add_key_value(key, field.contents(), field.types[0], sub_type)
         writer.add_file_type(file_type)
         if chat_template:
             writer.add_chat_template(chat_template)
@@ -127,7 +123,7 @@ def _tensor_for(tensor, by_gguf_name, reader, arch: str, model_dir: Path, templa
         )
     if arch in ROPE_INTERLEAVED and (".attn_q." in name or ".attn_k." in name):
         heads_key = f"{arch}.attention.head_count" + ("_kv" if ".attn_k." in name else "")
-        array = interleave_rope_rows(array, int(_field_value(reader.fields[heads_key])))
+        array = interleave_rope_rows(array, int(reader.fields[heads_key].contents()))
     if arch in NORMS_STORED_PLUS_ONE and name.endswith("norm.weight"):
         array = array + 1.0
     return array
