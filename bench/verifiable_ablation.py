@@ -3,7 +3,7 @@ variant (a recipe plus overrides), its final model evaluated on IFEval (greedy),
 difference with M1 on the same prompts.
 
     python bench/verifiable_ablation.py [--recipe recipes/verifiable_if_small.yaml]
-        [--variants samples,repair,...] [--limit 541] [--runs-dir runs/ablation]
+        [--variants samples,repair,...] [--limit 541] [--runs-dir runs/ablation] [--backend auto]
 
 Runs and evaluations are stores under --runs-dir: a re-run skips what is done (and an
 interrupted variant resumes). One line per variant:
@@ -51,11 +51,11 @@ def run(command: list[str], log: Path) -> str:
     return done.stdout
 
 
-def evaluate(model: str, store: Path, limit: int, max_new_tokens: int) -> Path:
+def evaluate(model: str, store: Path, limit: int, max_new_tokens: int, backend: str) -> Path:
     """The model's IFEval answers (a stage directory of `autoalign eval ifeval`)."""
     out = run(
         ["autoalign", "eval", "ifeval", "--model", model, "--limit", str(limit), "--batch-size", "32"]
-        + ["--max-new-tokens", str(max_new_tokens), "--out", str(store)],
+        + ["--max-new-tokens", str(max_new_tokens), "--backend", backend, "--out", str(store)],
         store.parent / "eval.log",
     )
     found = re.search(r"results in (\S+)", out)
@@ -72,6 +72,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--baseline", default="smollm2-135m-instruct", help="M1 (the recipe's model)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/ablation"))
+    parser.add_argument(
+        "--backend",
+        default="transformers",
+        help="generation backend of the runs and the evaluations (llamacpp: faster)",
+    )
     args = parser.parse_args()
     names = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(names) - set(VARIANTS))
@@ -80,17 +85,20 @@ def main() -> None:
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     items = {item.key: item for item in load_ifeval("builtin:ifeval_input_data.jsonl")}
     store = args.runs_dir / "ifeval"
-    baseline = scored_rows(evaluate(args.baseline, store, args.limit, args.max_new_tokens), items)
+    # Both sides of every comparison are answered by the same backend (greedy decoding is not bit-equal across them).
+    baseline = scored_rows(evaluate(args.baseline, store, args.limit, args.max_new_tokens, args.backend), items)
     for name in names:
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         started = time.perf_counter()
         command = ["autoalign", "run", args.recipe, f"name=ablation_{slug}", f"runs_dir={args.runs_dir}"]
-        out = run(command + ["eval.enabled=false", *VARIANTS[name]], args.runs_dir / f"{slug}.log")
+        overrides = ["eval.enabled=false", f"model.backend={args.backend}", *VARIANTS[name]]
+        out = run(command + overrides, args.runs_dir / f"{slug}.log")
         minutes = (time.perf_counter() - started) / 60
         final = re.search(r"final model: (\S+)", out)
         if not final:
             sys.exit(f"{name}: no 'final model:' line in the run's output")
-        model = scored_rows(evaluate(final.group(1), store, args.limit, args.max_new_tokens), items)
+        answers = evaluate(final.group(1), store, args.limit, args.max_new_tokens, args.backend)
+        model = scored_rows(answers, items)
         m = ifeval_paired_metrics(model, baseline, HELD_OUT_CONSTRAINTS)
         s = m["prompt_strict"]
         pairs = sum(

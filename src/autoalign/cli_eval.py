@@ -24,7 +24,9 @@ OutOpt = Annotated[Path, typer.Option(help="Run store for the results (answers a
 TemplateOpt = Annotated[str | None, typer.Option(help="Chat template (built-in name or Jinja file), for base models")]
 BackendOpt = Annotated[
     str,
-    typer.Option(help="How the model generates: transformers (in-process) or llamacpp (a managed llama.cpp server)"),
+    typer.Option(
+        help="How the model generates: transformers (in-process), llamacpp (a managed llama.cpp server) or auto"
+    ),
 ]
 
 
@@ -58,6 +60,11 @@ def _model_ref(
     except ValidationError as e:
         raise ConfigError(f"--backend / --dtype: {e.errors()[0]['msg']}") from None
     path = resolve_model(spec, log=lambda m: console.print(m))
+    if cfg.backend == "auto":  # settled before the key: answers name the backend that made them
+        from autoalign.engines.llamacpp import fastest_backend
+
+        cfg.backend = fastest_backend(cfg, path)
+        console.print(f"generation backend: {cfg.backend}")
     return ModelRef(
         label or _label(spec), path, content_key(cfg.key(), str(path), _weights_fingerprint(path)), config=cfg
     )
