@@ -241,3 +241,17 @@ def test_engines_says_where_llama_server_comes_from(tmp_path, monkeypatch):
     server.chmod(0o755)
     r = runner.invoke(app, ["engines"])
     assert r.exit_code == 0 and str(server) in r.stdout and "auto -> llamacpp" in r.stdout
+
+
+def test_eval_backend_auto_settles_to_what_can_run(tiny_model_dir, tmp_path):
+    """`--backend auto` is settled before any answer is keyed: a checkpoint llama.cpp cannot take
+    (the tiny model has no GGUF to borrow metadata from) is answered in-process."""
+    r = CliRunner().invoke(
+        app,
+        ["eval", "ifeval", "--model", str(tiny_model_dir), "--limit", "2", "--max-new-tokens", "4"]
+        + ["--backend", "auto", "--out", str(tmp_path / "eval")],
+    )
+    assert r.exit_code == 0, r.output
+    assert "generation backend: transformers" in r.output
+    [answers] = (tmp_path / "eval").glob("iter_0/ifeval_answers_*/data.jsonl")
+    assert len(answers.read_text().splitlines()) == 2
