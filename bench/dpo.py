@@ -1,17 +1,22 @@
 """DPO training throughput on the bundled model.
 
-    python bench/dpo.py [--pairs 16] [--batch-size 2] [--lora]
+    python bench/dpo.py [--pairs 16] [--batch-size 2] [--lora] [--autocast bf16]
 
 Pairs come from the bundled IFT seed: chosen = the seed answer, rejected = the answer to another
 seed prompt. Prints the reference log-prob pass and the training pass separately (pairs/s),
-the mean tokens per sequence, and the process's peak memory.
+the mean tokens per sequence, and the process's peak memory. With --autocast bf16 both passes run
+under CPU bf16 autocast (fp32 weights), and the reference log-probs are compared with fp32 ones:
+how far bf16 moves a sequence's log-prob, per token.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import resource
 import time
+
+import torch
 
 from autoalign.config import DPOConfig, LoraConfig
 from autoalign.data import load_ift
@@ -31,7 +36,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--lora", action="store_true")
+    parser.add_argument("--autocast", choices=["bf16"], help="run both passes under CPU bf16 autocast")
     args = parser.parse_args()
+    precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.autocast else contextlib.nullcontext
 
     conversations = load_ift("builtin:seed_ift.jsonl")[: args.pairs + 1]
     pairs = [
@@ -48,11 +55,18 @@ def main() -> None:
     pad = loaded.tokenizer.pad_token_id
 
     start = time.perf_counter()
-    reference = reference_logprobs(model, encoded, pad, cfg.batch_size)
+    with precision():
+        reference = reference_logprobs(model, encoded, pad, cfg.batch_size)
     ref_seconds = time.perf_counter() - start
+    if args.autocast:
+        exact = reference_logprobs(model, encoded, pad, cfg.batch_size)
+        answer_tokens = torch.tensor([[len(c.input_ids), len(r.input_ids)] for c, r in encoded], dtype=torch.float)
+        per_token = ((reference.float() - exact).abs() / answer_tokens).mean().item()
+        print(f"bf16 vs fp32 reference log-probs: mean |difference| {per_token:.4f} nats per token (upper bound)")
 
     def step(indices):
-        policy = forward_logprobs(model, [e for i in indices for e in encoded[i]], pad).view(-1, 2)
+        with precision():
+            policy = forward_logprobs(model, [e for i in indices for e in encoded[i]], pad).view(-1, 2).float()
         return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], reference[indices, 0], reference[indices, 1], cfg.beta)
 
     start = time.perf_counter()
@@ -60,7 +74,8 @@ def main() -> None:
     train_seconds = time.perf_counter() - start
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
     print(
-        f"model {args.model} ({'LoRA' if args.lora else 'full'}), {len(pairs)} pairs, mean {mean_tokens:.0f} tokens/sequence, batch {args.batch_size}"
+        f"model {args.model} ({'LoRA' if args.lora else 'full'}, {args.autocast or 'fp32'}), {len(pairs)} pairs, "
+        f"mean {mean_tokens:.0f} tokens/sequence, batch {args.batch_size}"
     )
     print(
         f"reference log-probs: {len(pairs) / ref_seconds:.2f} pairs/s ({ref_seconds:.1f}s, computed once per iteration)"
