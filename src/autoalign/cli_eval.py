@@ -60,11 +60,9 @@ def _model_ref(
     except ValidationError as e:
         raise ConfigError(f"--backend / --dtype: {e.errors()[0]['msg']}") from None
     path = resolve_model(spec, log=lambda m: console.print(m))
-    if cfg.backend == "auto":  # settled before the key: answers name the backend that made them
-        from autoalign.engines.llamacpp import fastest_backend
+    from autoalign.engines.llamacpp import settle_auto_backend
 
-        cfg.backend = fastest_backend(cfg, path)
-        console.print(f"generation backend: {cfg.backend}")
+    settle_auto_backend(cfg, path, log=console.print)
     return ModelRef(
         label or _label(spec), path, content_key(cfg.key(), str(path), _weights_fingerprint(path)), config=cfg
     )

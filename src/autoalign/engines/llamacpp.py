@@ -72,6 +72,15 @@ def fastest_backend(cfg: ModelConfig, model_dir: Path) -> str:
     return "transformers"
 
 
+def settle_auto_backend(cfg: ModelConfig, model_dir: Path, log=print) -> None:
+    """Replace `backend: auto` by what it means here, before anything is keyed by the backend
+    (answers name the backend that made them)."""
+    if cfg.backend == "auto":
+        cfg.backend = fastest_backend(cfg, model_dir)
+        hint = "" if cfg.backend == "llamacpp" else " (model.backend: llamacpp builds llama.cpp's server once)"
+        log(f"generation backend: {cfg.backend}{hint}")
+
+
 def check_engine(cfg: ModelConfig, model_dir: Path, log=print) -> Path:
     """Before a run writes anything: the server binary (built now, once, if there is none) and the
     GGUF whose metadata the exports reuse. Returns the binary."""

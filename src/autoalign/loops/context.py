@@ -122,12 +122,9 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
 def choose_backend(cfg: RunConfig, m0_path: Path, log: Callable[[str], None]) -> None:
     """Settle `model.backend: auto` (the answers' keys name the backend that made them) and check
     an engine backend before the run directory exists: its server is built now if missing."""
-    from autoalign.engines.llamacpp import check_engine, fastest_backend
+    from autoalign.engines.llamacpp import check_engine, settle_auto_backend
 
-    if cfg.model.backend == "auto":
-        cfg.model.backend = fastest_backend(cfg.model, m0_path)
-        hint = "" if cfg.model.backend == "llamacpp" else " (model.backend: llamacpp builds llama.cpp's server once)"
-        log(f"generation backend: {cfg.model.backend}{hint}")
+    settle_auto_backend(cfg.model, m0_path, log)
     if cfg.model.backend == "llamacpp":
         check_engine(cfg.model, m0_path, log)
 
