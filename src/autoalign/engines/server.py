@@ -86,6 +86,7 @@ class ManagedServer:
         )
 
     def stop(self, grace_seconds: float = 10.0) -> None:
+        atexit.unregister(self.stop)  # nothing left to stop at exit (a pool starts one server per checkpoint)
         if self.process is None or self.process.poll() is not None:
             return
         self.process.terminate()
