@@ -111,7 +111,11 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
             )
         )
         rows.append(
-            ("DPO throughput", f"{d['pairs_per_second']:.2f} pairs/s  ({d['steps']} steps, {d['seconds']:.0f}s)")
+            (
+                "DPO throughput",
+                f"{d['pairs_per_second']:.2f} pairs/s  ({d['steps']} steps, {d['seconds']:.0f}s"
+                + (", bf16 autocast)" if d.get("autocast") == "bf16" else ")"),
+            )
         )
     if e := _metrics("eval", t, run_dir):
         rows.append(

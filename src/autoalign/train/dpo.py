@@ -20,7 +20,7 @@ from autoalign.io import atomic_write_text
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
 from autoalign.train.data import Encoded, answer_logits, encode_pair
-from autoalign.train.loop import freeze_embeddings, optimise
+from autoalign.train.loop import autocast_mode, freeze_embeddings, optimise, precision
 from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.losses import (
     SequenceScores,
@@ -81,9 +81,12 @@ def train_dpo(
     loss_fn = preference_loss(cfg.loss, cfg.beta)
     reference = None
     if not loss_fn.reference_free:
-        reference = _cached_reference(
-            reference_cache, lambda: reference_logprobs(model, encoded, pad, cfg.batch_size), device
-        )
+
+        def compute() -> torch.Tensor:
+            with precision(cfg, model):
+                return reference_logprobs(model, encoded, pad, cfg.batch_size)
+
+        reference = _cached_reference(reference_cache, compute, device)
     weights = torch.tensor([p.weight for p in pairs], device=device)
     weights = weights / weights.mean()  # mean 1: uniform weights leave the loss unchanged
 
@@ -101,5 +104,6 @@ def train_dpo(
         "pairs": len(pairs),
         "truncated": sum(c.truncated or r.truncated for c, r in encoded),
         "mean_tokens": sum(len(c.input_ids) + len(r.input_ids) for c, r in encoded) / (2 * len(encoded)),
+        "autocast": autocast_mode(cfg, model),
     }
     return lora.unwrap(model), history, stats

@@ -8,6 +8,7 @@ The caller supplies `step_fn(batch_indices) -> (loss, metrics)`; everything meth
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from collections.abc import Callable
@@ -27,6 +28,33 @@ def freeze_embeddings(model: torch.nn.Module) -> None:
     for module in (model.get_input_embeddings(), model.get_output_embeddings()):
         if module is not None:
             module.weight.requires_grad_(False)
+
+
+def fast_bf16(device: torch.device) -> bool:
+    """Whether the device multiplies bf16 matrices natively (else bf16 is emulated, and slow)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # oneDNN's own check for avx512_bf16 / AMX; private, so absent means "no"
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def autocast_mode(cfg: TrainConfig, model: torch.nn.Module) -> str:
+    """cfg.autocast with "auto" settled for the model's device: "bf16" or "off"."""
+    if cfg.autocast == "auto":
+        return "bf16" if fast_bf16(next(model.parameters()).device) else "off"
+    return cfg.autocast
+
+
+def precision(cfg: TrainConfig, model: torch.nn.Module) -> contextlib.AbstractContextManager:
+    """The context forward passes run in: bf16 autocast on the model's device, or nothing. The
+    backward pass runs outside it (autocast records the casts; gradients come back in fp32)."""
+    if autocast_mode(cfg, model) == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
 
 
 def micro_batches(num_examples: int, cfg: TrainConfig, seed: int) -> list[list[int]]:
@@ -68,7 +96,8 @@ def optimise(
         group = batches[step * cfg.grad_accum : (step + 1) * cfg.grad_accum]
         sums: dict[str, float] = {}
         for indices in group:
-            loss, metrics = step_fn(indices)
+            with precision(cfg, model):
+                loss, metrics = step_fn(indices)
             # Weight by batch size so a short last micro-batch does not count as a full one.
             (loss * len(indices) / sum(len(g) for g in group)).backward()
             for key, value in metrics.items():

@@ -8,7 +8,7 @@ from autoalign.config import SFTConfig
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
 from autoalign.train.data import answer_logits, encode_chat
-from autoalign.train.loop import freeze_embeddings, optimise
+from autoalign.train.loop import autocast_mode, freeze_embeddings, optimise
 from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.losses import sft_loss
 from autoalign.types import Message
@@ -35,5 +35,9 @@ def train_sft(
         return sft_loss(*answer_logits(model, [encoded[i] for i in indices], tokenizer.pad_token_id))
 
     history = optimise(model, len(encoded), step, cfg, seed, desc="SFT", checkpointer=checkpointer)
-    stats = {"examples": len(encoded), "truncated": sum(e.truncated for e in encoded)}
+    stats = {
+        "examples": len(encoded),
+        "truncated": sum(e.truncated for e in encoded),
+        "autocast": autocast_mode(cfg, model),
+    }
     return lora.unwrap(model), history, stats
