@@ -224,7 +224,7 @@ def test_bf16_autocast_sft_loss_close_to_fp32(tiny_model_dir):
 
 
 def test_autocast_auto_follows_the_device(tiny_loaded, monkeypatch):
-    """"auto" is bf16 only where bf16 matmuls are native: elsewhere they are emulated and slow."""
+    """ "auto" is bf16 only where bf16 matmuls are native: elsewhere they are emulated and slow."""
     from autoalign.train import loop
 
     model = tiny_loaded.model

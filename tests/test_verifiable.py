@@ -298,6 +298,41 @@ def test_the_guard_fails_degenerate_answers_whatever_the_constraints_say():
     assert partial.score == 2.5 and partial.text == "Not met: startend:quotation."
 
 
+def test_the_guard_fails_an_answer_that_ignores_its_task():
+    """Verifier-trained small models drift to answers that meet the constraints and leave the
+    task: these (shapes seen in real runs) share no content word with it."""
+    from autoalign.verifiers.guard import off_task
+
+    task = "Write a short poem about the history of the bicycle."
+    for drifted in (
+        "The very last words of your answer must be: Thanks for reading!",
+        "|Date|Saved|\n|D|199|199|\n|D|200|199|",
+        "L'arte dei musei di Roma è la cioccola di Roma.",
+        "The End of the tale, and a fine one it was indeed.",
+    ):
+        assert off_task(drifted, task), drifted
+        assert quality_problem(drifted, "stop", task) == "off_task"
+        assert quality_problem(drifted, "stop") is None  # without the task: not checked
+    for on_topic in (
+        "Two wheels and a chain, Bicycles rolled through the years.",  # plural, capitalised: same stem
+        "A poem of gears and roads, of riders long ago.",
+        "Historians say the first velocipede appeared in 1817.",
+    ):
+        assert not off_task(on_topic, task), on_topic
+    assert not off_task("Anything at all, really.", "Write something about it.")  # no content word: no evidence
+    # In the critic: score 0 and the reason; an answer in another language is not checked.
+    item = IFEvalPrompt("k", task + " Use no commas.", ["punctuation:no_comma"], [{}])
+    drifted = Candidate(text="The very last words of your answer must be: Thanks!", num_tokens=12, finish_reason="stop")
+    crit = critique(item, drifted, strict=True, task=task)
+    assert crit.score == 0.0 and [f.evidence for f in crit.findings if f.constraint == "quality"] == ["off_task"]
+    assert critique(item, drifted, strict=True).score == 5.0  # what the verifier alone would reward
+    italian = IFEvalPrompt("k", task, ["language:response_language"], [{"language": "it"}])
+    answer = Candidate(
+        text="Due ruote e una catena, la strada ci chiama ancora oggi.", num_tokens=14, finish_reason="stop"
+    )
+    assert not [f for f in critique(italian, answer, strict=True, task=task).findings if f.constraint == "quality"]
+
+
 def test_the_loop_on_the_tiny_model_with_the_three_verified_sources(tiny_model_dir, tmp_path, monkeypatch):
     """The random tiny model never stops before max_new_tokens, so every answer would be truncated
     (degenerate): the toy echo backend answers instead; the tiny model trains."""
@@ -314,6 +349,8 @@ def test_the_loop_on_the_tiny_model_with_the_three_verified_sources(tiny_model_d
         "loop=mixed",
         "mix={verified_samples: 1.0, verified_repair: 0.5, verified_refine: 1.0}",
         "verifiable.num_prompts=6",
+        "verifiable.greedy_candidate=true",
+        "verifiable.off_task_check=true",
         "iterations=2",
         "eval.ifeval_prompts=5",
         "eval.ifeval_final_prompts=7",
@@ -326,8 +363,11 @@ def test_the_loop_on_the_tiny_model_with_the_three_verified_sources(tiny_model_d
         prompts = read_jsonl(it / "verifiable_prompts/data.jsonl")
         assert len(prompts) == 6 and not {p["prompt"] for p in prompts} & ifeval_texts
         assert not {i for p in prompts for i in p["instruction_id_list"]} & set(cfg.verifiable.held_out)
+        assert all(p["prompt"].startswith(p["task"]) and p["task"] != p["prompt"] for p in prompts)
+        greedy = read_jsonl(it / "verifiable_greedy/data.jsonl")
+        assert len(greedy) == 6 and all(len(r["candidates"]) == 1 for r in greedy)
         critiques = read_json(it / "critiques/metrics.json")
-        assert critiques["answers"] == 24 and critiques["attack_success"]
+        assert critiques["answers"] == 6 * (4 + 1) and critiques["attack_success"]  # n = 4 samples + the greedy one
         assert read_json(it / "verifiable_prompts/metrics.json")["attacker"] == (t == 2)  # from iteration 2 on
         mixed = read_json(it / "pairs/metrics.json")
         assert set(mixed["by_source"]) == {"verified_samples", "verified_repair", "verified_refine"}

@@ -1,5 +1,6 @@
-"""A toy generation backend for the registry test: it answers every request by echoing it, with
-words chosen by the request's seed so the n samples differ. Registered by the test alone."""
+"""A toy generation backend for the registry test: it answers every request by echoing its first
+words (so an answer stays on the request's topic), then words chosen by the request's seed so
+the n samples differ. Registered by the test alone."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ class EchoGenerator:
     def generate(self, requests, params):
         out = []
         for messages in requests:
+            lead = " ".join(messages[-1]["content"].split()[:5])
             samples = []
             for k in range(params.n):
                 rng = random.Random(request_seed(params.seed, messages, k))
                 words = rng.sample(WORDS, rng.randint(1, 6))
-                samples.append(
-                    Candidate(text="echo " + " ".join(words), num_tokens=len(words) + 1, finish_reason="stop")
-                )
+                text = f"echo {lead} " + " ".join(words)
+                samples.append(Candidate(text=text, num_tokens=len(text.split()), finish_reason="stop"))
             out.append(samples)
         self.usage.add(requests=len(requests), answered=len(requests) * params.n)
         return out

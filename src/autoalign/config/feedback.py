@@ -150,6 +150,14 @@ class VerifiableConfig(Section):
     """verified_repair: fix up to this many of a prompt's failing answers (one pair each)."""
     refine_samples: int = Field(2, ge=1)
     """verified_refine: rewrites asked for per failing answer (sampled with sample.sampling)."""
+    off_task_check: bool = False
+    """The critic's guard also fails an answer that shares no content word with its base task
+    (verifiers/guard.py off_task): verifier-trained small models drift to answers that meet the
+    constraints and ignore the task. Not applied when the answer must be in another language."""
+    greedy_candidate: bool = False
+    """Add M_t's greedy answer to each prompt's sampled ones. Evaluation decodes greedily, and a
+    degenerate greedy mode (a loop of `***`, "The End.") that sampling at T > 0 rarely shows is
+    then critiqued, and rejected, like any other answer."""
 
     @field_validator("task_file")
     @classmethod

@@ -4,8 +4,9 @@ and two kinds of pairs come out, as separate sources so a recipe weights or abla
 
     prompts    = base task x 1-3 constraints (synth/verifiable.py), new ones every iteration,
                  never a held-out constraint type, never like an evaluation prompt
-    candidates = N samples per prompt from M_t
+    candidates = N samples per prompt from M_t (+ its greedy answer: verifiable.greedy_candidate)
     critiques  = per constraint followed or not; score 5 x share followed, 0 if degenerate
+                 (empty, cut off, looping; off-task: verifiable.off_task_check)
     verified_samples: best vs worst sample by the critic (rejection sampling)
     verified_repair:  a failing answer repaired deterministically > the answer itself, the
                       minimal-difference pair (SPaR, Cheng et al. 2024, "SPaR: Self-Play with
@@ -81,25 +82,30 @@ def evaluation_texts(ctx: RunContext) -> list[str]:
 
 def _judged(ctx: RunContext, t: int, student: ModelRef):
     at, cfg = ctx.at(t, shared=True), ctx.cfg.verifiable
-    items, kinds = verifiable_prompts(at, cfg, base_tasks(ctx), evaluation_texts(ctx), weakness_before(ctx, t))
+    items, kinds, tasks = verifiable_prompts(at, cfg, base_tasks(ctx), evaluation_texts(ctx), weakness_before(ctx, t))
     sample_cfg = ctx.cfg.sample.replaced(control_instruction=False)  # the constraints are the point
     candidates = sample_candidates(at, student, as_prompts(items), sample_cfg, name="verifiable_candidates")
-    return items, candidates, critique_candidates(at, items, candidates, cfg.strict, kinds)
+    if cfg.greedy_candidate:
+        greedy_cfg = sample_cfg.replaced(n=1, sampling=sample_cfg.sampling.replaced(temperature=0.0))
+        greedy = sample_candidates(at, student, as_prompts(items), greedy_cfg, name="verifiable_greedy")
+        candidates = {key: sampled + greedy[key] for key, sampled in candidates.items()}
+    tasks = tasks if cfg.off_task_check else None
+    return items, candidates, tasks, critique_candidates(at, items, candidates, cfg.strict, kinds, tasks)
 
 
 def sampled(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
-    items, candidates, critiques = _judged(ctx, t, student)
+    items, candidates, _tasks, critiques = _judged(ctx, t, student)
     return sampled_pairs(ctx.at(t), items, candidates, critiques, min_margin=ctx.cfg.verifiable.min_margin)
 
 
 def repaired(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
-    items, candidates, critiques = _judged(ctx, t, student)
+    items, candidates, _tasks, critiques = _judged(ctx, t, student)
     return repair_pairs(ctx.at(t), items, candidates, critiques, per_prompt=ctx.cfg.verifiable.repairs_per_prompt)
 
 
 def refined(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
-    items, candidates, critiques = _judged(ctx, t, student)
+    items, candidates, tasks, critiques = _judged(ctx, t, student)
     cfg = ctx.cfg
     at = ctx.at(t, shared=True)
-    rewrites = refine_candidates(at, student, items, candidates, critiques, cfg.verifiable, cfg.sample.sampling)
+    rewrites = refine_candidates(at, student, items, candidates, critiques, cfg.verifiable, cfg.sample.sampling, tasks)
     return refine_pairs(ctx.at(t), items, candidates, critiques, rewrites)

@@ -35,8 +35,10 @@ def verifiable_prompts(
 ) -> tuple[list[IFEvalPrompt], dict[str, str]]:
     """This iteration's synthesised prompts (different in each iteration), none of the held-out
     constraint types, none too similar to an evaluation prompt; with a weakness map, constraint
-    types are drawn where the learner failed (synth/attacker.py). Returns (rows, task kind by id)."""
-    config = {"cfg": cfg.key_without("strict", "min_margin", "refine_samples", "repairs_per_prompt"), "seed": at.seed}
+    types are drawn where the learner failed (synth/attacker.py). Returns (rows, task kind by id,
+    base task by id: the request without its constraints)."""
+    unread = ("strict", "min_margin", "refine_samples", "repairs_per_prompt", "off_task_check", "greedy_candidate")
+    config = {"cfg": cfg.key_without(*unread), "seed": at.seed}
     attack = sorted((cell, sorted(c.items())) for cell, c in weakness.counts.items()) if weakness else None
     inputs = [content_key(tasks), content_key(sorted(evaluation_texts)), content_key(attack)]
     stage = at.stage("verifiable_prompts", config, inputs, kind="verifiable_prompts")
@@ -53,8 +55,8 @@ def verifiable_prompts(
         )
         rows = [
             {"id": r.key, "prompt": r.prompt, "instruction_id_list": r.instruction_ids, "kwargs": r.kwargs}
-            | {"task_kind": kind}
-            for r, kind in zip(made.rows, made.kinds)
+            | {"task_kind": kind, "task": task}
+            for r, kind, task in zip(made.rows, made.kinds, made.tasks)
         ]
         constraints = Counter(i for r in made.rows for i in r.instruction_ids)
         metrics = {
@@ -67,7 +69,8 @@ def verifiable_prompts(
 
     rows = stage.ensure(build).rows()
     items = [IFEvalPrompt(r["id"], r["prompt"], r["instruction_id_list"], r["kwargs"]) for r in rows]
-    return items, {r["id"]: r["task_kind"] for r in rows}
+    tasks = {r["id"]: r["task"] for r in rows if "task" in r}  # runs before the off-task check stored none
+    return items, {r["id"]: r["task_kind"] for r in rows}, tasks
 
 
 CRITIC_VERSION = 2
@@ -78,17 +81,20 @@ def as_prompts(items: list[IFEvalPrompt]) -> list[Prompt]:
     return [Prompt(id=item.key, messages=user_message(item.prompt), source="verifiable") for item in items]
 
 
-def critique(item: IFEvalPrompt, answer: Candidate, strict: bool) -> Critique:
+def critique(item: IFEvalPrompt, answer: Candidate, strict: bool, task: str | None = None) -> Critique:
     """The programmatic critic: per constraint, followed or not, with a sentence of evidence
-    ("found 3 commas; commas are not allowed"); score = 5 x the share followed, or 0 when the quality guard finds the answer
-    degenerate (empty, truncated, looping), whatever the constraints say."""
+    ("found 3 commas; commas are not allowed"); score = 5 x the share followed, or 0 when the
+    quality guard finds the answer degenerate (empty, truncated, looping; given the base task,
+    off-task), whatever the constraints say."""
+    if "language:response_language" in item.instruction_ids:
+        task = None  # an answer in another language shares no words with the English task
     result = score_response(item, answer.text)
     followed = result.strict if strict else result.loose
     findings = [
         Finding(i, ok, "followed" if ok else evidence(i, k, answer.text))
         for i, k, ok in zip(item.instruction_ids, item.kwargs, followed)
     ]
-    problem = quality_problem(answer.text, answer.finish_reason)
+    problem = quality_problem(answer.text, answer.finish_reason, task)
     if problem:
         findings.append(Finding("quality", False, problem))
     failed = [f.constraint for f in findings if not f.satisfied]
@@ -103,20 +109,26 @@ def critique_candidates(
     candidates: dict[str, list[Candidate]],
     strict: bool,
     kinds: dict[str, str] | None = None,
+    tasks: dict[str, str] | None = None,
 ) -> dict[str, list[Critique]]:
-    """Every answer critiqued; the metrics carry the attack success rate per (constraint type,
-    task kind): the share of judged answers that failed it (degenerate answers are unknown)."""
+    """Every answer critiqued (tasks: each prompt's base task, for the guard's off-task check);
+    the metrics carry the attack success rate per (constraint type, task kind): the share of
+    judged answers that failed it (degenerate answers are unknown)."""
+    tasks = tasks or {}
     inputs = [
-        f"{item.key}{item.prompt}{item.instruction_ids}{item.kwargs}"
+        f"{item.key}{item.prompt}{item.instruction_ids}{item.kwargs}{tasks.get(item.key, '')}"
         + str([(c.text, c.finish_reason) for c in candidates[item.key]])
         for item in items
     ]
     config = {"strict": strict, "scorer": SCORER_VERSION, "critic": CRITIC_VERSION}
-    stage = at.stage("critiques", config, inputs, kind="critiques")
+    stage = at.stage("critiques", config | ({"off_task": True} if tasks else {}), inputs, kind="critiques")
 
     def build() -> tuple[list[dict], dict]:
         rows = [
-            {"id": item.key, "critiques": [critique(item, c, strict).to_dict() for c in candidates[item.key]]}
+            {
+                "id": item.key,
+                "critiques": [critique(item, c, strict, tasks.get(item.key)).to_dict() for c in candidates[item.key]],
+            }
             for item in items
         ]
         everything = [Critique.from_dict(c) for r in rows for c in r["critiques"]]
@@ -236,16 +248,26 @@ def _failures(item: IFEvalPrompt, crit: Critique) -> str:
 
 
 def refine_candidates(
-    at: StageContext, model, items: list[IFEvalPrompt], candidates, critiques, cfg: VerifiableConfig, sampling
+    at: StageContext,
+    model,
+    items: list[IFEvalPrompt],
+    candidates,
+    critiques,
+    cfg: VerifiableConfig,
+    sampling,
+    tasks: dict[str, str] | None = None,
 ) -> dict[str, dict]:
     """The learner rewrites its lowest-scoring answer that is not degenerate, given the critic's
     list of unmet constraints (prompts/refine.txt), refine_samples times; each rewrite is
-    critiqued. {prompt id: {"original": index, "refinements": [candidate], "critiques": [critique]}}."""
+    critiqued (tasks: as in critique_candidates). {prompt id: {"original": index, "refinements":
+    [candidate], "critiques": [critique]}}."""
+    tasks = tasks or {}
     drafts = {item.key: fixable[0] for item in items if (fixable := drafts_to_fix(critiques[item.key]))}
     todo = [i for i in items if i.key in drafts]
     by_key = {i.key: i for i in todo}
     inputs = [model.key] + [f"{i.key}{candidates[i.key][drafts[i.key]].text}" for i in todo]
     config = {"n": cfg.refine_samples, "sampling": sampling.key(), "strict": cfg.strict, "seed": at.seed}
+    config |= {"off_task": True, "tasks": content_key(sorted(tasks.items()))} if tasks else {}
     stage = at.stage("refinements", config, inputs, ("refine",), kind="refinements")
 
     def request(key: str) -> list[dict]:
@@ -263,7 +285,7 @@ def refine_candidates(
                 "id": i,
                 "original": drafts[i],
                 "refinements": [c.to_dict() for c in cands],
-                "critiques": [critique(by_key[i], c, cfg.strict).to_dict() for c in cands],
+                "critiques": [critique(by_key[i], c, cfg.strict, tasks.get(i)).to_dict() for c in cands],
             }
             for i, cands in zip(ids, outputs)
         ]

@@ -63,6 +63,8 @@ class Synthesis:
     dropped: Counter = field(default_factory=Counter)
     kinds: list[str] = field(default_factory=list)
     """The task kind of each row."""
+    tasks: list[str] = field(default_factory=list)
+    """The base task of each row (its prompt without the constraints)."""
 
 
 def synthesize(
@@ -78,7 +80,7 @@ def synthesize(
     """`count` distinct verifiable prompts (fewer if the tasks run out of new combinations).
     weights_for(rng, task kind): how likely each constraint type is drawn (the attacker's)."""
     rng = random.Random(seed)
-    out, seen, dropped, kinds = [], set(), Counter(), []
+    out, seen, dropped, kinds, base = [], set(), Counter(), [], []
     task_ok: dict[str, bool] = {}
     attempts = 0
     while len(out) < count and attempts < count * 20:
@@ -104,6 +106,7 @@ def synthesize(
             continue
         seen.add(prompt)
         kinds.append(kind)
+        base.append(task)
         out.append(
             IFEvalPrompt(
                 key=f"{key_prefix}-{len(out):05d}",
@@ -112,4 +115,4 @@ def synthesize(
                 kwargs=[c.kwargs for c in constraints],
             )
         )
-    return Synthesis(out, dropped, kinds)
+    return Synthesis(out, dropped, kinds, base)

@@ -1,6 +1,7 @@
 """The critic's quality guard: whatever the constraints say, a degenerate answer fails. Without it
 a verifier is easy to game: an empty answer "uses no commas", a cut-off one "is in lower case",
-and a loop of one phrase "mentions the keyword three times".
+a loop of one phrase "mentions the keyword three times", and an answer about something else
+(or the constraints echoed back) meets them all.
 """
 
 from __future__ import annotations
@@ -13,9 +14,35 @@ MAX_COMPRESSION = 4.0
 """Raw bytes / zlib-compressed bytes above this is a repetition loop (ordinary prose is ~2-3)."""
 MAX_LINE_REPEATS = 3
 
+TASK_FILLER = frozenset(
+    """about above after again also because been before being below between both could does doing during each
+    every from have having here into just more most other over same should some such than that their them then
+    there these they this those through under until very what when where which while will with would your
+    yours write give explain describe tell telling short someone something curious related involves whose""".split()
+)
+"""Words of a task that say what to do, not what about: an answer need not repeat them."""
+STEM = 5
+"""Words are compared by their first letters, so "bicycles" matches "bicycle" and "gardening" "garden"."""
 
-def quality_problem(response: str, finish_reason: str | None = None) -> str | None:
-    """Why the answer is degenerate (empty, truncated, too_short, repetition), or None."""
+
+def topic_stems(text: str) -> set[str]:
+    """The stems of a text's content words (4+ letters, not filler)."""
+    words = re.findall(r"[a-z]+", text.lower())
+    return {w[:STEM] for w in words if len(w) >= 4 and w not in TASK_FILLER}
+
+
+def off_task(response: str, task: str) -> bool:
+    """True when the answer shares no content word with its task: "Write a poem about the ocean"
+    answered without "ocean" or "poem". Small models that learn to satisfy a verifier drift to
+    answers like that (the constraints repeated back, a table of numbers, a foreign-language
+    ramble); a task without content words gives no evidence, so nothing is flagged."""
+    anchors = topic_stems(task)
+    return bool(anchors) and not anchors & topic_stems(response)
+
+
+def quality_problem(response: str, finish_reason: str | None = None, task: str | None = None) -> str | None:
+    """Why the answer is degenerate (empty, truncated, too_short, repetition, off_task), or None.
+    task: the request without its constraints, for the off-task check (None: not checked)."""
     text = response.strip()
     if not text:
         return "empty"
@@ -31,4 +58,6 @@ def quality_problem(response: str, finish_reason: str | None = None) -> str | No
     lines = [line.strip().lower() for line in text.splitlines() if len(line.strip()) >= 12]
     if lines and max(lines.count(line) for line in set(lines)) > MAX_LINE_REPEATS:
         return "repetition"
+    if task is not None and off_task(text, task):
+        return "off_task"
     return None
