@@ -3,12 +3,13 @@ variant (a recipe plus overrides), its final model evaluated on IFEval (greedy),
 difference with M1 on the same prompts.
 
     python bench/verifiable_ablation.py [--recipe recipes/verifiable_if_small.yaml]
-        [--variants samples,repair,...] [--limit 541] [--runs-dir runs/ablation] [--backend auto]
+        [--variants samples,repair,samples_repair,...] [--limit 541] [--runs-dir runs/ablation] [--backend auto]
 
 Runs and evaluations are stores under --runs-dir: a re-run skips what is done (and an
 interrupted variant resumes). One line per variant:
 `ABLATION variant=<name> prompt_strict=<points> ci_low=<points> ci_high=<points> p=<p>
-pairs=<n> run_minutes=<m> mean_chars=<c>` (prompt_strict: the final model minus M1).
+pairs=<n> run_minutes=<m> mean_chars=<c> short_answers=<n>` (prompt_strict: the final model minus
+M1; short_answers: final-model answers of fewer than 3 words).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ VARIANTS: dict[str, list[str]] = {
     "samples+repair": [],
     "samples+repair+refine": ["mix.verified_refine=1.0"],
     "samples+repair, no NLL term": ["dpo.sft_weight=0"],
+    "samples+repair, greedy answer + off-task guard": [
+        "verifiable.greedy_candidate=true",
+        "verifiable.off_task_check=true",
+    ],
     "2 iterations": ["iterations=2"],
     "2 iterations, no attacker": ["iterations=2", "verifiable.attacker=false"],
 }
@@ -64,10 +69,20 @@ def evaluate(model: str, store: Path, limit: int, max_new_tokens: int, backend: 
     return Path(found.group(1))
 
 
+def slug(name: str) -> str:
+    """A variant's name as --variants takes it and its run is named: "samples+repair" -> samples_repair."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def short_answers(rows: list[dict]) -> int:
+    """Answers of fewer than 3 words: the degenerate greedy modes (a loop of `***`, "The End.")."""
+    return sum(len(re.findall(r"\w+", r["response"])) < 3 for r in rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="recipes/verifiable_if_small.yaml")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(map(slug, VARIANTS)), help="comma-separated slugs")
     parser.add_argument("--limit", type=int, default=541, help="IFEval prompts evaluated (the first N)")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--baseline", default="smollm2-135m-instruct", help="M1 (the recipe's model)")
@@ -78,21 +93,22 @@ def main() -> None:
         help="generation backend of the runs and the evaluations (llamacpp: faster)",
     )
     args = parser.parse_args()
-    names = [v for v in args.variants.split(",") if v]
-    unknown = sorted(set(names) - set(VARIANTS))
+    by_slug = {slug(name): name for name in VARIANTS}
+    wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(wanted) - set(by_slug))
     if unknown:
-        sys.exit(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
+        sys.exit(f"unknown variant(s) {unknown}; known: {sorted(by_slug)}")
+    names = [by_slug[v] for v in wanted]
     args.runs_dir.mkdir(parents=True, exist_ok=True)
     items = {item.key: item for item in load_ifeval("builtin:ifeval_input_data.jsonl")}
     store = args.runs_dir / "ifeval"
     # Both sides of every comparison are answered by the same backend (greedy decoding is not bit-equal across them).
     baseline = scored_rows(evaluate(args.baseline, store, args.limit, args.max_new_tokens, args.backend), items)
     for name in names:
-        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         started = time.perf_counter()
-        command = ["autoalign", "run", args.recipe, f"name=ablation_{slug}", f"runs_dir={args.runs_dir}"]
+        command = ["autoalign", "run", args.recipe, f"name=ablation_{slug(name)}", f"runs_dir={args.runs_dir}"]
         overrides = ["eval.enabled=false", f"model.backend={args.backend}", *VARIANTS[name]]
-        out = run(command + overrides, args.runs_dir / f"{slug}.log")
+        out = run(command + overrides, args.runs_dir / f"{slug(name)}.log")
         minutes = (time.perf_counter() - started) / 60
         final = re.search(r"final model: (\S+)", out)
         if not final:
@@ -103,12 +119,12 @@ def main() -> None:
         s = m["prompt_strict"]
         pairs = sum(
             json.loads(p.read_text())["pairs"]
-            for p in (args.runs_dir / f"ablation_{slug}").glob("iter_*/pairs/metrics.json")
+            for p in (args.runs_dir / f"ablation_{slug(name)}").glob("iter_*/pairs/metrics.json")
         )
         print(
             f"ABLATION variant={name!r} prompt_strict={s['difference']:+.1f} ci_low={s['ci_low']:+.1f} "
             f"ci_high={s['ci_high']:+.1f} p={s['sign_test_p']:.3g} pairs={pairs} run_minutes={minutes:.1f} "
-            f"mean_chars={m['mean_chars']['model']:.0f}",
+            f"mean_chars={m['mean_chars']['model']:.0f} short_answers={short_answers(model)}",
             flush=True,
         )
 
