@@ -255,3 +255,13 @@ def test_eval_backend_auto_settles_to_what_can_run(tiny_model_dir, tmp_path):
     assert "generation backend: transformers" in r.output
     [answers] = (tmp_path / "eval").glob("iter_0/ifeval_answers_*/data.jsonl")
     assert len(answers.read_text().splitlines()) == 2
+
+
+def test_eval_labels_tell_two_runs_final_models_apart(tmp_path):
+    """Two runs' final models evaluated into one --out store must not share (and overwrite) a stage."""
+    from autoalign.cli_eval import _label
+
+    a, b = (tmp_path / f"runs/{name}/iter_1/dpo/model" for name in ("a", "b"))
+    a.mkdir(parents=True), b.mkdir(parents=True)
+    assert _label(str(a)) == "a-iter_1-dpo-model" and _label(str(b)) == "b-iter_1-dpo-model"
+    assert _label("smollm2-135m-instruct") == "smollm2-135m-instruct"  # a bundled name stays as it is

@@ -31,9 +31,11 @@ BackendOpt = Annotated[
 
 
 def _label(spec: str) -> str:
-    """A readable, path-safe label: the bundled name or the checkpoint directory's last parts."""
+    """A readable, path-safe label: the bundled name or the checkpoint directory's last parts,
+    the run's name included (runs/a/iter_1/dpo/model -> a-iter_1-dpo-model), so the final models
+    of two runs evaluated into one --out store get stages of their own."""
     path = Path(spec)
-    name = spec if not path.exists() else "-".join(path.resolve().parts[-3:])
+    name = spec if not path.exists() else "-".join(path.resolve().parts[-4:])
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[-80:]
 
 
