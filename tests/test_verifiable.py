@@ -319,6 +319,9 @@ def test_the_guard_fails_an_answer_that_ignores_its_task():
         "Historians say the first velocipede appeared in 1817.",
     ):
         assert not off_task(on_topic, task), on_topic
+    # A 4-letter task word matches the longer words it begins ("moon" in "Moonlanded").
+    assert not off_task("Moonlanded, the crew looked back at the Earth.", "Write a short poem about the moon landing.")
+    assert off_task("The crew looked back at the Earth.", "Write a short poem about the moon.")
     assert not off_task("Anything at all, really.", "Write something about it.")  # no content word: no evidence
     # In the critic: score 0 and the reason; an answer in another language is not checked.
     item = IFEvalPrompt("k", task + " Use no commas.", ["punctuation:no_comma"], [{}])

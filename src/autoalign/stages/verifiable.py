@@ -75,6 +75,8 @@ def verifiable_prompts(
 
 CRITIC_VERSION = 2
 """Part of the critiques stage's key: raise it when the critic's verdicts or evidence change."""
+OFF_TASK_VERSION = 2
+"""The same for the guard's off-task check (part of the key only where it is on)."""
 
 
 def as_prompts(items: list[IFEvalPrompt]) -> list[Prompt]:
@@ -121,7 +123,7 @@ def critique_candidates(
         for item in items
     ]
     config = {"strict": strict, "scorer": SCORER_VERSION, "critic": CRITIC_VERSION}
-    stage = at.stage("critiques", config | ({"off_task": True} if tasks else {}), inputs, kind="critiques")
+    stage = at.stage("critiques", config | ({"off_task": OFF_TASK_VERSION} if tasks else {}), inputs, kind="critiques")
 
     def build() -> tuple[list[dict], dict]:
         rows = [
@@ -267,7 +269,7 @@ def refine_candidates(
     by_key = {i.key: i for i in todo}
     inputs = [model.key] + [f"{i.key}{candidates[i.key][drafts[i.key]].text}" for i in todo]
     config = {"n": cfg.refine_samples, "sampling": sampling.key(), "strict": cfg.strict, "seed": at.seed}
-    config |= {"off_task": True, "tasks": content_key(sorted(tasks.items()))} if tasks else {}
+    config |= {"off_task": OFF_TASK_VERSION, "tasks": content_key(sorted(tasks.items()))} if tasks else {}
     stage = at.stage("refinements", config, inputs, ("refine",), kind="refinements")
 
     def request(key: str) -> list[dict]:

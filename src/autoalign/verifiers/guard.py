@@ -22,22 +22,28 @@ TASK_FILLER = frozenset(
 )
 """Words of a task that say what to do, not what about: an answer need not repeat them."""
 STEM = 5
-"""Words are compared by their first letters, so "bicycles" matches "bicycle" and "gardening" "garden"."""
+"""Words are compared by their first letters: "bicycles" matches "bicycle", "moonlit" "moon"."""
 
 
 def topic_stems(text: str) -> set[str]:
-    """The stems of a text's content words (4+ letters, not filler)."""
+    """The stems of a text's content words (4+ letters, not filler): their first STEM letters."""
     words = re.findall(r"[a-z]+", text.lower())
     return {w[:STEM] for w in words if len(w) >= 4 and w not in TASK_FILLER}
+
+
+def _prefixes(text: str) -> set[str]:
+    """Every word's first 4 and first STEM letters: what a task's stem (4 or 5 letters) can match."""
+    words = [w for w in re.findall(r"[a-z]+", text.lower()) if len(w) >= 4]
+    return {w[:4] for w in words} | {w[:STEM] for w in words}
 
 
 def off_task(response: str, task: str) -> bool:
     """True when the answer shares no content word with its task: "Write a poem about the ocean"
     answered without "ocean" or "poem". Small models that learn to satisfy a verifier drift to
-    answers like that (the constraints repeated back, a table of numbers, a foreign-language
-    ramble); a task without content words gives no evidence, so nothing is flagged."""
+    answers like that (the constraints repeated back, assistant boilerplate, a table of numbers);
+    a task without content words gives no evidence, so nothing is flagged."""
     anchors = topic_stems(task)
-    return bool(anchors) and not anchors & topic_stems(response)
+    return bool(anchors) and not anchors & _prefixes(response)
 
 
 def quality_problem(response: str, finish_reason: str | None = None, task: str | None = None) -> str | None:
