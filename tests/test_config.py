@@ -223,3 +223,12 @@ def test_replaced_copies_are_validated():
     assert cfg.sample.replaced(n=1).n == 1
     with pytest.raises(Exception, match="greater than or equal to 1"):
         cfg.sample.replaced(n=0)
+
+
+def test_autocast_off_on_the_command_line_is_not_a_boolean_error():
+    """YAML turns a bare `off` into False: `dpo.autocast=off` must still mean "off"."""
+    from autoalign.config.loading import load_config
+
+    assert load_config("recipes/verifiable_if_small.yaml", ["dpo.autocast=off"]).dpo.autocast == "off"
+    assert load_config("recipes/verifiable_if_small.yaml", ["dpo.autocast=on"]).dpo.autocast == "bf16"
+    assert load_config("recipes/verifiable_if_small.yaml", ["sft.autocast=bf16"]).sft.autocast == "bf16"

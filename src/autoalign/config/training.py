@@ -37,6 +37,12 @@ class TrainConfig(Section):
     resumes from the last one and ends bit-identical to an uninterrupted run."""
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"checkpoint_minutes"})
 
+    @field_validator("autocast", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: object) -> object:
+        """YAML reads a bare `off` / `on` (as in `dpo.autocast=off`) as a boolean."""
+        return {False: "off", True: "bf16"}.get(value, value) if isinstance(value, bool) else value
+
 
 class SFTConfig(TrainConfig):
     enabled: bool = False
