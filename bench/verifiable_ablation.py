@@ -3,7 +3,7 @@ variant (a recipe plus overrides), its final model evaluated on IFEval (greedy),
 difference with M1 on the same prompts.
 
     python bench/verifiable_ablation.py [--recipe recipes/verifiable_if_small.yaml]
-        [--variants samples,repair,samples_repair,...] [--limit 541] [--runs-dir runs/ablation] [--backend auto]
+        [--variants recipe,samples_only,...] [--limit 541] [--runs-dir runs/ablation] [--backend auto]
 
 Runs and evaluations are stores under --runs-dir: a re-run skips what is done (and an
 interrupted variant resumes). One line per variant:
@@ -29,20 +29,19 @@ from autoalign.verifiers.ifeval import load_ifeval
 from ifeval_gain import scored_rows  # bench/ is the script's directory, so on sys.path
 
 VARIANTS: dict[str, list[str]] = {
-    "samples": ["loop=verified_samples"],
-    "repair": ["loop=verified_repair"],
-    "samples+repair": [],
-    "samples+repair+refine": ["mix.verified_refine=1.0"],
-    "samples+repair, no NLL term": ["dpo.sft_weight=0"],
-    "samples+repair, greedy answer + off-task guard": [
-        "verifiable.greedy_candidate=true",
-        "verifiable.off_task_check=true",
-    ],
+    "recipe": [],
+    "no greedy answer, no off-task guard": ["verifiable.greedy_candidate=false", "verifiable.off_task_check=false"],
+    "samples only": ["loop=verified_samples"],
+    "repair only": ["loop=verified_repair"],
+    "+ refinement": ["mix.verified_refine=1.0"],
+    "no NLL term": ["dpo.sft_weight=0"],
+    "fp32 DPO": ["dpo.autocast=off"],
     "2 iterations": ["iterations=2"],
     "2 iterations, no attacker": ["iterations=2", "verifiable.attacker=false"],
 }
-"""Overrides on top of the recipe; the recipe itself is the "samples+repair" row. The attacker
-acts from the second iteration on, so it is compared over two."""
+"""Overrides on top of the recipe (verifiable_if_small.yaml: samples + repair, the greedy answer
+among the samples, the off-task guard, bf16 DPO), which is the row without overrides. The
+attacker acts from the second iteration on, so it is compared over two."""
 
 
 def run(command: list[str], log: Path) -> str:
@@ -70,7 +69,7 @@ def evaluate(model: str, store: Path, limit: int, max_new_tokens: int, backend: 
 
 
 def slug(name: str) -> str:
-    """A variant's name as --variants takes it and its run is named: "samples+repair" -> samples_repair."""
+    """A variant's name as --variants takes it and its run is named: "no NLL term" -> no_nll_term."""
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
