@@ -31,8 +31,8 @@ from ifeval_gain import scored_rows  # bench/ is the script's directory, so on s
 VARIANTS: dict[str, list[str]] = {
     "recipe": [],
     "no greedy answer, no off-task guard": ["verifiable.greedy_candidate=false", "verifiable.off_task_check=false"],
-    "samples only": ["loop=verified_samples"],
-    "repair only": ["loop=verified_repair"],
+    "samples only": ["mix={verified_samples: 1.0}"],
+    "repair only": ["mix={verified_repair: 1.0}"],
     "+ refinement": ["mix.verified_refine=1.0"],
     "no NLL term": ["dpo.sft_weight=0"],
     "fp32 DPO": ["dpo.autocast=off"],
