@@ -12,7 +12,6 @@ how far bf16 moves a sequence's log-prob, per token.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import resource
 import time
 
@@ -24,7 +23,7 @@ from autoalign.models import resolve_model
 from autoalign.models.loading import load_model
 from autoalign.train.data import encode_pair
 from autoalign.train.dpo import forward_logprobs, reference_logprobs
-from autoalign.train.loop import optimise
+from autoalign.train.loop import optimise, precision
 from autoalign.train import lora
 from autoalign.train.losses import IGNORE_INDEX, dpo_sigmoid_loss
 from autoalign.types import Pair
@@ -43,7 +42,6 @@ def main() -> None:
     parser.add_argument("--lora", action="store_true")
     parser.add_argument("--autocast", choices=["bf16"], help="run both passes under CPU bf16 autocast")
     args = parser.parse_args()
-    precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.autocast else contextlib.nullcontext
 
     conversations = load_ift("builtin:seed_ift.jsonl")[: args.pairs + 1]
     pairs = [
@@ -51,7 +49,12 @@ def main() -> None:
         for i, conv in enumerate(conversations[:-1])
     ]
     cfg = DPOConfig(
-        batch_size=args.batch_size, grad_accum=1, epochs=1, learning_rate=1e-5, lora=LoraConfig(enabled=args.lora)
+        batch_size=args.batch_size,
+        grad_accum=1,
+        epochs=1,
+        learning_rate=1e-5,
+        lora=LoraConfig(enabled=args.lora),
+        autocast=args.autocast or "off",
     )
     loaded = load_model(resolve_model(args.model))
     encoded = [encode_pair(loaded.tokenizer, p, cfg.max_length) for p in pairs]
@@ -60,7 +63,7 @@ def main() -> None:
     pad = loaded.tokenizer.pad_token_id
 
     start = time.perf_counter()
-    with precision():
+    with precision(cfg, model):  # the trainer's own context; optimise() applies it to each training step
         reference = reference_logprobs(model, encoded, pad, cfg.batch_size)
     ref_seconds = time.perf_counter() - start
     if args.autocast:
@@ -70,8 +73,7 @@ def main() -> None:
         print(f"bf16 vs fp32 reference log-probs: mean |difference| {per_token:.4f} nats per answer token")
 
     def step(indices):
-        with precision():
-            policy = forward_logprobs(model, [e for i in indices for e in encoded[i]], pad).view(-1, 2).float()
+        policy = forward_logprobs(model, [e for i in indices for e in encoded[i]], pad).view(-1, 2)
         return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], reference[indices, 0], reference[indices, 1], cfg.beta)
 
     start = time.perf_counter()
