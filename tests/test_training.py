@@ -235,3 +235,57 @@ def test_autocast_auto_follows_the_device(tiny_loaded, monkeypatch):
             assert torch.is_autocast_enabled("cpu") == native
     assert loop.autocast_mode(DPOConfig(autocast="bf16"), model) == "bf16"  # explicit wins
     assert loop.autocast_mode(DPOConfig(), model) == "off"
+
+
+@pytest.mark.parametrize("lora_enabled", [False, True])
+def test_activation_checkpointing_trains_the_same_model(tiny_model_dir, lora_enabled):
+    """Recomputing the decoder layers' activations in backward changes memory, not maths: the
+    loss history and the trained weights match the run that keeps them, and the returned model
+    no longer checkpoints."""
+    conversations = load_ift(str(FIX / "ift_small.jsonl"))[:6]
+    pairs = [
+        Pair(f"p{i}", c[:-1], c[-1]["content"], conversations[i - 1][-1]["content"], 5, 1, "test")
+        for i, c in enumerate(conversations)
+    ]
+    settings = {"learning_rate": 1e-3, "epochs": 2, "batch_size": 2, "grad_accum": 1, "max_length": 128}
+    settings["lora"] = {"enabled": lora_enabled, "r": 4}
+    runs = {}
+    for every in (0, 1):
+        cfg = DPOConfig.model_validate(settings | {"activation_checkpointing": every, "sft_weight": 0.5})
+        model, history, _ = train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=3)
+        runs[every] = (_weights(model), [row["loss"] for row in history])
+        assert not model.is_gradient_checkpointing
+    (plain_weights, plain_losses), (checkpointed_weights, checkpointed_losses) = runs[0], runs[1]
+    assert len(plain_losses) == 6 and checkpointed_losses == pytest.approx(plain_losses, abs=1e-5)
+    assert plain_losses[-1] != pytest.approx(plain_losses[0], abs=1e-3)  # it trained
+    for key, value in plain_weights.items():
+        assert torch.allclose(checkpointed_weights[key], value, atol=1e-5), key
+
+
+def test_activation_checkpointing_keeps_fewer_tensors_for_backward(tiny_loaded):
+    """What autograd saves for backward during one training forward (chunked log-probs + layers):
+    with every layer checkpointed, only the layers' inputs are kept."""
+    import copy
+
+    from autoalign.train.data import answer_logprobs, encode_chat
+    from autoalign.train.loop import activation_checkpointing
+
+    model = copy.deepcopy(tiny_loaded.model).train()
+    tok = tiny_loaded.tokenizer
+    examples = [encode_chat(tok, [{"role": "user", "content": "Name a fruit."}], "A ripe pear, sweet and soft.", 128)]
+
+    def saved_elements(every: int) -> int:
+        total = 0
+
+        def pack(tensor):
+            nonlocal total
+            total += tensor.numel()
+            return tensor
+
+        with activation_checkpointing(model, every), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            answer_logprobs(model, examples, tok.pad_token_id)[0].sum()
+        return total
+
+    plain, checkpointed = saved_elements(0), saved_elements(1)
+    assert checkpointed < 0.5 * plain
+    assert not model.is_gradient_checkpointing

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedTokenizerBase
 
 from autoalign.chat import render_completion
@@ -62,13 +63,49 @@ def collate(examples: list[Encoded], pad_token_id: int, device: torch.device | s
     }
 
 
-def answer_logits(
-    model: torch.nn.Module, examples: list[Encoded], pad_token_id: int
+LOGIT_CHUNK_ELEMENTS = 2**25
+"""Vocabulary-sized logits computed at once: 128 MB in fp32 (~680 positions of SmolLM2's 49k
+vocabulary, 128 of Gemma 3's 262k), whatever the batch and answer lengths."""
+
+
+def answer_logprobs(
+    model: torch.nn.Module, examples: list[Encoded], pad_token_id: int, chunk_elements: int = LOGIT_CHUNK_ELEMENTS
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, labels) over the positions a loss needs: the model computes logits only from
-    the position predicting the batch's earliest answer token (`logits_to_keep`), and labels are
-    cut to match, so prompt positions never pay for a vocabulary-sized logit row."""
+    """Log-probability of every answer token and the mask of tokens that count, (batch, positions)
+    each, log-probabilities zero where the mask is False (as losses.token_logprobs).
+
+    The (batch, length, vocab) logits are never held whole: the decoder's hidden states are
+    projected to the vocabulary a chunk of positions at a time, starting from the position that
+    predicts the batch's earliest answer token (prompt positions carry no loss). Under autograd
+    each chunk is checkpointed: backward recomputes its logits instead of keeping them, so
+    training memory holds hidden states (hidden_size per position), not logits (vocab_size)."""
     batch = collate(examples, pad_token_id, next(model.parameters()).device)
-    window = response_window(batch["labels"])
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=window).logits
-    return logits, batch["labels"][:, -window:]
+    window = min(response_window(batch["labels"]), batch["labels"].shape[1])
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps the LM
+    decoder = causal.get_decoder()
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+    hidden = hidden.last_hidden_state[:, -window:-1]  # position i predicts token i + 1
+    labels = batch["labels"][:, -window + 1 :] if window > 1 else batch["labels"][:, :0]
+    mask = labels != IGNORE_INDEX
+    targets = labels.masked_fill(~mask, 0)
+    head, softcap = causal.get_output_embeddings(), getattr(causal.config, "final_logit_softcapping", None)
+    step = max(1, chunk_elements // (hidden.shape[0] * head.weight.shape[0]))
+    chunks = []
+    for start in range(0, hidden.shape[1], step):
+        args = (head, softcap, hidden[:, start : start + step], targets[:, start : start + step])
+        chunks.append(
+            checkpoint(_chunk_logprobs, *args, use_reentrant=False)
+            if torch.is_grad_enabled()
+            else _chunk_logprobs(*args)
+        )
+    logps = torch.cat(chunks, dim=1) if chunks else hidden.new_zeros(labels.shape, dtype=torch.float)
+    return logps * mask, mask
+
+
+def _chunk_logprobs(
+    head: torch.nn.Module, softcap: float | None, hidden: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    logits = head(hidden).float()
+    if softcap:  # Gemma 2-style final logit soft-capping, as the model's own forward applies it
+        logits = torch.tanh(logits / softcap) * softcap
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)

@@ -19,21 +19,21 @@ from autoalign.config import DPOConfig
 from autoalign.io import atomic_write_text
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
-from autoalign.train.data import Encoded, answer_logits, encode_pair
-from autoalign.train.loop import autocast_mode, freeze_embeddings, optimise, precision
+from autoalign.train.data import Encoded, answer_logprobs, encode_pair
+from autoalign.train.loop import activation_checkpointing, autocast_mode, freeze_embeddings, optimise, precision
 from autoalign.train.resume import TrainCheckpointer
 from autoalign.train.losses import (
     SequenceScores,
     preference_loss,
-    sequence_logprobs,
-    sequence_scores,
     with_chosen_nll,
 )
 from autoalign.types import Pair
 
 
 def forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> torch.Tensor:
-    return sequence_logprobs(*answer_logits(model, examples, pad_token_id))
+    """log pi(answer | prompt) per example: the sum of its answer tokens' log-probabilities."""
+    logps, _ = answer_logprobs(model, examples, pad_token_id)
+    return logps.sum(-1)
 
 
 @torch.no_grad()
@@ -92,14 +92,15 @@ def train_dpo(
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
         flat = [e for i in indices for e in encoded[i]]
-        scores = sequence_scores(*answer_logits(model, flat, pad))
+        scores = SequenceScores.from_tokens(*answer_logprobs(model, flat, pad))
         chosen = SequenceScores(scores.logps[0::2], scores.tokens[0::2])
         rejected = SequenceScores(scores.logps[1::2], scores.tokens[1::2])
         ref = None if reference is None else (reference[indices, 0], reference[indices, 1])
         loss, metrics = loss_fn(chosen, rejected, ref, weights[indices])
         return with_chosen_nll(loss, metrics, chosen, weights[indices], cfg.sft_weight)
 
-    history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
+    with activation_checkpointing(model, cfg.activation_checkpointing):
+        history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
     stats = {
         "pairs": len(pairs),
         "truncated": sum(c.truncated or r.truncated for c, r in encoded),

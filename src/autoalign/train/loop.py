@@ -30,6 +30,22 @@ def freeze_embeddings(model: torch.nn.Module) -> None:
             module.weight.requires_grad_(False)
 
 
+@contextlib.contextmanager
+def activation_checkpointing(model: torch.nn.Module, every_n_layers: int):
+    """Within the block, backward recomputes the decoder layers' activations (every n-th layer
+    checkpointed; 0: nothing changes). Non-reentrant checkpointing, so LoRA-wrapped models need
+    no input gradients. The trained model leaves without it."""
+    if not every_n_layers:
+        yield
+        return
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    causal.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every_n_layers)
+    try:
+        yield
+    finally:
+        causal.activation_checkpointing_disable()
+
+
 def fast_bf16(device: torch.device) -> bool:
     """Whether the device multiplies bf16 matrices natively (else bf16 is emulated, and slow)."""
     if device.type == "cuda":

@@ -7,10 +7,10 @@ import torch
 from autoalign.config import SFTConfig
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
-from autoalign.train.data import answer_logits, encode_chat
-from autoalign.train.loop import autocast_mode, freeze_embeddings, optimise
+from autoalign.train.data import answer_logprobs, encode_chat
+from autoalign.train.loop import activation_checkpointing, autocast_mode, freeze_embeddings, optimise
 from autoalign.train.resume import TrainCheckpointer
-from autoalign.train.losses import sft_loss
+from autoalign.train.losses import mean_nll
 from autoalign.types import Message
 
 
@@ -32,9 +32,10 @@ def train_sft(
         freeze_embeddings(model)
 
     def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
-        return sft_loss(*answer_logits(model, [encoded[i] for i in indices], tokenizer.pad_token_id))
+        return mean_nll(*answer_logprobs(model, [encoded[i] for i in indices], tokenizer.pad_token_id))
 
-    history = optimise(model, len(encoded), step, cfg, seed, desc="SFT", checkpointer=checkpointer)
+    with activation_checkpointing(model, cfg.activation_checkpointing):
+        history = optimise(model, len(encoded), step, cfg, seed, desc="SFT", checkpointer=checkpointer)
     stats = {
         "examples": len(encoded),
         "truncated": sum(e.truncated for e in encoded),

@@ -30,6 +30,7 @@ __all__ = [
     "sequence_logprobs",
     "sequence_scores",
     "sft_loss",
+    "mean_nll",
     "token_logprobs",
     "with_chosen_nll",
 ]
@@ -70,9 +71,12 @@ def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean negative log-likelihood over response tokens of the whole batch."""
-    logps, mask = token_logprobs(logits, labels)
-    count = mask.sum().clamp(min=1)
-    loss = -logps.sum() / count
+    return mean_nll(*token_logprobs(logits, labels))
+
+
+def mean_nll(logps: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """sft_loss from per-token log-probabilities (already zero where mask is False)."""
+    loss = -logps.sum() / mask.sum().clamp(min=1)
     return loss, {"loss": loss.item(), "tokens": int(mask.sum())}
 
 
@@ -90,10 +94,14 @@ class SequenceScores:
         """Mean negative log-likelihood per answer token."""
         return -self.logps / self.tokens.clamp(min=1)
 
+    @classmethod
+    def from_tokens(cls, logps: torch.Tensor, mask: torch.Tensor) -> SequenceScores:
+        """From per-token log-probabilities (zero where mask is False), each (batch, seq)."""
+        return cls(logps=logps.sum(-1), tokens=mask.sum(-1))
+
 
 def sequence_scores(logits: torch.Tensor, labels: torch.Tensor) -> SequenceScores:
-    logps, mask = token_logprobs(logits, labels)
-    return SequenceScores(logps=logps.sum(-1), tokens=mask.sum(-1))
+    return SequenceScores.from_tokens(*token_logprobs(logits, labels))
 
 
 def with_chosen_nll(
