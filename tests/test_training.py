@@ -254,7 +254,7 @@ def test_activation_checkpointing_trains_the_same_model(tiny_model_dir, lora_ena
         cfg = DPOConfig.model_validate(settings | {"activation_checkpointing": every, "sft_weight": 0.5})
         model, history, _ = train_dpo(load_model(tiny_model_dir), pairs, cfg, seed=3)
         runs[every] = (_weights(model), [row["loss"] for row in history])
-        assert not model.is_gradient_checkpointing
+        assert not model.is_activation_checkpointing
     (plain_weights, plain_losses), (checkpointed_weights, checkpointed_losses) = runs[0], runs[1]
     assert len(plain_losses) == 6 and checkpointed_losses == pytest.approx(plain_losses, abs=1e-5)
     assert plain_losses[-1] != pytest.approx(plain_losses[0], abs=1e-3)  # it trained
@@ -288,4 +288,4 @@ def test_activation_checkpointing_keeps_fewer_tensors_for_backward(tiny_loaded):
 
     plain, checkpointed = saved_elements(0), saved_elements(1)
     assert checkpointed < 0.5 * plain
-    assert not model.is_gradient_checkpointing
+    assert not model.is_activation_checkpointing
