@@ -75,16 +75,13 @@ def test_chunked_answer_logprobs_through_lora(tiny_loaded):
 
 
 def test_chunked_answer_logprobs_apply_gemma_softcapping(tiny_loaded):
+    from conftest import TINY_DIMS
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
     tokenizer = tiny_loaded.tokenizer
     config = Gemma2Config(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY_DIMS,
         head_dim=8,
         final_logit_softcapping=0.05,  # small: capping changes every log-probability visibly
         pad_token_id=tokenizer.pad_token_id,

@@ -13,7 +13,8 @@ from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedTokenizerBase
 
 from autoalign.chat import render_completion
-from autoalign.train.losses import IGNORE_INDEX, response_window
+from autoalign.train import lora
+from autoalign.train.losses import IGNORE_INDEX, label_logprobs, response_window
 from autoalign.types import Message, Pair
 
 
@@ -80,19 +81,19 @@ def answer_logprobs(
     each chunk is checkpointed: backward recomputes its logits instead of keeping them, so
     training memory holds hidden states (hidden_size per position), not logits (vocab_size)."""
     batch = collate(examples, pad_token_id, next(model.parameters()).device)
-    window = min(response_window(batch["labels"]), batch["labels"].shape[1])
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft wraps the LM
+    start = batch["labels"].shape[1] - response_window(batch["labels"])
+    causal = lora.base_model(model)
     decoder = causal.get_decoder()
     hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-    hidden = hidden.last_hidden_state[:, -window:-1]  # position i predicts token i + 1
-    labels = batch["labels"][:, -window + 1 :] if window > 1 else batch["labels"][:, :0]
+    hidden = hidden.last_hidden_state[:, start:-1]  # position i predicts token i + 1
+    labels = batch["labels"][:, start + 1 :]
     mask = labels != IGNORE_INDEX
     targets = labels.masked_fill(~mask, 0)
     head, softcap = causal.get_output_embeddings(), getattr(causal.config, "final_logit_softcapping", None)
     step = max(1, chunk_elements // (hidden.shape[0] * head.weight.shape[0]))
     chunks = []
-    for start in range(0, hidden.shape[1], step):
-        args = (head, softcap, hidden[:, start : start + step], targets[:, start : start + step])
+    for first in range(0, hidden.shape[1], step):
+        args = (head, softcap, hidden[:, first : first + step], targets[:, first : first + step])
         chunks.append(
             checkpoint(_chunk_logprobs, *args, use_reentrant=False)
             if torch.is_grad_enabled()
@@ -105,7 +106,7 @@ def answer_logprobs(
 def _chunk_logprobs(
     head: torch.nn.Module, softcap: float | None, hidden: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
-    logits = head(hidden).float()
+    logits = head(hidden)
     if softcap:  # Gemma 2-style final logit soft-capping, as the model's own forward applies it
-        logits = torch.tanh(logits / softcap) * softcap
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+        logits = torch.tanh(logits.float() / softcap) * softcap
+    return label_logprobs(logits, targets)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from autoalign.config import TrainConfig
+from autoalign.train import lora
 from autoalign.train.resume import TrainCheckpointer
 
 StepFn = Callable[[list[int]], tuple[torch.Tensor, dict[str, float]]]
@@ -38,7 +39,7 @@ def activation_checkpointing(model: torch.nn.Module, every_n_layers: int):
     if not every_n_layers:
         yield
         return
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    causal = lora.base_model(model)
     causal.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every_n_layers)
     try:
         yield

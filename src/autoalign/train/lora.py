@@ -23,6 +23,11 @@ def wrap(model: torch.nn.Module, cfg: LoraConfig) -> torch.nn.Module:
     return get_peft_model(model, peft_cfg)
 
 
+def base_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model inside peft's wrapper (its layers carry the adapters), or the model."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """Merge adapters into the base weights (a no-op for full fine-tuning)."""
     if hasattr(model, "merge_and_unload"):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
 from autoalign.train.losses.dpo import dpo_sigmoid_loss  # re-exported; the maths lives in dpo.py
 
@@ -25,6 +24,7 @@ __all__ = [
     "PreferenceLoss",
     "SequenceScores",
     "dpo_sigmoid_loss",
+    "label_logprobs",
     "preference_loss",
     "response_window",
     "sequence_logprobs",
@@ -44,12 +44,16 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Te
     logits: (batch, seq, vocab) for positions 0..seq-1, predicting tokens 1..seq.
     labels: (batch, seq) aligned with the input ids; shifted here.
     """
-    logits = logits[:, :-1, :]
     labels = labels[:, 1:]
     mask = labels != IGNORE_INDEX
-    safe_labels = labels.masked_fill(~mask, 0)
-    logps = torch.gather(F.log_softmax(logits.float(), dim=-1), 2, safe_labels.unsqueeze(-1)).squeeze(-1)
-    return logps * mask, mask
+    return label_logprobs(logits[:, :-1, :], labels.masked_fill(~mask, 0)) * mask, mask
+
+
+def label_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[target] at each position, in fp32 (no shift: logits[..., i, :] scores
+    targets[..., i], which must be valid token ids)."""
+    logits = logits.float()
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
 def response_window(labels: torch.Tensor) -> int:
@@ -60,7 +64,8 @@ def response_window(labels: torch.Tensor) -> int:
     has_loss = (labels != IGNORE_INDEX).any(dim=0).nonzero()
     if len(has_loss) == 0:
         return 1
-    return labels.shape[1] - int(has_loss[0]) + 1
+    # A label at position 0 is never predicted (nothing precedes it): the window is at most the sequence.
+    return min(labels.shape[1] - int(has_loss[0]) + 1, labels.shape[1])
 
 
 def sequence_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
