@@ -34,11 +34,10 @@ from autoalign.config import DPOConfig, LoraConfig
 from autoalign.data import load_ift
 from autoalign.models import resolve_model
 from autoalign.models.loading import load_model
-from autoalign.train import lora
 from autoalign.train.data import encode_pair
-from autoalign.train.dpo import forward_logprobs, reference_logprobs
-from autoalign.train.loop import activation_checkpointing, optimise, precision
-from autoalign.train.losses import IGNORE_INDEX, dpo_sigmoid_loss
+from autoalign.train.dpo import reference_logprobs, train_dpo
+from autoalign.train.loop import precision
+from autoalign.train.losses import IGNORE_INDEX
 from autoalign.types import Pair
 
 BETA = 0.1
@@ -66,46 +65,38 @@ def peak_rss_gb() -> float:
 
 
 def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
+    """The trainer exactly as a run calls it (train_dpo: length-grouped batches, the reference
+    pass in length order), timed by its own stats."""
     cfg = DPOConfig(
         batch_size=args.batch_size,
         grad_accum=1,
         epochs=1,
         learning_rate=LEARNING_RATE,
+        beta=BETA,
         max_length=args.max_length,
         lora=LoraConfig(enabled=args.lora),
         autocast=args.autocast or "off",
         activation_checkpointing=args.activation_checkpointing,
+        group_by_length=not args.no_grouping,
     )
     loaded = load_model(resolve_model(args.model))
     encoded = [encode_pair(loaded.tokenizer, p, cfg.max_length) for p in pairs]
-    mean_tokens = sum(len(c.input_ids) + len(r.input_ids) for c, r in encoded) / (2 * len(encoded))
-    model = lora.wrap(loaded.model, cfg.lora)
-    pad = loaded.tokenizer.pad_token_id
-
-    start = time.perf_counter()
-    with precision(cfg, model):  # the trainer's own context; optimise() applies it to each training step
-        reference = reference_logprobs(model, encoded, pad, cfg.batch_size)
-    ref_seconds = time.perf_counter() - start
     bf16_drift = None
-    if args.autocast:
-        exact = reference_logprobs(model, encoded, pad, cfg.batch_size)
+    if args.autocast:  # two extra reference passes, outside the timed training
+        pad = loaded.tokenizer.pad_token_id
+        with precision(cfg, loaded.model):
+            reduced = reference_logprobs(loaded.model, encoded, pad, cfg.batch_size)
+        exact = reference_logprobs(loaded.model, encoded, pad, cfg.batch_size)
         answer_tokens = torch.tensor([[answer_length(c), answer_length(r)] for c, r in encoded], dtype=torch.float)
-        bf16_drift = ((reference.float() - exact).abs() / answer_tokens).mean().item()
-
-    def step(indices):
-        policy = forward_logprobs(model, [e for i in indices for e in encoded[i]], pad).view(-1, 2)
-        return dpo_sigmoid_loss(policy[:, 0], policy[:, 1], reference[indices, 0], reference[indices, 1], BETA)
-
-    start = time.perf_counter()
-    with activation_checkpointing(model, cfg.activation_checkpointing):
-        history = optimise(model, len(encoded), step, cfg, seed=0, desc="DPO")
-    train_seconds = time.perf_counter() - start
+        bf16_drift = ((reduced - exact).abs() / answer_tokens).mean().item()
+    _, history, stats = train_dpo(loaded, pairs, cfg, seed=0)
+    seconds = stats["reference_seconds"] + stats["train_seconds"]
     return {
         "side": "autoalign",
-        "mean_tokens": mean_tokens,
-        "reference_seconds": ref_seconds,
-        "train_seconds": train_seconds,
-        "pairs_per_s": len(pairs) / (ref_seconds + train_seconds),
+        "mean_tokens": stats["mean_tokens"],
+        "reference_seconds": stats["reference_seconds"],
+        "train_seconds": stats["train_seconds"],
+        "pairs_per_s": len(pairs) / seconds,
         "steps": len(history),
         "first_loss": history[0]["loss"],
         "final_loss": history[-1]["loss"],
@@ -183,6 +174,8 @@ def describe(args: argparse.Namespace, pairs: list[Pair], ours: dict) -> None:
     mode = f"{'LoRA' if args.lora else 'full'}, {args.autocast or 'fp32'}"
     if args.activation_checkpointing:
         mode += f", activations checkpointed every {args.activation_checkpointing} layer(s)"
+    if args.no_grouping:
+        mode += ", random batches"
     print(
         f"model {args.model} ({mode}), {len(pairs)} pairs, mean {ours['mean_tokens']:.0f} tokens/sequence, "
         f"batch {args.batch_size}, max length {args.max_length}"
@@ -210,6 +203,7 @@ def main() -> None:
     parser.add_argument(
         "--activation-checkpointing", type=int, default=0, metavar="N", help="recompute activations (both sides)"
     )
+    parser.add_argument("--no-grouping", action="store_true", help="random batches (dpo.group_by_length=false)")
     parser.add_argument("--trl", action="store_true", help="also run TRL's DPOTrainer, each side in its own process")
     parser.add_argument("--side", choices=["autoalign", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -182,3 +182,58 @@ def test_auto_backend_is_llamacpp_only_when_its_server_is_installed(tmp_path, ti
     assert fastest_backend(cfg, tiny_model_dir) == "llamacpp"
     without_template = cfg.replaced(llamacpp={})
     assert fastest_backend(without_template, tiny_model_dir) == "transformers"  # cannot export this model
+
+
+@pytest.mark.slow
+def test_vllm_backend_path_with_llamacpp_behind_it(tmp_path, smollm2_dir, monkeypatch):
+    """model.backend: vllm starts `<vllm.command> <checkpoint dir> --host 127.0.0.1 --port ...`
+    (here tests/fake_vllm.py, which serves the checkpoint with llama.cpp), talks to it through the
+    HTTP backend, reuses it and stops it by its PID; greedy answers equal the in-process model's."""
+    import json
+    from pathlib import Path
+
+    from autoalign.generation.base import SamplingParams
+    from autoalign.judges.base import JudgeItem
+    from autoalign.judges.rubric import RubricJudge
+    from autoalign.runtime.pool import ModelPool, ModelRef
+
+    record = tmp_path / "vllm-args.json"
+    monkeypatch.setenv("FAKE_VLLM_RECORD", str(record))
+    fake = [sys.executable, str(Path(__file__).parent / "fake_vllm.py"), "serve"]
+    ref = ModelRef("M1", smollm2_dir, "smollm2-vllm-test")
+    requests = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=24)
+    hf_pool = ModelPool(ModelConfig())
+    expected = [c[0].text for c in hf_pool.generator(ref).generate(requests, greedy)]
+    items = [JudgeItem(r, "Paris is the capital of France.") for r in requests[:2]]
+    hf_verdicts = RubricJudge(hf_pool.generator(ref), greedy, single_pass=True).judge(items)
+    hf_pool.close()
+
+    cfg = ModelConfig(backend="vllm", vllm={"command": fake, "parallel": 3, "startup_seconds": 300})
+    pool = ModelPool(cfg, engine_dir=tmp_path / "engines")
+    generator = pool.generator(ref)
+    assert [c[0].text for c in generator.generate(requests, greedy)] == expected
+    assert pool.generator(ref, batch_size=2).generate(requests[:1], greedy)[0][0].text == expected[0]
+    assert len(pool._engines) == 1  # one server per checkpoint
+    # single-pass verdicts through the server (the started reply sent as a final assistant message)
+    served_verdicts = RubricJudge(generator, greedy, single_pass=True).judge(items)
+    for ours, theirs in zip(served_verdicts, hf_verdicts):
+        assert ours.parsed and theirs.parsed and abs(ours.score - theirs.score) < 0.1
+    argv = json.loads(record.read_text())
+    assert argv[:2] == ["serve", str(smollm2_dir)]
+    for option, value in [("--host", "127.0.0.1"), ("--served-model-name", "autoalign"), ("--max-num-seqs", "3")]:
+        assert argv[argv.index(option) + 1] == value
+    assert "vLLM" in generator.label
+    server = next(iter(pool._engines.values()))
+    assert server.log_path.parent == tmp_path / "engines" / "logs" and server.log_path.name.startswith("vllm-")
+    pool.release()
+    with pytest.raises(ProcessLookupError):
+        os.kill(server.pid, 0)
+
+
+def test_vllm_missing_launcher_is_reported_before_a_run(tmp_path):
+    from autoalign.engines.vllm import check_vllm
+
+    cfg = ModelConfig(backend="vllm", vllm={"command": [str(tmp_path / "no-such-vllm"), "serve"]})
+    with pytest.raises(EngineUnavailable, match=r"model.vllm.command\) is not on PATH"):
+        check_vllm(cfg)

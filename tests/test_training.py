@@ -289,3 +289,31 @@ def test_activation_checkpointing_keeps_fewer_tensors_for_backward(tiny_loaded):
     plain, checkpointed = saved_elements(0), saved_elements(1)
     assert checkpointed < 0.5 * plain
     assert not model.is_activation_checkpointing
+
+
+def _padding_share(batches: list[list[int]], lengths: list[int]) -> float:
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - sum(lengths[i] for b in batches for i in b) / padded
+
+
+@pytest.mark.parametrize("epochs", [1.0, 2.5])
+def test_length_grouped_batches_cover_each_epoch_and_pad_less(epochs):
+    import random
+
+    from autoalign.train.loop import micro_batches
+
+    rng = random.Random(1)
+    lengths = [rng.randint(20, 400) for _ in range(203)]
+    grouped_cfg = DPOConfig(batch_size=4, epochs=epochs)
+    grouped = micro_batches(len(lengths), grouped_cfg, seed=3, lengths=lengths)
+    shuffled = micro_batches(len(lengths), DPOConfig(batch_size=4, epochs=epochs, group_by_length=False), 3, lengths)
+    total = round(len(lengths) * epochs)
+    order = [i for b in grouped for i in b]
+    assert len(order) == total and all(0 < len(b) <= 4 for b in grouped)
+    for start in range(0, total - len(lengths) + 1, len(lengths)):  # every whole epoch: each example once
+        assert sorted(order[start : start + len(lengths)]) == list(range(len(lengths)))
+    assert _padding_share(grouped, lengths) < 0.1 < 0.3 < _padding_share(shuffled, lengths)
+    # deterministic in the seed, and not simply sorted: batch order is shuffled
+    assert micro_batches(len(lengths), grouped_cfg, seed=3, lengths=lengths) == grouped
+    widths = [max(lengths[i] for i in b) for b in grouped]
+    assert widths != sorted(widths) and widths != sorted(widths, reverse=True)

@@ -83,6 +83,7 @@ called as function(judge_config) and returning a judges.base.JudgeFactory."""
 BACKENDS: dict[str, str] = {
     "transformers": "autoalign.generation.hf:in_process",
     "llamacpp": "autoalign.engines.llamacpp:managed",
+    "vllm": "autoalign.engines.vllm:managed",
 }
 """Generation backends for in-process models (model.backend): name -> "module:function", called
 as function(pool, model_ref, batch_size) and returning a generation.base.Generator. Models behind

@@ -23,6 +23,7 @@ from autoalign.config.loading import apply_override, load_config, read_recipe
 from autoalign.config.models import (
     EndpointConfig,
     LlamaCppConfig,
+    VLLMConfig,
     LoraConfig,
     ModelConfig,
     SamplingConfig,
@@ -43,6 +44,7 @@ __all__ = [
     "GoldConfig",
     "JudgeConfig",
     "LlamaCppConfig",
+    "VLLMConfig",
     "LoraConfig",
     "ModelConfig",
     "PairsConfig",

@@ -40,6 +40,26 @@ class LlamaCppConfig(Section):
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"parallel", "context_per_slot", "threads", "server"})
 
 
+class VLLMConfig(Section):
+    """The vLLM engine (model.backend: vllm, for a GPU machine with vLLM installed): each
+    checkpoint directory is served by `vllm serve`, which autoalign starts on 127.0.0.1, waits for
+    (GET /health), talks to through the HTTP backend and stops by its PID before training."""
+
+    command: list[str] = ["vllm", "serve"]
+    """The launcher; the checkpoint directory and the serving options are appended."""
+    parallel: int = Field(64, gt=0)
+    """Sequences decoded at once (vLLM's --max-num-seqs); requests are sent this many at a time."""
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    extra_args: list[str] = []
+    """More `vllm serve` options, e.g. ["--tensor-parallel-size", "2"]."""
+    startup_seconds: float = Field(900.0, gt=0)
+    """How long the server may take to load the model and capture its graphs."""
+
+    NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset(
+        {"command", "parallel", "gpu_memory_utilization", "extra_args", "startup_seconds"}
+    )
+
+
 class ModelConfig(Section):
     name: str = "smollm2-135m-instruct"
     """A bundled name (see `autoalign models`), a local Hugging Face directory, or a hub id."""
@@ -52,10 +72,12 @@ class ModelConfig(Section):
     that carry none."""
     backend: str = "transformers"
     """How the model generates (autoalign/registry.py BACKENDS): "transformers" (in-process),
-    "llamacpp" (a managed llama.cpp server), or "auto": llamacpp when its server is installed,
-    else transformers (decided when the run starts, and written to the run's config.yaml).
-    Training always uses transformers."""
+    "llamacpp" (a managed llama.cpp server), "vllm" (a managed vLLM server), or "auto": vLLM on a
+    GPU where it is installed, else llama.cpp when its server is installed, else transformers
+    (decided when the run starts, and written to the run's config.yaml). Training always uses
+    transformers."""
     llamacpp: LlamaCppConfig = LlamaCppConfig()
+    vllm: VLLMConfig = VLLMConfig()
 
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"device"})
 

@@ -10,23 +10,18 @@ outtype, so a resumed run reuses it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
 
-from autoalign.config import EndpointConfig, ModelConfig
+from autoalign.config import ModelConfig
 from autoalign.engines.gguf_export import export_gguf
 from autoalign.engines.llamacpp_build import EngineUnavailable, installed_server, server_binary
+from autoalign.engines.served import SERVED_NAME, ServedGenerator
 from autoalign.engines.server import ManagedServer
-from autoalign.generation.base import SamplingParams
-from autoalign.generation.openai import OpenAIGenerator
+from autoalign.engines.vllm import vllm_installed
 from autoalign.models.bundled import BUNDLED, cached_dir, ensure_gguf, is_cached
 from autoalign.models.loading import load_tokenizer
-from autoalign.types import Candidate, Message
-
-SERVED_NAME = "autoalign"
-
 
 SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
 
@@ -61,8 +56,11 @@ def template_gguf(cfg: ModelConfig, model_dir: Path) -> Path:
 
 
 def fastest_backend(cfg: ModelConfig, model_dir: Path) -> str:
-    """What `backend: auto` means on this machine: llama.cpp when its server is installed (or
-    built before) and the model can be exported, else the in-process transformers backend."""
+    """What `backend: auto` means on this machine: vLLM on a GPU where it is installed; else
+    llama.cpp when its server is installed (or built before) and the model can be exported; else
+    the in-process transformers backend."""
+    if vllm_installed(cfg):
+        return "vllm"
     try:
         if installed_server(cfg.llamacpp.server) is not None:
             template_gguf(cfg, model_dir)
@@ -77,7 +75,7 @@ def settle_auto_backend(cfg: ModelConfig, model_dir: Path, log=print) -> None:
     (answers name the backend that made them)."""
     if cfg.backend == "auto":
         cfg.backend = fastest_backend(cfg, model_dir)
-        hint = "" if cfg.backend == "llamacpp" else " (model.backend: llamacpp builds llama.cpp's server once)"
+        hint = "" if cfg.backend != "transformers" else " (model.backend: llamacpp builds llama.cpp's server once)"
         log(f"generation backend: {cfg.backend}{hint}")
 
 
@@ -128,39 +126,8 @@ def start_server(pool, ref, cfg: ModelConfig) -> ManagedServer:
     return ManagedServer(server_command(binary, gguf, cfg), log_path).start()
 
 
-class LlamaCppGenerator:
-    """Generator protocol over a running llama-server."""
-
-    def __init__(self, server: ManagedServer, label: str, parallel: int):
-        self.server = server
-        self._label = label
-        endpoint = EndpointConfig(
-            base_url=server.base_url + "/v1",
-            model=SERVED_NAME,
-            max_concurrency=parallel,
-            timeout_seconds=600,
-            max_retries=2,
-        )
-        self.http = OpenAIGenerator(endpoint, cache=None)
-        self.usage = self.http.usage
-
-    @property
-    def label(self) -> str:
-        return self._label
-
-    def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
-        # Stripped as the in-process backend does, so a critic sees the same kind of text.
-        return [
-            [dataclasses.replace(c, text=c.text.strip()) for c in candidates]
-            for candidates in self.http.generate(requests, params)
-        ]
-
-    def close(self) -> None:
-        self.http.close()  # the server itself belongs to the pool (shared by batch sizes)
-
-
-def managed(pool, ref, batch_size: int) -> LlamaCppGenerator:
+def managed(pool, ref, batch_size: int) -> ServedGenerator:
     """The "llamacpp" backend (registry BACKENDS); batch_size is the server's business (slots)."""
     cfg = ref.config or pool.cfg
     server = pool.engine(ref, "llamacpp", lambda: start_server(pool, ref, cfg))
-    return LlamaCppGenerator(server, f"{ref.label} (llama.cpp {cfg.llamacpp.outtype})", cfg.llamacpp.parallel)
+    return ServedGenerator(server, f"{ref.label} (llama.cpp {cfg.llamacpp.outtype})", cfg.llamacpp.parallel)

@@ -25,9 +25,18 @@ class SamplingParams:
     """The run's seed; each sample's own seed is request_seed(seed, its messages, its index)."""
     top_logprobs: int = 0
     """Also return, per generated token, this many most likely alternatives (judges use them)."""
+    assistant_prefix: str = ""
+    """Text the answer is made to start with (the prompt ends with the assistant turn's header and
+    then this text); the returned text is what follows it. Single-pass judges start the answer
+    with their verdict line's lead-in ("Score:") and read the next token's distribution."""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """All fields; an empty assistant_prefix is left out, so answers cached before it existed
+        keep their keys."""
+        fields = asdict(self)
+        if not fields["assistant_prefix"]:
+            del fields["assistant_prefix"]
+        return fields
 
 
 def request_seed(seed: int, messages: list[Message], sample_index: int = 0) -> int:

@@ -61,7 +61,7 @@ class HFGenerator:
 
     def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
         tokenizer = self.loaded.tokenizer
-        texts = [render_prompt(tokenizer, messages) for messages in requests]
+        texts = [render_prompt(tokenizer, messages) + params.assistant_prefix for messages in requests]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: list[list[Candidate]] = [[] for _ in texts]
         for start in range(0, len(order), self.batch_size):

@@ -18,6 +18,7 @@ only in the client's headers.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -92,6 +93,13 @@ def candidate_from_response(data: dict[str, Any]) -> Candidate:
     )
 
 
+def without_prefix(candidate: Candidate, prefix: str) -> Candidate:
+    """The reply after a started answer: some servers (llama.cpp's) echo the started part."""
+    if prefix and candidate.text.startswith(prefix):
+        return dataclasses.replace(candidate, text=candidate.text[len(prefix) :])
+    return candidate
+
+
 class OpenAIGenerator:
     def __init__(
         self, cfg: EndpointConfig, cache: ResponseCache | None = None, transport: httpx.BaseTransport | None = None
@@ -153,7 +161,7 @@ class OpenAIGenerator:
             with tqdm(total=len(jobs), desc=f"requests to {self.cfg.model}", unit="req", leave=False) as bar:
                 for future in as_completed(futures):
                     i, j = futures[future]
-                    results[i][j] = future.result()  # re-raises EndpointConfigError
+                    results[i][j] = without_prefix(future.result(), params.assistant_prefix)
                     bar.update()
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -171,6 +179,12 @@ class OpenAIGenerator:
         if params.top_logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = params.top_logprobs
+        if params.assistant_prefix:
+            # A final assistant message the reply continues: llama.cpp's server treats it so;
+            # vLLM needs its two chat-template switches (hosted APIs may refuse the request).
+            body["messages"] = [*messages, {"role": "assistant", "content": params.assistant_prefix}]
+            body["continue_final_message"] = True
+            body["add_generation_prompt"] = False
         return body
 
     def _answer(self, messages: list[Message], params: SamplingParams, sample_index: int) -> Candidate:

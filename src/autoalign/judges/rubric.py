@@ -14,10 +14,17 @@ cannot close its block and address the judge.
 With use_logprobs and a backend that returns top-k token log-probabilities, a parsed verdict's
 score is the expected score under the judge's distribution over 0..5 at the verdict token
 (judges/verdict_probs.py) instead of the integer it wrote.
+
+Single-pass (judge.single_pass): the same prompt, but the judge's answer is started with the
+verdict line's lead-in, `Score:`, and the verdict is read from the next-token distribution: the
+expected score over the digits 0..5 (renormalised among them), no justification generated. One
+prompt pass per item (the rubric's shared prefix prefilled once per batch) and at most one
+decoding step (for tokenizers that write the space before the digit as its own token).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from statistics import mean
 from typing import Any
@@ -27,7 +34,7 @@ from autoalign.config import JudgeConfig
 from autoalign.generation.base import Generator, SamplingParams, sampling_params
 from autoalign.io import DataError
 from autoalign.judges.base import JudgeItem
-from autoalign.judges.verdict_probs import expected_score
+from autoalign.judges.verdict_probs import expected_score, label_mass
 from autoalign.prompts import neutralize_tags, render, template_digest
 from autoalign.store import content_key
 from autoalign.types import Candidate, Judgment, Message
@@ -56,6 +63,11 @@ def judge_prompt(item: JudgeItem, max_response_chars: int) -> str:
     )
 
 
+VERDICT_LEAD_IN = "Score:"
+SCORE_LABELS = [str(s) for s in range(6)]
+SINGLE_PASS_ALTERNATIVES = 20  # the token after "Score:" has more rivals than digits (spaces, "**")
+
+
 class RubricJudge:
     """demonstrations: earlier chat turns (rubric prompt, judgement) shown before each verdict.
     They are the same for every item, so the generator prefills them once per batch."""
@@ -70,12 +82,26 @@ class RubricJudge:
         max_response_chars: int = 2000,
         demonstrations: list[Message] | None = None,
         use_logprobs: bool = False,
+        single_pass: bool = False,
+        single_pass_alternatives: int = SINGLE_PASS_ALTERNATIVES,
     ):
         if samples > 1 and sampling.temperature == 0:
             raise ValueError("averaging k > 1 judge samples needs judge temperature > 0 (greedy samples are identical)")
+        if samples > 1 and single_pass:
+            raise ValueError("a single-pass verdict is one distribution: judge.samples must be 1")
         self.generator = generator
+        self.single_pass = single_pass
         top = self.LOGPROB_ALTERNATIVES if use_logprobs else 0
         self.sampling = SamplingParams(**{**sampling.to_dict(), "n": samples, "top_logprobs": top})
+        if single_pass:
+            self.sampling = SamplingParams(
+                n=1,
+                temperature=0.0,
+                max_new_tokens=2,  # the digit, or a space and then the digit
+                seed=sampling.seed,
+                top_logprobs=single_pass_alternatives,
+                assistant_prefix=VERDICT_LEAD_IN,
+            )
         self.max_response_chars = max_response_chars
         self.demonstrations = list(demonstrations or [])
 
@@ -85,7 +111,37 @@ class RubricJudge:
             for item in items
         ]
         outputs = self.generator.generate(requests, self.sampling)
+        if self.single_pass:
+            return [single_pass_judgment(cands[0]) for cands in outputs]
         return [judgment_from_outputs(cands, [item.response]) for item, cands in zip(items, outputs)]
+
+
+def single_pass_judgment(output: Candidate) -> Judgment:
+    """The verdict from the distribution of the token after `Score:`: the expected score over
+    0..5; confidence = the probability that a score digit comes next at all. Tokenizers that
+    split digits (SmolLM2, Gemma) write "Score: 4" as ":", " ", "4": when the judge's first token
+    is whitespace, a digit's probability is P(" d") + P(" ") x P("d" | " "), the second factor
+    read at the next position. No digit among the top-k alternatives (or none returned) is no
+    verdict, counted as no_score_token."""
+    if output.error:
+        return Judgment(score=None, raw=[""], parsed=False, samples=[None], error=output.error, unparsed=["failed"])
+    rows, tokens = output.top_logprobs or [], output.tokens or []
+    mass = label_mass(rows[0], SCORE_LABELS) if rows else {}
+    if len(rows) > 1 and tokens and not tokens[0].strip() and tokens[0] in rows[0]:
+        after_space = math.exp(rows[0][tokens[0]])
+        for label, p in label_mass(rows[1], SCORE_LABELS).items():
+            mass[label] = mass.get(label, 0.0) + after_space * p
+    total = sum(mass.values())
+    if total <= 0:
+        return Judgment(score=None, raw=[output.text], parsed=False, samples=[None], unparsed=["no_score_token"])
+    likeliest = max(mass, key=mass.get)
+    return Judgment(
+        score=sum(int(label) * p for label, p in mass.items()) / total,
+        raw=[f"{VERDICT_LEAD_IN} {likeliest}"],
+        parsed=True,
+        samples=[int(likeliest)],
+        confidence=min(1.0, total),
+    )
 
 
 def judgment_from_outputs(outputs: list[Candidate], untrusted: list[str] = ()) -> Judgment:
@@ -158,5 +214,11 @@ class RubricJudgeFactory:
         params = sampling_params(cfg.sampling, n=1, seed=seed)
         generator = self.pool.generator(ref, cfg.sampling.batch_size)
         return RubricJudge(
-            generator, params, cfg.samples, cfg.max_response_chars, list(self.demonstrations), cfg.use_logprobs
+            generator,
+            params,
+            cfg.samples,
+            cfg.max_response_chars,
+            list(self.demonstrations),
+            cfg.use_logprobs,
+            cfg.single_pass,
         )

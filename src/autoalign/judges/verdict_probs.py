@@ -28,6 +28,17 @@ def final_line_start(tokens: list[str]) -> int:
     return start
 
 
+def label_mass(alternatives: dict[str, float], labels: list[str]) -> dict[str, float]:
+    """{label: probability} from one position's top-k {token text: log-probability}; "4" and
+    " 4" both count for "4"; labels outside the top-k are absent."""
+    mass: dict[str, float] = {}
+    for text, logprob in alternatives.items():
+        label = text.strip()
+        if label in labels:
+            mass[label] = mass.get(label, 0.0) + math.exp(logprob)
+    return mass
+
+
 def label_distribution(candidate: Candidate, labels: list[str]) -> dict[str, float] | None:
     """{label: probability} at the verdict position, or None when the output carries no
     top-k log-probabilities or no label token on its final line."""
@@ -37,11 +48,7 @@ def label_distribution(candidate: Candidate, labels: list[str]) -> dict[str, flo
     end = len(tokens)
     for pos in range(final_line_start(tokens), end):
         if tokens[pos].strip() in labels:
-            mass: dict[str, float] = {}
-            for text, logprob in candidate.top_logprobs[pos].items():
-                label = text.strip()
-                if label in labels:
-                    mass[label] = mass.get(label, 0.0) + math.exp(logprob)
+            mass = label_mass(candidate.top_logprobs[pos], labels)
             total = sum(mass.values())
             if total <= 0:
                 return None

@@ -123,10 +123,13 @@ def choose_backend(cfg: RunConfig, m0_path: Path, log: Callable[[str], None]) ->
     """Settle `model.backend: auto` (the answers' keys name the backend that made them) and check
     an engine backend before the run directory exists: its server is built now if missing."""
     from autoalign.engines.llamacpp import check_engine, settle_auto_backend
+    from autoalign.engines.vllm import check_vllm
 
     settle_auto_backend(cfg.model, m0_path, log)
     if cfg.model.backend == "llamacpp":
         check_engine(cfg.model, m0_path, log)
+    elif cfg.model.backend == "vllm":
+        check_vllm(cfg.model)
 
 
 def build_context(

@@ -10,6 +10,7 @@ copy of the model is kept.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import torch
@@ -30,6 +31,11 @@ from autoalign.train.losses import (
 from autoalign.types import Pair
 
 
+def pair_width(pair: tuple[Encoded, Encoded]) -> int:
+    """A pair's chosen and rejected sequences share a batch: its padded width is the longer's."""
+    return max(len(pair[0].input_ids), len(pair[1].input_ids))
+
+
 def forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_id: int) -> torch.Tensor:
     """log pi(answer | prompt) per example: the sum of its answer tokens' log-probabilities."""
     logps, _ = answer_logprobs(model, examples, pad_token_id)
@@ -40,14 +46,16 @@ def forward_logprobs(model: torch.nn.Module, examples: list[Encoded], pad_token_
 def reference_logprobs(
     model: torch.nn.Module, encoded: list[tuple[Encoded, Encoded]], pad_token_id: int, batch_size: int
 ) -> torch.Tensor:
-    """(num_pairs, 2) tensor of [log pi_ref(chosen), log pi_ref(rejected)]."""
+    """(num_pairs, 2) tensor of [log pi_ref(chosen), log pi_ref(rejected)]. Pairs run in order of
+    length (one pass, so nothing to shuffle), so a batch pads little."""
     model.eval()
-    rows = []
-    for start in tqdm(range(0, len(encoded), batch_size), desc="reference log-probs", unit="batch"):
-        chunk = encoded[start : start + batch_size]
-        flat = [e for pair in chunk for e in pair]
-        rows.append(forward_logprobs(model, flat, pad_token_id).view(-1, 2))
-    return torch.cat(rows)
+    order = sorted(range(len(encoded)), key=lambda i: pair_width(encoded[i]))
+    values = torch.empty(len(encoded), 2, device=next(model.parameters()).device)
+    for start in tqdm(range(0, len(order), batch_size), desc="reference log-probs", unit="batch"):
+        chunk = order[start : start + batch_size]
+        flat = [e for i in chunk for e in encoded[i]]
+        values[chunk] = forward_logprobs(model, flat, pad_token_id).view(-1, 2).float()
+    return values
 
 
 def _cached_reference(path: Path | None, compute, device: torch.device) -> torch.Tensor:
@@ -80,6 +88,7 @@ def train_dpo(
     device = next(model.parameters()).device
     loss_fn = preference_loss(cfg.loss, cfg.beta)
     reference = None
+    started = time.perf_counter()
     if not loss_fn.reference_free:
 
         def compute() -> torch.Tensor:
@@ -99,12 +108,16 @@ def train_dpo(
         loss, metrics = loss_fn(chosen, rejected, ref, weights[indices])
         return with_chosen_nll(loss, metrics, chosen, weights[indices], cfg.sft_weight)
 
+    reference_seconds = time.perf_counter() - started
     with activation_checkpointing(model, cfg.activation_checkpointing):
-        history = optimise(model, len(encoded), step, cfg, seed, desc="DPO", checkpointer=checkpointer)
+        widths = [pair_width(pair) for pair in encoded]
+        history = optimise(model, len(encoded), step, cfg, seed, "DPO", checkpointer, widths)
     stats = {
         "pairs": len(pairs),
         "truncated": sum(c.truncated or r.truncated for c, r in encoded),
         "mean_tokens": sum(len(c.input_ids) + len(r.input_ids) for c, r in encoded) / (2 * len(encoded)),
         "autocast": autocast_mode(cfg, model),
+        "reference_seconds": round(reference_seconds, 2),
+        "train_seconds": round(time.perf_counter() - started - reference_seconds, 2),
     }
     return lora.unwrap(model), history, stats

@@ -74,10 +74,18 @@ def precision(cfg: TrainConfig, model: torch.nn.Module) -> contextlib.AbstractCo
     return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16)
 
 
-def micro_batches(num_examples: int, cfg: TrainConfig, seed: int) -> list[list[int]]:
-    """Shuffled index batches covering cfg.epochs passes (a fractional last pass is allowed)."""
+GROUP_WINDOW_BATCHES = 16
+"""Length grouping sorts windows of this many batches: wide enough to find similar lengths,
+narrow enough that a batch still mixes examples from anywhere in the data."""
+
+
+def micro_batches(num_examples: int, cfg: TrainConfig, seed: int, lengths: list[int] | None = None) -> list[list[int]]:
+    """Shuffled index batches covering cfg.epochs passes (a fractional last pass is allowed).
+    Given each example's padded length, and cfg.group_by_length, batches group similar lengths."""
     rng = random.Random(seed)
     total = max(1, round(num_examples * cfg.epochs))
+    if lengths is not None and cfg.group_by_length:
+        return length_grouped_batches(num_examples, total, cfg.batch_size, lengths, rng)
     order: list[int] = []
     while len(order) < total:
         epoch = list(range(num_examples))
@@ -85,6 +93,29 @@ def micro_batches(num_examples: int, cfg: TrainConfig, seed: int) -> list[list[i
         order.extend(epoch)
     order = order[:total]
     return [order[i : i + cfg.batch_size] for i in range(0, total, cfg.batch_size)]
+
+
+def length_grouped_batches(
+    num_examples: int, total: int, batch_size: int, lengths: list[int], rng: random.Random
+) -> list[list[int]]:
+    """Per epoch: shuffle, sort each window of GROUP_WINDOW_BATCHES batches by length, cut it into
+    batches, shuffle the epoch's batches. An epoch's short last batch stays its own (batches never
+    straddle epochs); the examples past `total` are dropped from the end."""
+    batches: list[list[int]] = []
+    taken = 0
+    window = batch_size * GROUP_WINDOW_BATCHES
+    while taken < total:
+        epoch = list(range(num_examples))
+        rng.shuffle(epoch)
+        epoch = epoch[: total - taken]
+        epoch_batches = []
+        for start in range(0, len(epoch), window):
+            ordered = sorted(epoch[start : start + window], key=lambda i: lengths[i], reverse=True)
+            epoch_batches += [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]
+        rng.shuffle(epoch_batches)
+        batches += epoch_batches
+        taken += len(epoch)
+    return batches
 
 
 def optimise(
@@ -95,8 +126,10 @@ def optimise(
     seed: int,
     desc: str,
     checkpointer: TrainCheckpointer | None = None,
+    lengths: list[int] | None = None,
 ) -> list[dict[str, float]]:
-    batches = micro_batches(num_examples, cfg, seed)
+    """lengths: each example's padded width in tokens, for length-grouped batches."""
+    batches = micro_batches(num_examples, cfg, seed, lengths)
     num_steps = math.ceil(len(batches) / cfg.grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

@@ -35,7 +35,8 @@ def train_sft(
         return mean_nll(*answer_logprobs(model, [encoded[i] for i in indices], tokenizer.pad_token_id))
 
     with activation_checkpointing(model, cfg.activation_checkpointing):
-        history = optimise(model, len(encoded), step, cfg, seed, desc="SFT", checkpointer=checkpointer)
+        lengths = [len(e.input_ids) for e in encoded]
+        history = optimise(model, len(encoded), step, cfg, seed, "SFT", checkpointer, lengths)
     stats = {
         "examples": len(encoded),
         "truncated": sum(e.truncated for e in encoded),
