@@ -1,6 +1,6 @@
 """Single-pass rubric judging against generate-then-parse judging, on the same items and engine.
 
-    python bench/judge.py [--items 64] [--engine transformers|llamacpp] [--fewshot 5,1]
+    python bench/judge.py [--items 64] [--engine transformers|llamacpp] [--outtype f16] [--fewshot 5,1]
 
 Items: the bundled EFT seed's (question, answer) pairs, whose written judgements carry a score.
 Both judges read the same rubric prompt (prompts/judge_rubric.txt) from the bundled model, after
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--engine", default="transformers", choices=["transformers", "llamacpp"])
     parser.add_argument("--batch-size", type=int, default=16, help="rows per forward pass (transformers)")
     parser.add_argument("--parallel", type=int, default=8, help="server slots (llamacpp)")
+    parser.add_argument("--outtype", default="f16", choices=["f32", "f16", "q8_0"], help="GGUF weights (llamacpp)")
     parser.add_argument("--fewshot", default="5,1", help="EFT judgement scores shown first ('' for none)")
     args = parser.parse_args()
 
@@ -76,7 +77,8 @@ def main() -> None:
     print(f"model {args.model}, {len(items)} EFT seed items, {len(demos) // 2} shown first, engine {args.engine}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = ModelConfig(name=args.model, backend=args.engine, llamacpp={"parallel": args.parallel})
+        engine = {"parallel": args.parallel, "outtype": args.outtype}
+        cfg = ModelConfig(name=args.model, backend=args.engine, llamacpp=engine)
         pool = ModelPool(cfg, generation_batch_size=args.batch_size, engine_dir=Path(tmp))
         generator = pool.generator(ref)
         generator.generate([items[0].prompt], SamplingParams(max_new_tokens=4))  # load / start + warm-up
