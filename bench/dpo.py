@@ -80,9 +80,9 @@ def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
         group_by_length=not args.no_grouping,
     )
     loaded = load_model(resolve_model(args.model))
-    encoded = [encode_pair(loaded.tokenizer, p, cfg.max_length) for p in pairs]
     bf16_drift = None
     if args.autocast:  # two extra reference passes, outside the timed training
+        encoded = [encode_pair(loaded.tokenizer, p, cfg.max_length) for p in pairs]
         pad = loaded.tokenizer.pad_token_id
         with precision(cfg, loaded.model):
             reduced = reference_logprobs(loaded.model, encoded, pad, cfg.batch_size)

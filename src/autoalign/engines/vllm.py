@@ -14,30 +14,27 @@ import importlib.util
 import shutil
 from pathlib import Path
 
+import torch
+
 from autoalign.config import ModelConfig
+from autoalign.engines.llamacpp_build import EngineUnavailable
 from autoalign.engines.served import SERVED_NAME, ServedGenerator
 from autoalign.engines.server import ManagedServer
 from autoalign.models.loading import read_chat_template
 
-DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
+
+def launcher_found(cfg: ModelConfig) -> bool:
+    return shutil.which(cfg.vllm.command[0]) is not None
 
 
 def vllm_installed(cfg: ModelConfig) -> bool:
     """vLLM is importable and its launcher is on PATH, and there is a GPU for it to use."""
-    try:
-        import torch
-
-        has_gpu = torch.cuda.is_available()
-    except ImportError:
-        has_gpu = False
-    return has_gpu and importlib.util.find_spec("vllm") is not None and shutil.which(cfg.vllm.command[0]) is not None
+    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None and launcher_found(cfg)
 
 
 def check_vllm(cfg: ModelConfig) -> None:
     """Before a run writes anything: the launcher model.vllm.command names exists."""
-    from autoalign.engines.llamacpp_build import EngineUnavailable
-
-    if shutil.which(cfg.vllm.command[0]) is None:
+    if not launcher_found(cfg):
         raise EngineUnavailable(
             f"model.backend vllm: {cfg.vllm.command[0]!r} (model.vllm.command) is not on PATH; "
             "install vLLM on a GPU machine (pip install vllm), or use backend llamacpp or transformers"
@@ -56,7 +53,7 @@ def server_command(model_dir: Path, cfg: ModelConfig, chat_template: Path | None
         "--served-model-name",
         SERVED_NAME,
         "--dtype",
-        DTYPES[cfg.dtype],
+        cfg.dtype,  # model.dtype's values are vLLM's own names
         "--max-num-seqs",
         str(opts.parallel),
         "--gpu-memory-utilization",

@@ -91,8 +91,6 @@ class RubricJudge:
             raise ValueError("a single-pass verdict is one distribution: judge.samples must be 1")
         self.generator = generator
         self.single_pass = single_pass
-        top = self.LOGPROB_ALTERNATIVES if use_logprobs else 0
-        self.sampling = SamplingParams(**{**sampling.to_dict(), "n": samples, "top_logprobs": top})
         if single_pass:
             self.sampling = SamplingParams(
                 n=1,
@@ -102,6 +100,9 @@ class RubricJudge:
                 top_logprobs=single_pass_alternatives,
                 assistant_prefix=VERDICT_LEAD_IN,
             )
+        else:
+            top = self.LOGPROB_ALTERNATIVES if use_logprobs else 0
+            self.sampling = SamplingParams(**{**sampling.to_dict(), "n": samples, "top_logprobs": top})
         self.max_response_chars = max_response_chars
         self.demonstrations = list(demonstrations or [])
 
