@@ -1,7 +1,7 @@
 """DPO training throughput and memory on the bundled model, with TRL's DPOTrainer as the anchor.
 
     python bench/dpo.py [--pairs 64] [--pairs-file PAIRS.jsonl] [--batch-size 4] [--lora]
-                        [--autocast bf16] [--activation-checkpointing 1] [--trl]
+                        [--autocast bf16] [--activation-checkpointing 1] [--processes 2] [--trl]
 
 Pairs: a pairs file (`runs/<name>/iter_1/pairs/data.jsonl`, the first --pairs rows), or built
 from the bundled IFT seed (chosen = the seed answer, rejected = the answer to another prompt).
@@ -15,11 +15,15 @@ at beta 0.1, one epoch, activation checkpointing on both sides or on neither (TR
 on), reference log-probs included on both sides (autoalign computes them once
 before training; TRL keeps a reference model and runs it at every step, its default). The last
 line is `RATIO dpo_vs_trl=<autoalign pairs/s / TRL pairs/s> rss_gb=<autoalign's peak RSS>`.
+
+--processes N trains autoalign's side data-parallel in N processes under `accelerate launch` (as
+`accelerate launch -m autoalign run` does; the peak memory is then the main process's).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -32,8 +36,10 @@ import torch
 
 from autoalign.config import DPOConfig, LoraConfig
 from autoalign.data import load_ift
+from autoalign.engines.server import free_port
 from autoalign.models import resolve_model
 from autoalign.models.loading import load_model
+from autoalign.train import distributed
 from autoalign.train.data import encode_pair
 from autoalign.train.dpo import reference_logprobs, train_dpo
 from autoalign.train.loop import precision
@@ -66,7 +72,8 @@ def peak_rss_gb() -> float:
 
 def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
     """The trainer exactly as a run calls it (train_dpo: length-grouped batches, the reference
-    pass in length order), timed by its own stats."""
+    pass in length order), timed by its own stats; with the other launched processes if any."""
+    world = distributed.start()
     cfg = DPOConfig(
         batch_size=args.batch_size,
         grad_accum=1,
@@ -89,7 +96,8 @@ def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
         exact = reference_logprobs(loaded.model, encoded, pad, cfg.batch_size)
         answer_tokens = torch.tensor([[answer_length(c), answer_length(r)] for c, r in encoded], dtype=torch.float)
         bf16_drift = ((reduced - exact).abs() / answer_tokens).mean().item()
-    _, history, stats = train_dpo(loaded, pairs, cfg, seed=0)
+    with distributed.threads(distributed.training_threads(world)) if world.parallel else contextlib.nullcontext():
+        _, history, stats = train_dpo(loaded, pairs, cfg, seed=0)
     seconds = stats["reference_seconds"] + stats["train_seconds"]
     return {
         "side": "autoalign",
@@ -102,6 +110,7 @@ def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
         "final_loss": history[-1]["loss"],
         "bf16_drift": bf16_drift,
         "rss_gb": peak_rss_gb(),
+        "processes": world.size,
     }
 
 
@@ -162,8 +171,13 @@ def run_trl(args: argparse.Namespace, pairs: list[Pair]) -> dict:
 
 
 def child(args: argparse.Namespace, side: str) -> dict:
-    """One side in a fresh process: its peak RSS is its own."""
+    """One side in a fresh process (autoalign's in --processes under accelerate launch): its peak
+    RSS is its own."""
     command = [sys.executable, __file__, "--side", side] + [a for a in sys.argv[1:] if a != "--trl"]
+    if side == "autoalign" and args.processes > 1:
+        launcher = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--multi_gpu"]
+        launcher += ["--num_processes", str(args.processes), "--main_process_port", str(free_port())]
+        command = [*launcher, *command[1:]]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True)
     if done.returncode:
         sys.exit(f"the {side} side failed ({done.returncode}): {' '.join(command)}")
@@ -180,6 +194,8 @@ def describe(args: argparse.Namespace, pairs: list[Pair], ours: dict) -> None:
         f"model {args.model} ({mode}), {len(pairs)} pairs, mean {ours['mean_tokens']:.0f} tokens/sequence, "
         f"batch {args.batch_size}, max length {args.max_length}"
     )
+    if ours["processes"] > 1:
+        print(f"autoalign trains data-parallel in {ours['processes']} processes")
     if ours["bf16_drift"] is not None:
         print(f"bf16 vs fp32 reference log-probs: mean |difference| {ours['bf16_drift']:.4f} nats per answer token")
     ref, train = ours["reference_seconds"], ours["train_seconds"]
@@ -204,20 +220,27 @@ def main() -> None:
         "--activation-checkpointing", type=int, default=0, metavar="N", help="recompute activations (both sides)"
     )
     parser.add_argument("--no-grouping", action="store_true", help="random batches (dpo.group_by_length=false)")
+    parser.add_argument("--processes", type=int, default=1, help="autoalign's side data-parallel in N processes")
     parser.add_argument("--trl", action="store_true", help="also run TRL's DPOTrainer, each side in its own process")
     parser.add_argument("--side", choices=["autoalign", "trl"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     pairs = load_pairs(args)
 
-    if args.side:  # a child: one JSON line for the parent
+    if args.side:  # a child: one JSON line for the parent (from the main process)
         result = run_autoalign(args, pairs) if args.side == "autoalign" else run_trl(args, pairs)
-        print(json.dumps(result))
+        if distributed.current().is_main:
+            print(json.dumps(result))
         return
-    if not args.trl:
+    if not args.trl and args.processes == 1:
         describe(args, pairs, run_autoalign(args, pairs))
         return
-    ours, theirs = child(args, "autoalign"), child(args, "trl")
+    ours = child(args, "autoalign")
     describe(args, pairs, ours)
+    if args.trl:
+        report_trl(ours, child(args, "trl"))
+
+
+def report_trl(ours: dict, theirs: dict) -> None:
     print(
         f"TRL DPOTrainer: {theirs['pairs_per_s']:.3f} pairs/s ({theirs['train_seconds']:.1f}s, {theirs['steps']} "
         f"steps, loss {theirs['first_loss']:.4f} -> {theirs['final_loss']:.4f}), peak memory {theirs['rss_gb']:.2f} GB"

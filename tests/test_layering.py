@@ -18,7 +18,7 @@ LAYERS = [
     {"stages"},
     {"eval"},
     {"loops"},
-    {"summary", "report", "cli", "cli_common", "cli_eval"},
+    {"summary", "report", "cli", "cli_common", "cli_eval", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -47,13 +47,21 @@ def run(
         _fail(e)
     from autoalign.loops import iterate
     from autoalign.summary import print_comparison, print_summary
+    from autoalign.train import distributed, jobs
 
+    world = distributed.start()
+    if not world.is_main:  # launched with others: this process only helps train (train/distributed.py)
+        jobs.follow()
+        return
     console.print(f"[bold]autoalign[/] {cfg.loop} -> {cfg.run_dir}")
+    if world.parallel:
+        console.print(f"training data-parallel on {world.size} processes; everything else runs in this one")
     started = time.perf_counter()
     try:
         result = iterate.run(cfg, log=lambda m: console.print(m), retry_failed=retry_failed)
     except USER_ERRORS as e:
         _fail(e)
+    jobs.release_followers()
     elapsed = time.perf_counter() - started
     write_json(cfg.run_dir / "result.json", {**result, "wall_seconds": elapsed})
     from autoalign.report import write_report
@@ -229,6 +237,11 @@ def judge(
 
 
 def main() -> None:  # pragma: no cover - entry point
+    from autoalign.train.distributed import launched_size
+
+    if launched_size() > 1 and sys.argv[1:2] != ["run"]:
+        # Every launched process would run the whole command and write the same files.
+        _fail(ValueError("under a multi-process launcher only `autoalign run` is supported (it trains data-parallel)"))
     app(sys.argv[1:])
 
 

@@ -128,6 +128,6 @@ def start_server(pool, ref, cfg: ModelConfig) -> ManagedServer:
 
 def managed(pool, ref, batch_size: int) -> ServedGenerator:
     """The "llamacpp" backend (registry BACKENDS); batch_size is the server's business (slots)."""
-    cfg = ref.config or pool.cfg
+    cfg = pool.model_cfg(ref)
     server = pool.engine(ref, "llamacpp", lambda: start_server(pool, ref, cfg))
     return ServedGenerator(server, f"{ref.label} (llama.cpp {cfg.llamacpp.outtype})", cfg.llamacpp.parallel)

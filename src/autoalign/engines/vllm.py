@@ -77,6 +77,6 @@ def start_server(pool, ref, cfg: ModelConfig) -> ManagedServer:
 
 def managed(pool, ref, batch_size: int) -> ServedGenerator:
     """The "vllm" backend (registry BACKENDS); batch_size is the server's business."""
-    cfg = ref.config or pool.cfg
+    cfg = pool.model_cfg(ref)
     server = pool.engine(ref, "vllm", lambda: start_server(pool, ref, cfg))
     return ServedGenerator(server, f"{ref.label} (vLLM)", cfg.vllm.parallel)

@@ -87,8 +87,12 @@ class ModelPool:
         self._remote: dict[str, OpenAIGenerator] = {}
         self._engines: dict[tuple, Engine] = {}
 
+    def model_cfg(self, ref: ModelRef) -> ModelConfig:
+        """The settings a checkpoint loads and generates with (its own, else the run's)."""
+        return ref.config or self.cfg
+
     def _load(self, ref: ModelRef) -> LoadedModel:
-        cfg = ref.config or self.cfg
+        cfg = self.model_cfg(ref)
         return load_model(ref.path, cfg.dtype, cfg.chat_template, cfg.device)
 
     def get(self, ref: ModelRef) -> LoadedModel:
@@ -105,7 +109,7 @@ class ModelPool:
         backend (model.backend, from the registry), kept until release()."""
         if isinstance(ref, EndpointRef):
             return self.remote(ref)
-        backend = (ref.config or self.cfg).backend
+        backend = self.model_cfg(ref).backend
         slot = (ref.path, backend, batch_size or self.batch_size)
         if slot not in self._local:
             generator = load_attr(BACKENDS[backend])(self, ref, batch_size or self.batch_size)

@@ -1,5 +1,6 @@
 """SFT (M0 -> M1) and DPO (M_t -> M_{t+1}) as stages: the checkpoint lands in the stage's
-directory, and an interrupted stage resumes from its last mid-training checkpoint."""
+directory, and an interrupted stage resumes from its last mid-training checkpoint. Under a
+multi-process launch the other processes train with the main one (train/jobs.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from autoalign.config import DPOConfig, SFTConfig
 from autoalign.pairs import NoPairsError
 from autoalign.runtime.pool import ModelRef, save_checkpoint
 from autoalign.stages.common import StageContext
-from autoalign.train.dpo import train_dpo
-from autoalign.train.resume import TrainCheckpointer
-from autoalign.train.sft import train_sft
+from autoalign.train import jobs
+from autoalign.train.jobs import TrainingJob
 from autoalign.types import Message, Pair
 
 
@@ -28,11 +28,14 @@ def train_dpo_stage(at: StageContext, model: ModelRef, pairs: list[Pair], cfg: D
         )
 
     def train() -> tuple[list[dict], dict]:
+        job = TrainingJob(
+            "dpo", model.path, at.pool.model_cfg(model), pairs, cfg, at.seed, stage.train_state_path,
+            reference_cache=stage.resumable_file("reference_logps.json"),
+        )  # fmt: skip
+        jobs.lead(job)
         loaded = at.pool.fresh(model)
         started = time.perf_counter()
-        checkpointer = TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes)
-        reference_cache = stage.resumable_file("reference_logps.json")
-        trained, history, stats = train_dpo(loaded, pairs, cfg, at.seed, reference_cache, checkpointer)
+        trained, history, stats = jobs.run(job, loaded)
         elapsed = time.perf_counter() - started
         save_checkpoint(trained, loaded, out.path)
         final = history[-1]
@@ -57,10 +60,13 @@ def train_sft_stage(at: StageContext, model: ModelRef, conversations: list[list[
     out = ModelRef(label="M1", path=stage.dir / "model", key=stage.key)
 
     def train() -> tuple[list[dict], dict]:
+        job = TrainingJob(
+            "sft", model.path, at.pool.model_cfg(model), conversations, cfg, at.seed, stage.train_state_path
+        )
+        jobs.lead(job)
         loaded = at.pool.fresh(model)
         started = time.perf_counter()
-        checkpointer = TrainCheckpointer(stage.train_state_path, cfg.checkpoint_minutes)
-        trained, history, stats = train_sft(loaded, conversations, cfg, at.seed, checkpointer)
+        trained, history, stats = jobs.run(job, loaded)
         save_checkpoint(trained, loaded, out.path)
         seconds = time.perf_counter() - started
         return history, {**stats, "steps": len(history), "final_loss": history[-1]["loss"], "seconds": seconds}

@@ -103,6 +103,18 @@ def answer_logprobs(
     return logps * mask, mask
 
 
+class AnswerLogprobs(torch.nn.Module):
+    """answer_logprobs(model, examples, pad_token_id) as a module's forward pass, so that a
+    data-parallel wrapper (DDP) sees the forward it must prepare gradient averaging for."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, examples: list[Encoded], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return answer_logprobs(self.model, examples, pad_token_id)
+
+
 def _chunk_logprobs(
     head: torch.nn.Module, softcap: float | None, hidden: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:

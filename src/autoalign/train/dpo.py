@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from autoalign.config import DPOConfig
 from autoalign.io import atomic_write_text
 from autoalign.models.loading import LoadedModel
-from autoalign.train import lora
+from autoalign.train import distributed, lora
 from autoalign.train.data import Encoded, answer_logprobs, encode_pair
 from autoalign.train.loop import activation_checkpointing, autocast_mode, freeze_embeddings, optimise, precision
 from autoalign.train.resume import TrainCheckpointer
@@ -47,22 +47,28 @@ def reference_logprobs(
     model: torch.nn.Module, encoded: list[tuple[Encoded, Encoded]], pad_token_id: int, batch_size: int
 ) -> torch.Tensor:
     """(num_pairs, 2) tensor of [log pi_ref(chosen), log pi_ref(rejected)]. Pairs run in order of
-    length (one pass, so nothing to shuffle), so a batch pads little."""
+    length (one pass, so nothing to shuffle), so a batch pads little. Processes training together
+    take every size-th batch each and sum their shares."""
     model.eval()
+    world = distributed.current()
     order = sorted(range(len(encoded)), key=lambda i: pair_width(encoded[i]))
-    values = torch.empty(len(encoded), 2, device=next(model.parameters()).device)
-    for start in tqdm(range(0, len(order), batch_size), desc="reference log-probs", unit="batch"):
+    values = torch.zeros(len(encoded), 2, device=next(model.parameters()).device)
+    starts = range(world.rank * batch_size, len(order), world.size * batch_size)
+    for start in tqdm(starts, desc="reference log-probs", unit="batch", disable=not world.is_main):
         chunk = order[start : start + batch_size]
         flat = [e for i in chunk for e in encoded[i]]
         values[chunk] = forward_logprobs(model, flat, pad_token_id).view(-1, 2).float()
-    return values
+    return distributed.sum_across(values, world)
 
 
 def _cached_reference(path: Path | None, compute, device: torch.device) -> torch.Tensor:
-    if path is not None and path.exists():
+    """compute() once per stage version: a restarted stage reads the cache the main process
+    wrote (its decision counts: the others must not start computing alone)."""
+    world = distributed.current()
+    if distributed.from_main(path is not None and path.exists(), world):
         return torch.tensor(json.loads(path.read_text()), device=device)
     values = compute()
-    if path is not None:
+    if path is not None and world.is_main:
         atomic_write_text(path, json.dumps(values.tolist()))  # a crash never leaves a torn cache
     return values
 
@@ -99,14 +105,17 @@ def train_dpo(
     weights = torch.tensor([p.weight for p in pairs], device=device)
     weights = weights / weights.mean()  # mean 1: uniform weights leave the loss unchanged
 
-    def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
-        flat = [e for i in indices for e in encoded[i]]
-        scores = SequenceScores.from_tokens(*answer_logprobs(model, flat, pad))
+    def step(forward: torch.nn.Module, rows: list[int], batch: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        flat = [e for i in rows for e in encoded[i]]
+        scores = SequenceScores.from_tokens(*forward(flat, pad))
         chosen = SequenceScores(scores.logps[0::2], scores.tokens[0::2])
         rejected = SequenceScores(scores.logps[1::2], scores.tokens[1::2])
-        ref = None if reference is None else (reference[indices, 0], reference[indices, 1])
-        loss, metrics = loss_fn(chosen, rejected, ref, weights[indices])
-        return with_chosen_nll(loss, metrics, chosen, weights[indices], cfg.sft_weight)
+        ref = None if reference is None else (reference[rows, 0], reference[rows, 1])
+        loss, metrics = with_chosen_nll(
+            *loss_fn(chosen, rejected, ref, weights[rows]), chosen, weights[rows], cfg.sft_weight
+        )
+        share = len(rows) / len(batch)  # these rows' part of the batch's mean
+        return loss * share, {k: v * share for k, v in metrics.items()}
 
     reference_seconds = time.perf_counter() - started
     with activation_checkpointing(model, cfg.activation_checkpointing):

@@ -2,8 +2,12 @@
 warmup + cosine/linear schedule, a progress bar, one metrics row per optimizer step, and
 optional mid-training checkpoints to resume from (train/resume.py).
 
-The caller supplies `step_fn(batch_indices) -> (loss, metrics)`; everything method-specific
-(what a batch is, which loss) stays in sft.py / dpo.py.
+The caller supplies `step_fn(forward, rows, batch) -> (loss, metrics)`: the micro-batch `batch`'s
+mean loss and metrics, or, when processes train together (train/distributed.py), the part of them
+that this process's `rows` of the batch contribute (the parts sum to the single-process values).
+forward is the model's answer log-probabilities (train/data.AnswerLogprobs), wrapped in
+DistributedDataParallel then. Everything method-specific (what a batch is, which loss) stays in
+sft.py / dpo.py.
 """
 
 from __future__ import annotations
@@ -18,10 +22,11 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from autoalign.config import TrainConfig
-from autoalign.train import lora
+from autoalign.train import distributed, lora
+from autoalign.train.data import AnswerLogprobs
 from autoalign.train.resume import TrainCheckpointer
 
-StepFn = Callable[[list[int]], tuple[torch.Tensor, dict[str, float]]]
+StepFn = Callable[[torch.nn.Module, list[int], list[int]], tuple[torch.Tensor, dict[str, float]]]
 
 
 def freeze_embeddings(model: torch.nn.Module) -> None:
@@ -139,30 +144,42 @@ def optimise(
         num_warmup_steps=round(cfg.warmup_ratio * num_steps),
         num_training_steps=num_steps,
     )
+    world, device = distributed.current(), next(model.parameters()).device
+    forward = distributed.data_parallel(AnswerLogprobs(model), world)
     done, history = checkpointer.load(model, optimizer, scheduler) if checkpointer else (0, [])
     model.train()
-    bar = tqdm(total=num_steps, initial=done, desc=desc, unit="step")
+    bar = tqdm(total=num_steps, initial=done, desc=desc, unit="step", disable=not world.is_main)
     for step in range(done, num_steps):
         group = batches[step * cfg.grad_accum : (step + 1) * cfg.grad_accum]
-        sums: dict[str, float] = {}
-        for indices in group:
-            with precision(cfg, model):
-                loss, metrics = step_fn(indices)
-            # Weight by batch size so a short last micro-batch does not count as a full one.
-            (loss * len(indices) / sum(len(g) for g in group)).backward()
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + value * len(indices)
+        count = sum(len(g) for g in group)
+        names, sums = [], None
+        for position, indices in enumerate(group):
+            rows = distributed.shard(indices, world)
+            # A process with no row of this micro-batch still joins DDP's backward, with a stand-in
+            # row that counts zero times.
+            counted = 1.0 if rows else 0.0
+            with distributed.no_sync(forward, sync=position == len(group) - 1):
+                with precision(cfg, model):
+                    loss, metrics = step_fn(forward, rows or indices[:1], indices)
+                # Weighted by the examples it holds, so a short last micro-batch does not count as a
+                # full one; times the world size, as DDP averages gradients over processes.
+                (loss * counted * len(indices) / count * world.size).backward()
+            names = list(metrics)
+            values = [metrics[k] * counted * len(indices) for k in names]
+            sums = values if sums is None else [a + b for a, b in zip(sums, values)]
+        if world.parallel:  # on the model's device: NCCL reduces GPU tensors only
+            sums = distributed.sum_across(torch.tensor(sums, dtype=torch.float64, device=device), world).tolist()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
-        count = sum(len(g) for g in group)
-        row = {"step": step + 1, **{k: v / count for k, v in sums.items()}, "grad_norm": grad_norm, "lr": lr}
+        means = {k: v / count for k, v in zip(names, sums)}
+        row = {"step": step + 1, **means, "grad_norm": grad_norm, "lr": lr}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}")
         bar.update()
-        if checkpointer and checkpointer.due() and step + 1 < num_steps:
+        if checkpointer and world.is_main and checkpointer.due() and step + 1 < num_steps:
             checkpointer.save(model, optimizer, scheduler, step + 1, history)
     bar.close()
     model.eval()

@@ -7,10 +7,10 @@ import torch
 from autoalign.config import SFTConfig
 from autoalign.models.loading import LoadedModel
 from autoalign.train import lora
-from autoalign.train.data import answer_logprobs, encode_chat
+from autoalign.train.data import encode_chat
 from autoalign.train.loop import activation_checkpointing, autocast_mode, freeze_embeddings, optimise
 from autoalign.train.resume import TrainCheckpointer
-from autoalign.train.losses import mean_nll
+from autoalign.train.losses import IGNORE_INDEX, mean_nll
 from autoalign.types import Message
 
 
@@ -31,8 +31,12 @@ def train_sft(
     if cfg.freeze_embeddings:
         freeze_embeddings(model)
 
-    def step(indices: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
-        return mean_nll(*answer_logprobs(model, [encoded[i] for i in indices], tokenizer.pad_token_id))
+    answer_tokens = [sum(label != IGNORE_INDEX for label in e.labels[1:]) for e in encoded]
+
+    def step(forward: torch.nn.Module, rows: list[int], batch: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        # The mean over the whole batch's answer tokens, of which these rows hold a share.
+        logps, mask = forward([encoded[i] for i in rows], tokenizer.pad_token_id)
+        return mean_nll(logps, mask, tokens=sum(answer_tokens[i] for i in batch))
 
     with activation_checkpointing(model, cfg.activation_checkpointing):
         lengths = [len(e.input_ids) for e in encoded]

@@ -79,9 +79,13 @@ def sft_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, 
     return mean_nll(*token_logprobs(logits, labels))
 
 
-def mean_nll(logps: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-    """sft_loss from per-token log-probabilities (already zero where mask is False)."""
-    loss = -logps.sum() / mask.sum().clamp(min=1)
+def mean_nll(
+    logps: torch.Tensor, mask: torch.Tensor, tokens: int | None = None
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """sft_loss from per-token log-probabilities (already zero where mask is False). tokens: the
+    count to divide by, when these rows are one process's share of a batch with that many answer
+    tokens (by default, the rows' own)."""
+    loss = -logps.sum() / (mask.sum().clamp(min=1) if tokens is None else max(tokens, 1))
     return loss, {"loss": loss.item(), "tokens": int(mask.sum())}
 
 
