@@ -85,8 +85,9 @@ def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
         autocast=args.autocast or "off",
         activation_checkpointing=args.activation_checkpointing,
         group_by_length=not args.no_grouping,
+        freeze_embeddings=args.freeze_embeddings,
     )
-    loaded = load_model(resolve_model(args.model))
+    loaded = load_model(resolve_model(args.model), chat_template=args.chat_template)
     bf16_drift = None
     if args.autocast:  # two extra reference passes, outside the timed training
         encoded = [encode_pair(loaded.tokenizer, p, cfg.max_length) for p in pairs]
@@ -190,6 +191,8 @@ def describe(args: argparse.Namespace, pairs: list[Pair], ours: dict) -> None:
         mode += f", activations checkpointed every {args.activation_checkpointing} layer(s)"
     if args.no_grouping:
         mode += ", random batches"
+    if args.freeze_embeddings:
+        mode += ", embeddings frozen"
     print(
         f"model {args.model} ({mode}), {len(pairs)} pairs, mean {ours['mean_tokens']:.0f} tokens/sequence, "
         f"batch {args.batch_size}, max length {args.max_length}"
@@ -219,6 +222,8 @@ def main() -> None:
     parser.add_argument(
         "--activation-checkpointing", type=int, default=0, metavar="N", help="recompute activations (both sides)"
     )
+    parser.add_argument("--chat-template", default=None, help="for a base model without one (bundled: set)")
+    parser.add_argument("--freeze-embeddings", action="store_true", help="autoalign's side: embeddings fixed")
     parser.add_argument("--no-grouping", action="store_true", help="random batches (dpo.group_by_length=false)")
     parser.add_argument("--processes", type=int, default=1, help="autoalign's side data-parallel in N processes")
     parser.add_argument("--trl", action="store_true", help="also run TRL's DPOTrainer, each side in its own process")

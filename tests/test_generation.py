@@ -131,3 +131,99 @@ def test_a_sample_does_not_depend_on_the_batch_it_runs_in(tiny_loaded):
         [ask("Name a fruit.")], SamplingParams(n=2, temperature=1.0, max_new_tokens=12, seed=4)
     )
     assert texts(other_seed[0]) != texts(together[0])
+
+
+def test_continuous_batching_joins_waiting_requests_and_changes_no_answer(tiny_model_dir, monkeypatch):
+    """Rows that stop leave, waiting requests join the running batch (their caches padded on the
+    left to its length), and every answer equals the one decoded alone."""
+    from collections import Counter
+
+    from autoalign.generation import hf
+    from autoalign.generation.base import request_seed
+    from autoalign.models.loading import load_model
+
+    loaded = load_model(tiny_model_dir)  # a private copy: its stop tokens change below
+    requests = [
+        [{"role": "user", "content": q}]
+        for q in ("Hi", "Name a fruit.", "Write a short poem about the sea.", "Why is the sky blue?")
+    ]
+    requests += [
+        [{"role": "user", "content": q}]
+        for q in ("Give three tips.", "What is 2 + 2?", "Score this answer.", "Explain rain.")
+    ]
+    joins = []
+    original_join = hf.Running.join
+
+    def counted_join(self, other):
+        joins.append(len(other.rows))
+        return original_join(self, other)
+
+    monkeypatch.setattr(hf.Running, "join", counted_join)
+    prompts = [loaded.tokenizer(render_prompt(loaded.tokenizer, r)).input_ids for r in requests]
+    eos = loaded.model.generation_config.eos_token_id
+    for params in (
+        SamplingParams(temperature=1.0, max_new_tokens=24, seed=5),
+        SamplingParams(n=2, temperature=0.8, top_p=0.95, max_new_tokens=24, seed=6),
+    ):
+        # Stop on a token that many rows sample and some do not, so rows end at different steps
+        # (the random model's greedy answer is one token repeated).
+        loaded.model.generation_config.eos_token_id = eos
+        seeds = [request_seed(params.seed, r, k) for r in requests for k in range(params.n)]
+        sampled, *_ = HFGenerator(loaded, batch_size=8)._decode(prompts, params, seeds)
+        rows_with = Counter(t for tokens in sampled for t in set(tokens[1:16]))
+        stop = max((t for t, rows in rows_with.items() if rows < len(sampled)), key=rows_with.get)
+        loaded.model.generation_config.eos_token_id = [*loaded.stop_token_ids, stop]
+
+        joins.clear()
+        together = HFGenerator(loaded, batch_size=3).generate(requests, params)
+        assert joins, "no request joined a running batch"
+        alone = [HFGenerator(loaded, batch_size=1).generate([r], params)[0] for r in requests]
+        assert [[c.text for c in cands] for cands in together] == [[c.text for c in cands] for cands in alone]
+        for got, want in zip(together, alone):
+            for a, b in zip(got, want):
+                assert a.finish_reason == b.finish_reason
+                assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
+        reasons = Counter(c.finish_reason for cands in together for c in cands)
+        assert reasons["stop"] and reasons["length"]  # rows did end at different steps
+
+
+def test_join_rows_pads_the_shorter_cache_on_the_left():
+    from transformers.cache_utils import Cache
+
+    from autoalign.generation.kv_cache import GrowableLayer, join_rows
+
+    def cache_of(rows: int, length: int, fill: float) -> Cache:
+        cache = Cache(layer_class_to_replicate=GrowableLayer)
+        states = torch.full((rows, 2, length, 4), fill)
+        cache.update(states, states + 100, layer_idx=0)
+        return cache
+
+    running, joining = cache_of(2, 5, 1.0), cache_of(1, 3, 7.0)
+    assert join_rows(running, joining) == 5
+    keys, values = running.layers[0].keys, running.layers[0].values
+    assert keys.shape == (3, 2, 5, 4)
+    assert torch.equal(keys[:2], torch.full((2, 2, 5, 4), 1.0))
+    assert torch.equal(keys[2, :, :2], torch.zeros(2, 2, 4)) and torch.equal(keys[2, :, 2:], torch.full((2, 3, 4), 7.0))
+    assert torch.equal(values[2, :, 2:], torch.full((2, 3, 4), 107.0))
+    # The running side is the shorter one: its rows move right.
+    short, long = cache_of(1, 2, 3.0), cache_of(1, 4, 5.0)
+    assert join_rows(short, long) == 4
+    assert torch.equal(short.layers[0].keys[0, :, :2], torch.zeros(2, 2, 4))
+    assert torch.equal(short.layers[0].keys[0, :, 2:], torch.full((2, 2, 4), 3.0))
+    running.update(torch.zeros(3, 2, 1, 4), torch.zeros(3, 2, 1, 4), layer_idx=0)  # it still grows
+    assert running.layers[0].keys.shape == (3, 2, 6, 4)
+
+
+def test_decoding_builds_no_autograd_graph(tiny_loaded, monkeypatch):
+    """Every forward pass of generation runs without autograd (a graph kept across steps holds
+    every step's activations: memory grew ~150 MB per step on SmolLM2 before this was caught)."""
+    grad_enabled = []
+    forward = tiny_loaded.model.forward
+
+    def recording_forward(*args, **kwargs):
+        grad_enabled.append(torch.is_grad_enabled())
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_loaded.model, "forward", recording_forward)
+    HFGenerator(tiny_loaded, batch_size=2).generate(REQUESTS, SamplingParams(n=2, temperature=1.0, max_new_tokens=8))
+    assert len(grad_enabled) > 8 and not any(grad_enabled)

@@ -112,3 +112,80 @@ def test_assistant_prefix_keys_and_request_body():
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
     assert "continue_final_message" not in http.body(messages, plain, 0)
     http.close()
+
+
+def label_probabilities(tokenizer, probs: torch.Tensor, labels: list[str]) -> dict[str, float]:
+    mass = dict.fromkeys(labels, 0.0)
+    for token_id in range(probs.shape[0]):
+        label = tokenizer.decode([token_id]).strip()
+        if label in mass:
+            mass[label] += probs[token_id].item()
+    return mass
+
+
+def hand_winner_probability(loaded, item, swapped: bool) -> float:
+    """P(the letter of `first` | "Winner:") / (P(A) + P(B)), a space token followed one step as in
+    hand_expected_score."""
+    from autoalign.judges.pairwise import comparison_prompt
+
+    tokenizer = loaded.tokenizer
+    prompt = [{"role": "user", "content": comparison_prompt(item, swapped, 2000)}]
+    ids = tokenizer(render_prompt(tokenizer, prompt) + "Winner:", add_special_tokens=False).input_ids
+    with torch.no_grad():
+        first = torch.softmax(loaded.model(input_ids=torch.tensor([ids])).logits[0, -1].float(), dim=-1)
+        mass = label_probabilities(tokenizer, first, ["A", "B"])
+        top = int(first.argmax())
+        if not tokenizer.decode([top]).strip():
+            second = torch.softmax(loaded.model(input_ids=torch.tensor([ids + [top]])).logits[0, -1].float(), dim=-1)
+            for label, p in label_probabilities(tokenizer, second, ["A", "B"]).items():
+                mass[label] += first[top].item() * p
+    return mass["B" if swapped else "A"] / (mass["A"] + mass["B"])
+
+
+def test_single_pass_pairwise_verdicts_equal_a_hand_computation(tiny_loaded):
+    from autoalign.judges.pairwise import PairwiseItem, PairwiseJudge
+
+    items = [
+        PairwiseItem([{"role": "user", "content": "What is the capital of France?"}], "Paris.", "Lyon, I think."),
+        PairwiseItem([{"role": "user", "content": "Write a short poem about the sea."}], "Waves.", "The sea is blue."),
+    ]
+    judge = PairwiseJudge(
+        HFGenerator(tiny_loaded, batch_size=4),
+        SamplingParams(temperature=0.0),
+        single_pass=True,
+        single_pass_alternatives=len(tiny_loaded.tokenizer),
+    )
+    for item, preference in zip(items, judge.compare(items)):
+        straight, swapped = (hand_winner_probability(tiny_loaded, item, s) for s in (False, True))
+        assert math.isclose(preference.p_first, (straight + swapped) / 2, abs_tol=1e-4)
+        assert preference.verdicts == ["first" if p >= 0.5 else "second" for p in (straight, swapped)]
+        expected = preference.verdicts[0] if preference.verdicts[0] == preference.verdicts[1] else "tie"
+        assert preference.winner == expected
+    assert judge.generator.usage.snapshot()["completion_tokens"] <= 2 * 2 * len(items)
+
+
+def test_single_pass_preference_combines_both_orders_by_hand():
+    from autoalign.judges.pairwise import single_pass_preference
+
+    def reply(alternatives: dict[str, float], tokens=None, extra=None) -> Candidate:
+        rows = [{k: math.log(v) for k, v in alternatives.items()}] + ([extra] if extra else [])
+        return Candidate(text="x", num_tokens=len(rows), finish_reason="length", tokens=tokens, top_logprobs=rows)
+
+    # Straight: P(A) = 0.6, P(B) = 0.2 -> first wins with 0.75. Swapped: first is B there: 0.3 / (0.3 + 0.1).
+    agree = single_pass_preference(reply({" A": 0.6, " B": 0.2, "The": 0.2}), reply({"A": 0.1, "B": 0.3}))
+    assert agree.winner == "first" and agree.verdicts == ["first", "first"]
+    assert math.isclose(agree.p_first, (0.75 + 0.75) / 2)
+    assert agree.raw == ["Winner: A", "Winner: B"]
+    # The orders disagree (position bias): a tie, p_first near one half.
+    biased = single_pass_preference(reply({"A": 0.8, "B": 0.2}), reply({"A": 0.7, "B": 0.3}))
+    assert biased.winner == "tie" and biased.verdicts == ["first", "second"]
+    assert math.isclose(biased.p_first, (0.8 + 0.3) / 2)
+    # A space token first: P(B) = P(" B") + P(" ") x P("B" | " ") = 0.1 + 0.5 x 0.8 = 0.5; P(A) = 0.5 x 0.2.
+    spaced = reply({" ": 0.5, " B": 0.1, "I": 0.4}, tokens=[" ", "B"], extra={"B": math.log(0.8), "A": math.log(0.2)})
+    second_wins = single_pass_preference(spaced, reply({"A": 0.9, "B": 0.1}))
+    assert second_wins.winner == "second" and math.isclose(second_wins.p_first, (0.1 / 0.6 + 0.1) / 2)
+    # No label among the alternatives of one order: no preference at all.
+    unread = single_pass_preference(reply({"The": 0.9}), reply({"A": 0.9, "B": 0.1}))
+    assert unread.winner is None and unread.p_first is None and unread.verdicts == [None, "second"]
+    failed = single_pass_preference(Candidate.failed("timeout"), reply({"A": 0.9, "B": 0.1}))
+    assert failed.winner is None and failed.error == "timeout"

@@ -53,10 +53,11 @@ class JudgeConfig(Section):
     """Score = the expected score under the judge's token probabilities at its verdict, when the
     backend returns top-k log-probabilities (both backends here do); else the integer written."""
     single_pass: bool = False
-    """Rubric verdicts without a written justification: the judge's answer is started with
-    `Score:` and the score is the expected value of the next token over 0..5, from one prompt pass
-    (and at most one decoding step). bench/judge.py measures the speed-up over generated verdicts
-    (2-3x for SmolLM2, whose judging prompts dominate the cost) and their agreement."""
+    """Verdicts without a written justification, from one prompt pass (and at most one decoding
+    step): the judge's answer is started with `Score:` (rubric; the score is the expected value of
+    the next token over 0..5) or `Winner:` (pairwise, each order; the likelier of A and B).
+    bench/judge.py measures the speed-up over generated verdicts (2-3x for SmolLM2's rubric
+    judging, whose prompts dominate the cost) and their agreement."""
     pairwise_fewshot: bool = False
     """Show two worked pairwise comparisons (data/pairwise_demos.jsonl) before each pairwise
     verdict (teacher_reward.mode=pairwise, eval.pairwise): small judges need them to answer in

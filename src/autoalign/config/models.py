@@ -127,8 +127,9 @@ class SamplingConfig(Section):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(160, gt=0)
     batch_size: int = Field(8, gt=0)
-    """Requests per forward pass: speed and memory only (every sample has its own seed), so it is
-    never part of a stage key."""
+    """Requests decoded together (in-process; their n samples each are rows of the batch; a
+    finished request's place is taken by a waiting one): speed and memory only (every sample has
+    its own seed), so it is never part of a stage key."""
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"batch_size"})
 
 

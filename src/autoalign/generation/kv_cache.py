@@ -66,6 +66,30 @@ def _grown(old: torch.Tensor | None, like: torch.Tensor, capacity: int, length: 
     return buffer
 
 
+def can_join(cache: Cache) -> bool:
+    """Whether join_rows can add rows to this cache (growable full-attention layers only)."""
+    return all(isinstance(layer, GrowableLayer) for layer in cache.layers)
+
+
+def join_rows(cache: Cache, other: Cache) -> int:
+    """Append other's rows to cache, in place, and return their common length: the shorter side
+    is padded on the left (zeros, which the caller's attention mask must hide), so every row's
+    last position stays at the end. Costs one copy of both caches."""
+    length = 0
+    for mine, theirs in zip(cache.layers, other.layers):
+        length = max(mine._length, theirs._length)
+        capacity = max(length, mine._key_buffer.shape[-2], theirs._key_buffer.shape[-2])
+        for name in ("_key_buffer", "_value_buffer"):
+            a, b = getattr(mine, name), getattr(theirs, name)
+            joined = a.new_zeros((a.shape[0] + b.shape[0], *a.shape[1:-2], capacity, a.shape[-1]))
+            joined[: a.shape[0], ..., length - mine._length : length, :] = a[..., : mine._length, :]
+            joined[a.shape[0] :, ..., length - theirs._length : length, :] = b[..., : theirs._length, :]
+            setattr(mine, name, joined)
+        mine._length = length
+        mine._refresh_views()
+    return length
+
+
 def new_cache(config) -> Cache:
     """A growable cache for full-attention models, transformers' DynamicCache otherwise."""
     dynamic = DynamicCache(config=config)

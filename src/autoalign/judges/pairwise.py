@@ -11,6 +11,11 @@ Parsing is strict: only the judge's final non-empty line, which must read `Winne
 `Winner: B` (optionally in bold), ASCII only; a quoted or code line, output cut at max tokens, or
 a verdict line copied from one of the answers gives no verdict. The answers are shown with our
 fence tags in them neutralised, so one cannot close its block and address the judge.
+
+Single-pass (judge.single_pass): each order's reply is started with `Winner:` and the verdict is
+read from the next-token distribution over A and B (verdict_probs.next_label_mass): the likelier
+label is that order's verdict, and p_first averages P(first wins) over the two orders. One
+prompt pass per order, nothing written to parse.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from autoalign.config import JudgeConfig
 from autoalign.data import BUILTIN_DIR
 from autoalign.generation.base import Generator, SamplingParams, sampling_params
 from autoalign.io import iter_jsonl
-from autoalign.judges.verdict_probs import label_distribution
+from autoalign.judges.verdict_probs import label_distribution, next_label_mass
 from autoalign.prompts import neutralize_tags, render, template_digest
 from autoalign.store import content_key, file_digest
 from autoalign.types import Candidate, Message, Preference
@@ -91,6 +96,29 @@ def combine(straight: Candidate, swapped: Candidate, answers: list[str] = ()) ->
     )
 
 
+VERDICT_LEAD_IN = "Winner:"
+SINGLE_PASS_ALTERNATIVES = 20
+
+
+def single_pass_preference(straight: Candidate, swapped: Candidate) -> Preference:
+    """straight asked (first=A, second=B), swapped (second=A, first=B), each a reply started with
+    `Winner:`. An order whose next-token alternatives hold neither label (or that failed) gives
+    no verdict, and so no preference."""
+    errors = [c.error for c in (straight, swapped) if c.error]
+    p_first_wins = []  # per order, renormalised between the two labels
+    for output, first_label in ((straight, "A"), (swapped, "B")):
+        mass = {} if output.error else next_label_mass(output, ["A", "B"])
+        total = sum(mass.values())
+        p_first_wins.append(mass.get(first_label, 0.0) / total if total > 0 else None)
+    verdicts = [None if p is None else ("first" if p >= 0.5 else "second") for p in p_first_wins]
+    letters = [None if v is None else ("A" if (v == "first") == (i == 0) else "B") for i, v in enumerate(verdicts)]
+    raw = [f"{VERDICT_LEAD_IN} {letter}" if letter else "" for letter in letters]
+    if None in verdicts:
+        return Preference(winner=None, verdicts=verdicts, raw=raw, error="; ".join(errors) or None)
+    winner = verdicts[0] if verdicts[0] == verdicts[1] else "tie"
+    return Preference(winner=winner, verdicts=verdicts, raw=raw, p_first=sum(p_first_wins) / 2)
+
+
 def demonstration_turns(max_response_chars: int = 2000) -> list[Message]:
     """Two worked comparisons as earlier chat turns (data/pairwise_demos.jsonl), one won by each
     position so they teach the format without teaching a side. Small judges that answer the
@@ -112,9 +140,22 @@ class PairwiseJudge:
         sampling: SamplingParams,
         max_response_chars: int = 2000,
         demonstrations: list[Message] | None = None,
+        single_pass: bool = False,
+        single_pass_alternatives: int = SINGLE_PASS_ALTERNATIVES,
     ):
         self.generator = generator
-        self.sampling = SamplingParams(**{**sampling.to_dict(), "n": 1})
+        self.single_pass = single_pass
+        if single_pass:
+            self.sampling = SamplingParams(
+                n=1,
+                temperature=0.0,
+                max_new_tokens=2,  # the letter, or a space and then the letter
+                seed=sampling.seed,
+                top_logprobs=single_pass_alternatives,
+                assistant_prefix=VERDICT_LEAD_IN,
+            )
+        else:
+            self.sampling = SamplingParams(**{**sampling.to_dict(), "n": 1})
         self.max_response_chars = max_response_chars
         self.demonstrations = list(demonstrations or [])
 
@@ -128,6 +169,8 @@ class PairwiseJudge:
             for swapped in (False, True)
         ]
         outputs = self.generator.generate(requests, self.sampling)
+        if self.single_pass:
+            return [single_pass_preference(outputs[2 * i][0], outputs[2 * i + 1][0]) for i in range(len(items))]
         return [
             combine(outputs[2 * i][0], outputs[2 * i + 1][0], [item.first, item.second]) for i, item in enumerate(items)
         ]
@@ -152,4 +195,5 @@ class PairwiseJudgeFactory:
     def __call__(self, ref, cfg: JudgeConfig, seed: int) -> PairwiseJudge:
         params = sampling_params(cfg.sampling, 1, seed, top_logprobs=self.TOP_LOGPROBS)
         demos = demonstration_turns(cfg.max_response_chars) if cfg.pairwise_fewshot else None
-        return PairwiseJudge(self.pool.generator(ref, cfg.sampling.batch_size), params, cfg.max_response_chars, demos)
+        generator = self.pool.generator(ref, cfg.sampling.batch_size)
+        return PairwiseJudge(generator, params, cfg.max_response_chars, demos, cfg.single_pass)

@@ -24,7 +24,6 @@ decoding step (for tokenizers that write the space before the digit as its own t
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from statistics import mean
 from typing import Any
@@ -34,7 +33,7 @@ from autoalign.config import JudgeConfig
 from autoalign.generation.base import Generator, SamplingParams, sampling_params
 from autoalign.io import DataError
 from autoalign.judges.base import JudgeItem
-from autoalign.judges.verdict_probs import expected_score, label_mass
+from autoalign.judges.verdict_probs import expected_score, next_label_mass
 from autoalign.prompts import neutralize_tags, render, template_digest
 from autoalign.store import content_key
 from autoalign.types import Candidate, Judgment, Message
@@ -118,20 +117,13 @@ class RubricJudge:
 
 
 def single_pass_judgment(output: Candidate) -> Judgment:
-    """The verdict from the distribution of the token after `Score:`: the expected score over
-    0..5; confidence = the probability that a score digit comes next at all. Tokenizers that
-    split digits (SmolLM2, Gemma) write "Score: 4" as ":", " ", "4": when the judge's first token
-    is whitespace, a digit's probability is P(" d") + P(" ") x P("d" | " "), the second factor
-    read at the next position. No digit among the top-k alternatives (or none returned) is no
-    verdict, counted as no_score_token."""
+    """The verdict from the distribution of the token after `Score:` (verdict_probs.next_label_mass):
+    the expected score over 0..5; confidence = the probability that a score digit comes next at
+    all. No digit among the top-k alternatives (or none returned) is no verdict, counted as
+    no_score_token."""
     if output.error:
         return Judgment(score=None, raw=[""], parsed=False, samples=[None], error=output.error, unparsed=["failed"])
-    rows, tokens = output.top_logprobs or [], output.tokens or []
-    mass = label_mass(rows[0], SCORE_LABELS) if rows else {}
-    if len(rows) > 1 and tokens and not tokens[0].strip() and tokens[0] in rows[0]:
-        after_space = math.exp(rows[0][tokens[0]])
-        for label, p in label_mass(rows[1], SCORE_LABELS).items():
-            mass[label] = mass.get(label, 0.0) + after_space * p
+    mass = next_label_mass(output, SCORE_LABELS)
     total = sum(mass.values())
     if total <= 0:
         return Judgment(score=None, raw=[output.text], parsed=False, samples=[None], unparsed=["no_score_token"])

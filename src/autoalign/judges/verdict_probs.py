@@ -39,6 +39,21 @@ def label_mass(alternatives: dict[str, float], labels: list[str]) -> dict[str, f
     return mass
 
 
+def next_label_mass(output: Candidate, labels: list[str]) -> dict[str, float]:
+    """{label: probability} that the judge's next token is the label, from the top-k
+    alternatives of its first generated token (a single-pass verdict: the prompt ended with the
+    verdict lead-in, e.g. `Score:`). Tokenizers that split digits (SmolLM2, Gemma) write "Score: 4"
+    as ":", " ", "4": when the first token generated is whitespace, a label's probability is
+    P(" d") + P(" ") x P("d" | " "), the second factor read at the next position."""
+    rows, tokens = output.top_logprobs or [], output.tokens or []
+    mass = label_mass(rows[0], labels) if rows else {}
+    if len(rows) > 1 and tokens and not tokens[0].strip() and tokens[0] in rows[0]:
+        after_space = math.exp(rows[0][tokens[0]])
+        for label, p in label_mass(rows[1], labels).items():
+            mass[label] = mass.get(label, 0.0) + after_space * p
+    return mass
+
+
 def label_distribution(candidate: Candidate, labels: list[str]) -> dict[str, float] | None:
     """{label: probability} at the verdict position, or None when the output carries no
     top-k log-probabilities or no label token on its final line."""
