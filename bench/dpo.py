@@ -23,7 +23,6 @@ line is `RATIO dpo_vs_trl=<autoalign pairs/s / TRL pairs/s> rss_gb=<autoalign's 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import resource
 import subprocess
@@ -97,7 +96,7 @@ def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
         exact = reference_logprobs(loaded.model, encoded, pad, cfg.batch_size)
         answer_tokens = torch.tensor([[answer_length(c), answer_length(r)] for c, r in encoded], dtype=torch.float)
         bf16_drift = ((reduced - exact).abs() / answer_tokens).mean().item()
-    with distributed.threads(distributed.training_threads(world)) if world.parallel else contextlib.nullcontext():
+    with distributed.training_cores(world):
         _, history, stats = train_dpo(loaded, pairs, cfg, seed=0)
     seconds = stats["reference_seconds"] + stats["train_seconds"]
     return {

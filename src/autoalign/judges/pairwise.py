@@ -27,7 +27,12 @@ from autoalign.config import JudgeConfig
 from autoalign.data import BUILTIN_DIR
 from autoalign.generation.base import Generator, SamplingParams, sampling_params
 from autoalign.io import iter_jsonl
-from autoalign.judges.verdict_probs import label_distribution, next_label_mass
+from autoalign.judges.verdict_probs import (
+    SINGLE_PASS_ALTERNATIVES,
+    label_distribution,
+    next_label_mass,
+    single_pass_sampling,
+)
 from autoalign.prompts import neutralize_tags, render, template_digest
 from autoalign.store import content_key, file_digest
 from autoalign.types import Candidate, Message, Preference
@@ -97,7 +102,6 @@ def combine(straight: Candidate, swapped: Candidate, answers: list[str] = ()) ->
 
 
 VERDICT_LEAD_IN = "Winner:"
-SINGLE_PASS_ALTERNATIVES = 20
 
 
 def single_pass_preference(straight: Candidate, swapped: Candidate) -> Preference:
@@ -146,14 +150,7 @@ class PairwiseJudge:
         self.generator = generator
         self.single_pass = single_pass
         if single_pass:
-            self.sampling = SamplingParams(
-                n=1,
-                temperature=0.0,
-                max_new_tokens=2,  # the letter, or a space and then the letter
-                seed=sampling.seed,
-                top_logprobs=single_pass_alternatives,
-                assistant_prefix=VERDICT_LEAD_IN,
-            )
+            self.sampling = single_pass_sampling(VERDICT_LEAD_IN, sampling.seed, single_pass_alternatives)
         else:
             self.sampling = SamplingParams(**{**sampling.to_dict(), "n": 1})
         self.max_response_chars = max_response_chars

@@ -33,7 +33,12 @@ from autoalign.config import JudgeConfig
 from autoalign.generation.base import Generator, SamplingParams, sampling_params
 from autoalign.io import DataError
 from autoalign.judges.base import JudgeItem
-from autoalign.judges.verdict_probs import expected_score, next_label_mass
+from autoalign.judges.verdict_probs import (
+    SINGLE_PASS_ALTERNATIVES,
+    expected_score,
+    next_label_mass,
+    single_pass_sampling,
+)
 from autoalign.prompts import neutralize_tags, render, template_digest
 from autoalign.store import content_key
 from autoalign.types import Candidate, Judgment, Message
@@ -64,7 +69,6 @@ def judge_prompt(item: JudgeItem, max_response_chars: int) -> str:
 
 VERDICT_LEAD_IN = "Score:"
 SCORE_LABELS = [str(s) for s in range(6)]
-SINGLE_PASS_ALTERNATIVES = 20  # the token after "Score:" has more rivals than digits (spaces, "**")
 
 
 class RubricJudge:
@@ -91,14 +95,7 @@ class RubricJudge:
         self.generator = generator
         self.single_pass = single_pass
         if single_pass:
-            self.sampling = SamplingParams(
-                n=1,
-                temperature=0.0,
-                max_new_tokens=2,  # the digit, or a space and then the digit
-                seed=sampling.seed,
-                top_logprobs=single_pass_alternatives,
-                assistant_prefix=VERDICT_LEAD_IN,
-            )
+            self.sampling = single_pass_sampling(VERDICT_LEAD_IN, sampling.seed, single_pass_alternatives)
         else:
             top = self.LOGPROB_ALTERNATIVES if use_logprobs else 0
             self.sampling = SamplingParams(**{**sampling.to_dict(), "n": samples, "top_logprobs": top})

@@ -14,7 +14,21 @@ from __future__ import annotations
 
 import math
 
+from autoalign.generation.base import SamplingParams
 from autoalign.types import Candidate
+
+SINGLE_PASS_ALTERNATIVES = 20
+"""Alternatives read after a verdict lead-in: the next token has more rivals than labels (spaces,
+"**"), so the labels need room among them."""
+
+
+def single_pass_sampling(lead_in: str, seed: int, alternatives: int = SINGLE_PASS_ALTERNATIVES) -> SamplingParams:
+    """The request of a single-pass verdict: the reply started with the verdict line's lead-in,
+    greedy, at most two tokens (the label, or a space and then the label), with the top
+    alternatives at each."""
+    return SamplingParams(
+        n=1, temperature=0.0, max_new_tokens=2, seed=seed, top_logprobs=alternatives, assistant_prefix=lead_in
+    )
 
 
 def final_line_start(tokens: list[str]) -> int:

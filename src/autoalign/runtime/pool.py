@@ -100,10 +100,6 @@ class ModelPool:
             self._loaded[ref.path] = self._load(ref)
         return self._loaded[ref.path]
 
-    def fresh(self, ref: ModelRef) -> LoadedModel:
-        """A private copy for training, which changes weights in place."""
-        return self._load(ref)
-
     def generator(self, ref: AnyModelRef, batch_size: int | None = None) -> Generator:
         """The model's generator: the HTTP backend for an endpoint, else the model's configured
         backend (model.backend, from the registry), kept until release()."""

@@ -33,7 +33,7 @@ def train_dpo_stage(at: StageContext, model: ModelRef, pairs: list[Pair], cfg: D
             reference_cache=stage.resumable_file("reference_logps.json"),
         )  # fmt: skip
         jobs.lead(job)
-        loaded = at.pool.fresh(model)
+        loaded = job.load()
         started = time.perf_counter()
         trained, history, stats = jobs.run(job, loaded)
         elapsed = time.perf_counter() - started
@@ -64,7 +64,7 @@ def train_sft_stage(at: StageContext, model: ModelRef, conversations: list[list[
             "sft", model.path, at.pool.model_cfg(model), conversations, cfg, at.seed, stage.train_state_path
         )
         jobs.lead(job)
-        loaded = at.pool.fresh(model)
+        loaded = job.load()
         started = time.perf_counter()
         trained, history, stats = jobs.run(job, loaded)
         save_checkpoint(trained, loaded, out.path)

@@ -69,17 +69,16 @@ def current() -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())))
 
 
-def training_threads(world: World) -> int:
-    """CPU threads per process while training: the machine's cores shared by its processes."""
-    return max(1, (os.cpu_count() or 1) // world.local_size)
-
-
 @contextlib.contextmanager
-def threads(count: int):
-    """torch's intra-op threads within the block (the launcher sets 1 per process; the main
-    process's generation wants them all, training shares them)."""
+def training_cores(world: World):
+    """Within the block, torch's intra-op threads are the machine's cores shared by the processes
+    training together (the launcher sets 1 per process; the main process's generation takes them
+    all: start()). Nothing changes in a world of one."""
+    if not world.parallel:
+        yield
+        return
     before = torch.get_num_threads()
-    torch.set_num_threads(count)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world.local_size))
     try:
         yield
     finally:

@@ -4,7 +4,6 @@ nothing and run() is the plain single-process training. See train/distributed.py
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -35,14 +34,18 @@ class TrainingJob:
     train_state: Path
     reference_cache: Path | None = None
 
+    def load(self) -> LoadedModel:
+        """A private copy of the starting checkpoint (training changes weights in place)."""
+        cfg = self.model_cfg
+        return load_model(self.model_path, cfg.dtype, cfg.chat_template, cfg.device)
+
 
 def run(job: TrainingJob, loaded: LoadedModel) -> tuple[torch.nn.Module, list[dict[str, float]], dict]:
-    """Train `loaded` (a private copy of job.model_path) as the job says; every process of the
-    world calls this with the same job. Returns (trained model, per-step history, data stats)."""
+    """Train `loaded` (job.load()) as the job says; every process of the world calls this with
+    the same job. Returns (trained model, per-step history, data stats)."""
     world = distributed.current()
     checkpointer = TrainCheckpointer(job.train_state, job.cfg.checkpoint_minutes)
-    cores = distributed.threads(distributed.training_threads(world)) if world.parallel else contextlib.nullcontext()
-    with cores:
+    with distributed.training_cores(world):
         if job.method == "dpo":
             trained, history, stats = train_dpo(loaded, job.data, job.cfg, job.seed, job.reference_cache, checkpointer)
         else:
@@ -76,8 +79,5 @@ def follow() -> int:
         job = box[0]
         if job is None:
             return done
-        cfg = job.model_cfg
-        loaded = load_model(job.model_path, cfg.dtype, cfg.chat_template, cfg.device)
-        run(job, loaded)
-        del loaded
+        run(job, job.load())
         done += 1
