@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=64, help="rows per forward pass (transformers)")
     parser.add_argument("--parallel", type=int, default=16, help="server slots (llamacpp)")
-    parser.add_argument("--outtype", default="f16", choices=["f32", "f16", "q8_0"])
+    parser.add_argument("--outtype", default="auto", choices=["auto", "f32", "f16", "bf16", "q8_0"])
     parser.add_argument("--engines", default="transformers,llamacpp,llamacpp_single")
     args = parser.parse_args()
     engines = args.engines.split(",")
@@ -104,7 +104,7 @@ def main() -> None:
             rates["llamacpp_single"] = tokens / seconds
             print(
                 f"TOKS engine=llamacpp_single tok_per_s={rates['llamacpp_single']:.1f} tokens={tokens} "
-                f"seconds={seconds:.1f} (llama-cpp-python, {args.outtype} GGUF)"
+                f"seconds={seconds:.1f} (llama-cpp-python, {gguf.name})"
             )
 
         fastest = max((e for e in rates if e in generators), key=rates.get)

@@ -100,7 +100,9 @@ def main() -> None:
     parser.add_argument("--engine", default="transformers", choices=["transformers", "llamacpp"])
     parser.add_argument("--batch-size", type=int, default=16, help="rows per forward pass (transformers)")
     parser.add_argument("--parallel", type=int, default=8, help="server slots (llamacpp)")
-    parser.add_argument("--outtype", default="f16", choices=["f32", "f16", "q8_0"], help="GGUF weights (llamacpp)")
+    parser.add_argument(
+        "--outtype", default="auto", choices=["auto", "f32", "f16", "bf16", "q8_0"], help="GGUF weights (llamacpp)"
+    )
     parser.add_argument("--fewshot", default="5,1", help="EFT judgement scores shown first ('' for none)")
     parser.add_argument("--pairwise", action="store_true", help="pairwise comparisons instead of rubric scores")
     args = parser.parse_args()

@@ -4,6 +4,7 @@ life cycle (health, stop by PID, a crash reported with its log), and clear error
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -12,7 +13,7 @@ import pytest
 
 from autoalign.config import ModelConfig
 from autoalign.engines.gguf_export import ExportError, export_gguf, hf_state_dict, interleave_rope_rows
-from autoalign.engines.llamacpp import template_gguf
+from autoalign.engines.llamacpp import check_engine, template_gguf
 from autoalign.engines.llamacpp_build import EngineUnavailable, server_binary
 from autoalign.engines.server import ManagedServer, ServerFailed
 
@@ -60,8 +61,7 @@ def test_engine_errors_say_what_to_set(tmp_path, tiny_model_dir):
     with pytest.raises(EngineUnavailable, match="model.llamacpp.server: .* is not an executable file"):
         server_binary(str(not_exe))
     cfg = ModelConfig(name=str(tiny_model_dir), backend="llamacpp")
-    with pytest.raises(EngineUnavailable, match="set model.llamacpp.template_gguf"):
-        template_gguf(cfg, tiny_model_dir)
+    assert template_gguf(cfg, tiny_model_dir) is None  # no GGUF describes it: llama.cpp's converter exports it
     with pytest.raises(EngineUnavailable, match="does not exist"):
         template_gguf(cfg.replaced(llamacpp={"template_gguf": str(tmp_path / "none.gguf")}), tiny_model_dir)
 
@@ -71,6 +71,15 @@ def test_engine_settings_that_change_no_answer_stay_out_of_keys():
     assert ModelConfig(backend="llamacpp", llamacpp={"parallel": 4, "threads": 1}).key() == base.key()
     assert ModelConfig(backend="llamacpp", llamacpp={"outtype": "q8_0"}).key() != base.key()
     assert "llamacpp" not in ModelConfig().key()  # the default backend's keys did not change
+
+
+@pytest.mark.parametrize("native_bf16,expected", [(True, "bf16"), (False, "f16")])
+def test_auto_weight_type_follows_the_cpu(monkeypatch, native_bf16, expected):
+    from autoalign.engines import llamacpp
+
+    monkeypatch.setattr(llamacpp, "fast_bf16", lambda device: native_bf16)
+    assert llamacpp.weight_type(ModelConfig(backend="llamacpp")) == expected
+    assert llamacpp.weight_type(ModelConfig(backend="llamacpp", llamacpp={"outtype": "q8_0"})) == "q8_0"
 
 
 # ---- on the bundled SmolLM2 (real weights; the server binary is built once if missing) ----
@@ -91,7 +100,7 @@ def smollm2_gguf():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("outtype,tolerance", [("f32", 0.0), ("f16", 2e-3), ("q8_0", 2e-2)])
+@pytest.mark.parametrize("outtype,tolerance", [("f32", 0.0), ("f16", 2e-3), ("bf16", 8e-3), ("q8_0", 2e-2)])
 def test_export_round_trips_through_transformers(tmp_path, smollm2_dir, smollm2_gguf, outtype, tolerance):
     import torch
     from transformers import AutoModelForCausalLM
@@ -118,9 +127,11 @@ QUESTIONS = ["What is the capital of France?", "Give one tip for sleeping well."
 
 
 @pytest.mark.slow
-def test_llamacpp_backend_matches_the_in_process_model(tmp_path, smollm2_dir):
-    """Greedy answers are the same text; the chosen tokens' log-probabilities agree closely; a
-    sample's seed reproduces it; the pool's release() stops the server by its PID."""
+@pytest.mark.parametrize("outtype,logprob_tolerance", [("f16", 0.05), ("bf16", 0.15)])
+def test_llamacpp_backend_matches_the_in_process_model(tmp_path, smollm2_dir, outtype, logprob_tolerance):
+    """Greedy answers are the same text; the chosen tokens' log-probabilities agree closely (bf16
+    keeps 8 bits of mantissa to f16's 11); a sample's seed reproduces it; the pool's release()
+    stops the server by its PID."""
     from autoalign.generation.base import SamplingParams
     from autoalign.runtime.pool import ModelPool, ModelRef
 
@@ -131,13 +142,14 @@ def test_llamacpp_backend_matches_the_in_process_model(tmp_path, smollm2_dir):
     expected = hf_pool.generator(ref).generate(requests, greedy)
     hf_pool.close()
 
-    pool = ModelPool(ModelConfig(backend="llamacpp", llamacpp={"parallel": 4}), engine_dir=tmp_path / "engines")
+    engine = {"parallel": 4, "outtype": outtype}
+    pool = ModelPool(ModelConfig(backend="llamacpp", llamacpp=engine), engine_dir=tmp_path / "engines")
     generator = pool.generator(ref)
     got = generator.generate(requests, greedy)
     for (ours,), (theirs,) in zip(got, expected):
         assert ours.text == theirs.text and ours.num_tokens == theirs.num_tokens
         assert ours.finish_reason == theirs.finish_reason
-        assert max(abs(a - b) for a, b in zip(ours.logprobs, theirs.logprobs)) < 0.05
+        assert max(abs(a - b) for a, b in zip(ours.logprobs, theirs.logprobs)) < logprob_tolerance
     assert generator.usage.snapshot()["answered"] == 3
 
     sampled = SamplingParams(n=2, temperature=0.9, max_new_tokens=24, seed=5)
@@ -150,7 +162,7 @@ def test_llamacpp_backend_matches_the_in_process_model(tmp_path, smollm2_dir):
     assert pool.generator(ref).generate(requests[1:2], alone)[0][0].text == once
     assert len(pool._engines) == 1  # one server per checkpoint, whatever the batch size
     server = next(iter(pool._engines.values()))
-    assert list((tmp_path / "engines").glob("*-f16.gguf")) and server.log_path.exists()
+    assert list((tmp_path / "engines").glob(f"*-{outtype}.gguf")) and server.log_path.exists()
     pool.release()
     assert server.process.poll() is not None
     with pytest.raises(ProcessLookupError):
@@ -181,7 +193,9 @@ def test_auto_backend_is_llamacpp_only_when_its_server_is_installed(tmp_path, ti
     server.chmod(0o755)
     assert fastest_backend(cfg, tiny_model_dir) == "llamacpp"
     without_template = cfg.replaced(llamacpp={})
-    assert fastest_backend(without_template, tiny_model_dir) == "transformers"  # cannot export this model
+    assert (
+        fastest_backend(without_template, tiny_model_dir) == "transformers"
+    )  # no converter fetched: auto fetches none
 
 
 @pytest.mark.slow
@@ -237,3 +251,73 @@ def test_vllm_missing_launcher_is_reported_before_a_run(tmp_path):
     cfg = ModelConfig(backend="vllm", vllm={"command": [str(tmp_path / "no-such-vllm"), "serve"]})
     with pytest.raises(EngineUnavailable, match=r"model.vllm.command\) is not on PATH"):
         check_vllm(cfg)
+
+
+# ---- checkpoints no bundled GGUF describes: llama.cpp's own converter ----
+
+
+def tiny_model_with_smollm2_tokenizer(out_dir, smollm2_dir):
+    """A 2-layer Llama that shares SmolLM2's tokenizer (one llama.cpp's converter knows), with
+    weights large enough that greedy choices are not near-ties."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    source = json.loads((smollm2_dir / "config.json").read_text())
+    config = LlamaConfig(
+        vocab_size=source["vocab_size"],
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        initializer_range=0.5,
+        tie_word_embeddings=True,
+        bos_token_id=source["bos_token_id"],
+        eos_token_id=source["eos_token_id"],
+    )
+    LlamaForCausalLM(config).save_pretrained(out_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        if (smollm2_dir / name).exists():
+            shutil.copy(smollm2_dir / name, out_dir / name)
+    return out_dir
+
+
+@pytest.mark.slow
+def test_a_checkpoint_without_template_is_converted_and_served_alike(tmp_path, smollm2_dir):
+    """HF -> GGUF through llama.cpp's converter -> llama-server: the same greedy tokens as the
+    in-process model, log-probabilities close (f32 weights; llama-server keeps its KV cache in f16)."""
+    from autoalign.generation.base import SamplingParams
+    from autoalign.runtime.pool import ModelPool, ModelRef
+
+    model_dir = tiny_model_with_smollm2_tokenizer(tmp_path / "tiny", smollm2_dir)
+    ref = ModelRef("M", model_dir, "tiny-smollm2-tokenizer")
+    cfg = ModelConfig(name=str(model_dir), backend="llamacpp", llamacpp={"parallel": 2, "outtype": "f32"})
+    assert template_gguf(cfg, model_dir) is None
+    check_engine(cfg, model_dir, log=lambda m: None)  # the vocabulary-only conversion passes
+    requests = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=16, top_logprobs=1)
+    hf_pool = ModelPool(ModelConfig(name=str(model_dir)))
+    expected = hf_pool.generator(ref).generate(requests, greedy)
+    hf_pool.close()
+
+    pool = ModelPool(cfg, engine_dir=tmp_path / "engines")
+    got = pool.generator(ref).generate(requests, greedy)
+    pool.release()
+    for (ours,), (theirs,) in zip(got, expected):
+        assert ours.text == theirs.text and ours.num_tokens == theirs.num_tokens == 16
+        assert max(abs(a - b) for a, b in zip(ours.logprobs, theirs.logprobs)) < 0.05
+    assert [p.name for p in (tmp_path / "engines").glob("*.gguf")] == [f"{ref.key}-f32.gguf"]
+    assert (tmp_path / "engines" / "logs" / f"convert-{ref.key}.log").exists()
+    assert not list((tmp_path / "engines").glob(".*"))  # no temporary file or input view left
+
+
+@pytest.mark.slow
+def test_a_model_llamacpp_cannot_convert_is_refused_before_the_run(tiny_model_dir):
+    """The test suite's tiny model has a tokenizer trained for it, unknown to llama.cpp."""
+    cfg = ModelConfig(name=str(tiny_model_dir), backend="llamacpp")
+    with pytest.raises(EngineUnavailable, match=r"(?s)llama.cpp cannot export .*pre-tokenizer"):
+        check_engine(cfg, tiny_model_dir, log=lambda m: None)

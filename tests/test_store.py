@@ -109,6 +109,52 @@ def test_some_failed_items_are_recorded_and_retried_on_request(tmp_path):
     assert RunStore(tmp_path, retry_failed=True).stage(1, "s", {}, []).done()
 
 
+def test_chunks_in_flight_overlap_are_recorded_as_they_finish_and_returned_in_id_order(tmp_path):
+    """Two chunks at once: the second starts before the first ends (the first waits for it), the
+    partial file gets the chunks in finishing order, the rows come back in id order."""
+    import threading
+
+    second_started = threading.Event()
+
+    def process(ids):
+        if ids == ["a", "b"]:
+            assert second_started.wait(timeout=10)  # would time out if chunks ran one after another
+        elif ids == ["c", "d"]:
+            second_started.set()
+        return [{"id": i, "v": i.upper()} for i in ids]
+
+    stage = RunStore(tmp_path).stage(1, "s", {}, [])
+    stage.begin()
+    rows = stage.map_items(["a", "b", "c", "d", "e"], process, chunk_size=2, desc="test", in_flight=2)
+    assert [r["v"] for r in rows] == ["A", "B", "C", "D", "E"]
+    assert [r["ids"] for r in read_records(stage.partial_path)] == [["c", "d"], ["a", "b"], ["e"]]
+
+
+def test_a_failing_chunk_in_flight_keeps_the_finished_ones(tmp_path):
+    import threading
+    import time
+
+    b_failed = threading.Event()
+
+    def process(ids):
+        if ids == ["b"]:
+            b_failed.set()
+            raise ConnectionError("server gone")
+        if ids == ["a"]:  # still running when "b" fails
+            assert b_failed.wait(timeout=10)
+            time.sleep(0.05)
+        return [{"id": i, "v": 1} for i in ids]
+
+    stage = RunStore(tmp_path).stage(1, "s", {}, [])
+    stage.begin()
+    with pytest.raises(ConnectionError, match="server gone"):
+        stage.map_items(["a", "b", "c", "d"], process, chunk_size=1, desc="test", in_flight=2)
+    assert [r["ids"] for r in read_records(stage.partial_path)] == [["a"]]  # kept; nothing started after the error
+    seen = []
+    rows = stage.map_items(["a", "b", "c", "d"], _process(seen), chunk_size=1, desc="test", in_flight=2)
+    assert sorted(seen) == [["b"], ["c"], ["d"]] and [r["v"] for r in rows] == [1, 2, 2, 2]
+
+
 def test_atomic_write_leaves_no_temp_files(tmp_path):
     write_jsonl(tmp_path / "out.jsonl", [{"a": 1}])
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]

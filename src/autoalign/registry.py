@@ -88,6 +88,8 @@ BACKENDS: dict[str, str] = {
 """Generation backends for in-process models (model.backend): name -> "module:function", called
 as function(pool, model_ref, batch_size) and returning a generation.base.Generator. Models behind
 an OpenAI-compatible endpoint always use the HTTP backend (generation/openai.py)."""
+SERVER_BACKENDS = frozenset({"llamacpp", "vllm"})
+"""Backends that serve the model from another process: their generators take concurrent calls."""
 
 
 def load_attr(spec: str):

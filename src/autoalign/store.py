@@ -17,9 +17,11 @@ recorded with their count, and `retry_failed` makes a later run retry them.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import shutil
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -189,24 +191,32 @@ class Stage:
         chunk_size: int,
         desc: str,
         error_of: Callable[[dict[str, Any]], str | None] = lambda row: None,
+        in_flight: int = 1,
     ) -> list[dict[str, Any]]:
         """Run `process` over ids in fixed chunks (ids[0:c], ids[c:2c], ...), appending each
         finished chunk's rows (each with an "id") to the partial file. Rows from an earlier,
         interrupted run are kept, except failed ones (error_of(row) is their error), which are
-        processed again. Raises StageFailedError when every item failed."""
+        processed again. in_flight > 1 runs that many chunks at once in threads, for a generator
+        that serves concurrent calls (a server never waits for a chunk's slowest answer); chunks
+        are recorded as they finish, and their rows put back in id order. Raises
+        StageFailedError when every item failed."""
         finished: dict[str, dict[str, Any]] = {}
         for record in read_records(self.partial_path):
             finished.update((row["id"], row) for row in record["rows"])
         todo = {i for i in ids if i not in finished or error_of(finished[i]) is not None}
+        chunks = [[i for i in ids[s : s + chunk_size] if i in todo] for s in range(0, len(ids), chunk_size)]
+
+        def record(chunk: list[str], rows: list[dict[str, Any]]) -> None:
+            append_record(self.partial_path, {"ids": chunk, "rows": rows})
+            finished.update((row["id"], row) for row in rows)
+            bar.update(len(rows))
+
         with tqdm(total=len(ids), initial=len(ids) - len(todo), desc=desc, unit="item") as bar:
-            for start in range(0, len(ids), chunk_size):
-                chunk = [i for i in ids[start : start + chunk_size] if i in todo]
-                if not chunk:
-                    continue
-                rows = process(chunk)
-                append_record(self.partial_path, {"ids": chunk, "rows": rows})
-                finished.update((row["id"], row) for row in rows)
-                bar.update(len(rows))
+            if in_flight <= 1:
+                for chunk in filter(None, chunks):
+                    record(chunk, process(chunk))
+            else:
+                _map_concurrently(process, list(filter(None, chunks)), in_flight, record)
         rows = [finished[i] for i in ids]
         errors = [e for e in map(error_of, rows) if e is not None]
         if rows and len(errors) == len(rows):
@@ -216,6 +226,28 @@ class Stage:
             )
         self.failed_items = len(errors)
         return rows
+
+
+def _map_concurrently(process, chunks: list[list[str]], in_flight: int, record) -> None:
+    """process(chunk) for every chunk, in_flight at a time, record(chunk, rows) in the calling
+    thread as each finishes. A chunk that raises stops new submissions; the ones running are
+    still recorded before the error propagates, so no finished work is lost."""
+    waiting = iter(chunks)
+    with ThreadPoolExecutor(max_workers=in_flight) as executor:
+        running = {executor.submit(process, c): c for c in itertools.islice(waiting, in_flight)}
+        error: BaseException | None = None
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk = running.pop(future)
+                if future.exception() is not None:
+                    error = error or future.exception()
+                    continue
+                record(chunk, future.result())
+                if error is None and (following := next(waiting, None)) is not None:
+                    running[executor.submit(process, following)] = following
+        if error is not None:
+            raise error
 
 
 @dataclass(frozen=True)

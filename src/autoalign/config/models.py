@@ -22,8 +22,10 @@ class LlamaCppConfig(Section):
     """The llama.cpp engine (model.backend: llamacpp): each checkpoint is exported to GGUF and
     served by a llama-server that autoalign starts on 127.0.0.1 and stops by its PID."""
 
-    outtype: Literal["f32", "f16", "q8_0"] = "f16"
-    """Weight type of the exported GGUF (norms stay f32); part of the answers' key."""
+    outtype: Literal["auto", "f32", "f16", "bf16", "q8_0"] = "auto"
+    """Weight type of the exported GGUF (norms stay f32); part of the answers' key. auto = bf16
+    where the CPU multiplies bf16 natively (avx512_bf16, AMX: ~1.7x f16's prompt reading and
+    batched decoding in llama.cpp, bench/README.md), else f16."""
     parallel: int = Field(16, gt=0)
     """Sequences the server decodes at once (its slots); requests are sent this many at a time."""
     context_per_slot: int = Field(2048, gt=0)
@@ -35,7 +37,7 @@ class LlamaCppConfig(Section):
     one built once from llama.cpp's sources (engines/llamacpp_build.py)."""
     template_gguf: str | None = None
     """A GGUF file of the same architecture and tokenizer whose metadata the export reuses; None =
-    the bundled model's own GGUF."""
+    the bundled model's own GGUF, or for other models llama.cpp's converter (convert_hf_to_gguf.py)."""
 
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"parallel", "context_per_slot", "threads", "server"})
 

@@ -1,18 +1,24 @@
-"""Export a Hugging Face checkpoint to GGUF for llama.cpp, reusing a template GGUF's metadata.
+"""Export a Hugging Face checkpoint to GGUF for llama.cpp.
 
-Training changes weights, never the tokenizer or the architecture, so everything a GGUF holds
-besides tensors (hyper-parameters, vocabulary, merges, chat template) is copied from a GGUF of
-the same model: the bundled model's own file. Only the tensors are written anew, named and laid
-out as llama.cpp expects them. That layout is the inverse of what transformers undoes when it
-loads a GGUF (transformers/modeling_gguf_pytorch_utils.py), which is what the round-trip test
-checks: Llama's q/k rows are interleaved per head for llama.cpp's rotary embedding, and Gemma's
-norm weights are stored as 1 + w.
+Two ways. export_gguf reuses a template GGUF's metadata: training changes weights, never the
+tokenizer or the architecture, so everything a GGUF holds besides tensors (hyper-parameters,
+vocabulary, merges, chat template) is copied from a GGUF of the same model, the bundled model's
+own file, and only the tensors are written anew, named and laid out as llama.cpp expects them.
+That layout is the inverse of what transformers undoes when it loads a GGUF
+(transformers/modeling_gguf_pytorch_utils.py), which is what the round-trip test checks: Llama's
+q/k rows are interleaved per head for llama.cpp's rotary embedding, and Gemma's norm weights are
+stored as 1 + w. convert_gguf runs llama.cpp's own converter (convert_hf_to_gguf.py, from the
+sources the server is built from) for any other checkpoint: it knows every architecture and
+tokenizer llama.cpp serves.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import gguf
@@ -24,6 +30,7 @@ from autoalign.engines import EngineError
 OUTTYPES = {
     "f32": (gguf.GGMLQuantizationType.F32, gguf.LlamaFileType.ALL_F32),
     "f16": (gguf.GGMLQuantizationType.F16, gguf.LlamaFileType.MOSTLY_F16),
+    "bf16": (gguf.GGMLQuantizationType.BF16, gguf.LlamaFileType.MOSTLY_BF16),
     "q8_0": (gguf.GGMLQuantizationType.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0),
 }
 NORMS_STORED_PLUS_ONE = {"gemma", "gemma2", "gemma3"}
@@ -137,3 +144,59 @@ def _add(writer: gguf.GGUFWriter, name: str, array: np.ndarray, qtype: gguf.GGML
         writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float16))
     else:
         writer.add_tensor(name, gguf.quants.quantize(np.ascontiguousarray(array), qtype), raw_dtype=qtype)
+
+
+CHAT_TEMPLATE_FILES = (
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "additional_chat_templates",
+)
+
+
+def convert_gguf(
+    model_dir: Path,
+    converter: Path,
+    out: Path,
+    outtype: str = "f16",
+    chat_template: str | None = None,
+    log_path: Path | None = None,
+    vocab_only: bool = False,
+) -> Path:
+    """Write model_dir as a GGUF at out with llama.cpp's converter script (atomically).
+    chat_template: stored in place of the checkpoint's own (the converter reads it from
+    tokenizer_config.json, so it is given a view of model_dir with that file rewritten).
+    vocab_only: the tokenizer and hyper-parameters alone, a quick check that the model converts."""
+    if outtype not in OUTTYPES:
+        raise ExportError(f"unknown GGUF outtype {outtype!r} (known: {', '.join(OUTTYPES)})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=".convert-input.") as view:
+            source = _with_chat_template(model_dir, Path(view), chat_template) if chat_template else model_dir
+            cmd = [sys.executable, str(converter), str(source), "--outfile", str(tmp), "--outtype", outtype]
+            cmd += ["--vocab-only"] if vocab_only else []
+            result = subprocess.run(cmd, capture_output=True, text=True)
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log_path.write_text(result.stdout + result.stderr)
+        if result.returncode != 0 or not tmp.exists():
+            tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-6:])
+            raise ExportError(f"{model_dir}: llama.cpp's converter failed ({converter.name}):\n{tail}")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
+
+
+def _with_chat_template(model_dir: Path, view: Path, chat_template: str) -> Path:
+    """view: links to model_dir's files, with tokenizer_config.json carrying chat_template."""
+    for entry in model_dir.iterdir():
+        if entry.name not in CHAT_TEMPLATE_FILES:
+            (view / entry.name).symlink_to(entry.resolve())
+    config_path = model_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text()) if config_path.exists() else {}
+    config["chat_template"] = chat_template
+    (view / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2))
+    return view

@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
+import torch
+
 from autoalign.config import ModelConfig
-from autoalign.engines.gguf_export import export_gguf
-from autoalign.engines.llamacpp_build import EngineUnavailable, installed_server, server_binary
+from autoalign.engines.gguf_export import ExportError, convert_gguf, export_gguf
+from autoalign.engines.llamacpp_build import (
+    EngineUnavailable,
+    converter_script,
+    installed_converter,
+    installed_server,
+    server_binary,
+)
 from autoalign.engines.served import SERVED_NAME, ServedGenerator
 from autoalign.engines.server import ManagedServer
 from autoalign.engines.vllm import vllm_installed
 from autoalign.models.bundled import BUNDLED, cached_dir, ensure_gguf, is_cached
 from autoalign.models.loading import load_tokenizer
+from autoalign.models.hardware import fast_bf16
 
 SHAPE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
 
@@ -34,10 +44,11 @@ def _shape(model_dir: Path) -> tuple | None:
     return tuple(config.get(k) for k in SHAPE_KEYS)
 
 
-def template_gguf(cfg: ModelConfig, model_dir: Path) -> Path:
+def template_gguf(cfg: ModelConfig, model_dir: Path) -> Path | None:
     """The GGUF whose metadata (vocabulary, chat template, hyper-parameters) the export reuses:
     the one the recipe names, else the bundled model's, else that of the bundled model a
-    checkpoint was trained from (same architecture and sizes)."""
+    checkpoint was trained from (same architecture and sizes); None: no GGUF describes the model,
+    so llama.cpp's own converter exports it."""
     if cfg.llamacpp.template_gguf:
         path = Path(cfg.llamacpp.template_gguf).expanduser()
         if not path.is_file():
@@ -49,21 +60,35 @@ def template_gguf(cfg: ModelConfig, model_dir: Path) -> Path:
     for name in BUNDLED:
         if shape is not None and is_cached(name) and _shape(cached_dir(name)) == shape:
             return ensure_gguf(name)
-    raise EngineUnavailable(
-        f"model.backend llamacpp: {cfg.name} is not a bundled model or one trained from it, so set "
-        "model.llamacpp.template_gguf to a GGUF of the same model (its tokenizer and architecture are reused)"
-    )
+    return None
+
+
+def check_convertible(model_dir: Path, log=print) -> None:
+    """llama.cpp's converter knows the model's architecture and tokenizer: its vocabulary-only
+    export (seconds) fails where the full one would, before a run writes anything."""
+    with tempfile.TemporaryDirectory(prefix="autoalign-vocab-") as tmp:
+        try:
+            convert_gguf(model_dir, converter_script(log), Path(tmp) / "vocab.gguf", vocab_only=True)
+        except ExportError as err:
+            raise EngineUnavailable(
+                f"model.backend llamacpp: llama.cpp cannot export {model_dir} ({err}); use model.backend "
+                "transformers, or set model.llamacpp.template_gguf to a GGUF of the same model"
+            ) from err
 
 
 def fastest_backend(cfg: ModelConfig, model_dir: Path) -> str:
     """What `backend: auto` means on this machine: vLLM on a GPU where it is installed; else
-    llama.cpp when its server is installed (or built before) and the model can be exported; else
-    the in-process transformers backend."""
+    llama.cpp when its server is installed (or built before) and the model can be exported (a
+    template GGUF, or llama.cpp's converter fetched before and knowing the model); else the
+    in-process transformers backend."""
     if vllm_installed(cfg):
         return "vllm"
     try:
         if installed_server(cfg.llamacpp.server) is not None:
-            template_gguf(cfg, model_dir)
+            if template_gguf(cfg, model_dir) is None:
+                if installed_converter() is None:  # auto fetches nothing
+                    return "transformers"
+                check_convertible(model_dir, log=lambda message: None)
             return "llamacpp"
     except EngineUnavailable:
         pass
@@ -77,21 +102,39 @@ def settle_auto_backend(cfg: ModelConfig, model_dir: Path, log=print) -> None:
         cfg.backend = fastest_backend(cfg, model_dir)
         hint = "" if cfg.backend != "transformers" else " (model.backend: llamacpp builds llama.cpp's server once)"
         log(f"generation backend: {cfg.backend}{hint}")
+    if cfg.backend == "llamacpp" and cfg.llamacpp.outtype == "auto":
+        cfg.llamacpp.outtype = weight_type(cfg)
 
 
 def check_engine(cfg: ModelConfig, model_dir: Path, log=print) -> Path:
     """Before a run writes anything: the server binary (built now, once, if there is none) and the
-    GGUF whose metadata the exports reuse. Returns the binary."""
-    template_gguf(cfg, model_dir)
-    return server_binary(cfg.llamacpp.server, log)
+    way checkpoints will be exported (a template GGUF, or llama.cpp's converter). Returns the binary."""
+    binary = server_binary(cfg.llamacpp.server, log)
+    if template_gguf(cfg, model_dir) is None:
+        check_convertible(model_dir, log)
+    return binary
+
+
+def weight_type(cfg: ModelConfig) -> str:
+    """The GGUF weight type the export writes: cfg.llamacpp.outtype with "auto" settled for this CPU
+    (the server is built for the CPU it runs on, so it uses the bf16 instructions the CPU has)."""
+    if cfg.llamacpp.outtype != "auto":
+        return cfg.llamacpp.outtype
+    return "bf16" if fast_bf16(torch.device("cpu")) else "f16"
 
 
 def exported_gguf(engine_dir: Path, ref, cfg: ModelConfig) -> Path:
-    out = engine_dir / f"{ref.key}-{cfg.llamacpp.outtype}.gguf"
+    outtype = weight_type(cfg)
+    out = engine_dir / f"{ref.key}-{outtype}.gguf"
     if not out.exists():
         # The chat template transformers applies to this checkpoint, so both backends format alike.
         chat_template = load_tokenizer(ref.path, cfg.chat_template).chat_template
-        export_gguf(ref.path, template_gguf(cfg, ref.path), out, cfg.llamacpp.outtype, chat_template)
+        template = template_gguf(cfg, ref.path)
+        if template is not None:
+            export_gguf(ref.path, template, out, outtype, chat_template)
+        else:
+            log_path = engine_dir / "logs" / f"convert-{ref.key}.log"
+            convert_gguf(ref.path, converter_script(), out, outtype, chat_template, log_path=log_path)
     return out
 
 
@@ -130,4 +173,4 @@ def managed(pool, ref, batch_size: int) -> ServedGenerator:
     """The "llamacpp" backend (registry BACKENDS); batch_size is the server's business (slots)."""
     cfg = pool.model_cfg(ref)
     server = pool.engine(ref, "llamacpp", lambda: start_server(pool, ref, cfg))
-    return ServedGenerator(server, f"{ref.label} (llama.cpp {cfg.llamacpp.outtype})", cfg.llamacpp.parallel)
+    return ServedGenerator(server, f"{ref.label} (llama.cpp {weight_type(cfg)})", cfg.llamacpp.parallel)

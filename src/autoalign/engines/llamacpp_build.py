@@ -1,11 +1,13 @@
-"""Find llama.cpp's server binary, or build it once from llama.cpp's own sources.
+"""Find llama.cpp's server binary, or build it once from llama.cpp's own sources; and keep
+llama.cpp's checkpoint converter (convert_hf_to_gguf.py) from the same sources.
 
 No package on PyPI ships `llama-server`, llama.cpp's OpenAI-compatible server with parallel
 slots and continuous batching. Its sources do reach PyPI, vendored inside the llama-cpp-python
 sdist (the version pinned here and in pyproject's test extra), so this builds the one target
 from them with cmake, statically linked, into the tools cache (~8 minutes on 2 cores, once).
 Order of preference: a path the recipe names, $AUTOALIGN_LLAMA_SERVER, `llama-server` on PATH,
-the cached build, a new build.
+the cached build, a new build. The converter (the script, its `conversion` package and the
+`gguf-py` it imports) is copied next to the binary, for checkpoints no bundled GGUF describes.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def cached_binary() -> Path:
     return tools_dir() / f"llama.cpp-{LLAMA_CPP_PYTHON}" / BINARY
 
 
+def converter_dir() -> Path:
+    return tools_dir() / f"llama.cpp-{LLAMA_CPP_PYTHON}" / "convert"
+
+
+CONVERTER_FILES = ("convert_hf_to_gguf.py", "conversion", "gguf-py", "LICENSE")
+
+
 def installed_server(configured: str | None = None) -> Path | None:
     """The llama-server at hand without building one, if any."""
     for candidate, setting in (
@@ -85,6 +94,7 @@ def build_server(log=print) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".build.") as tmp:
         work = Path(tmp)
         source = _fetch_sources(work)
+        _install_converter(source)
         build = work / "build"
         log_path = target.parent / "build.log"
         jobs = str(os.cpu_count() or 2)
@@ -101,6 +111,35 @@ def build_server(log=print) -> Path:
         os.replace(built, target)  # last: a crash never leaves a half-built binary that looks finished
     log(f"[autoalign] llama-server ready: {target}")
     return target
+
+
+def installed_converter() -> Path | None:
+    script = converter_dir() / CONVERTER_FILES[0]
+    return script if script.exists() else None
+
+
+def converter_script(log=print) -> Path:
+    """llama.cpp's convert_hf_to_gguf.py from the pinned sources, fetched once into the cache."""
+    script = converter_dir() / CONVERTER_FILES[0]
+    if not script.exists():
+        converter_dir().parent.mkdir(parents=True, exist_ok=True)
+        log(f"[autoalign] fetching llama.cpp's converter from llama-cpp-python {LLAMA_CPP_PYTHON}'s sources (once)")
+        with tempfile.TemporaryDirectory(dir=converter_dir().parent, prefix=".fetch.") as tmp:
+            _install_converter(_fetch_sources(Path(tmp)))
+    return script
+
+
+def _install_converter(source: Path) -> None:
+    """Copy the converter out of the extracted sources, atomically (a directory renamed into place)."""
+    if converter_dir().exists():
+        return
+    staging = Path(tempfile.mkdtemp(dir=converter_dir().parent, prefix=".convert."))
+    for name in CONVERTER_FILES:
+        (shutil.copytree if (source / name).is_dir() else shutil.copy2)(source / name, staging / name)
+    try:
+        os.replace(staging, converter_dir())
+    except OSError:  # another process installed it first
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _fetch_sources(work: Path) -> Path:

@@ -10,6 +10,7 @@ import gc
 import os
 import re
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from autoalign.generation.openai import OpenAIGenerator
 from autoalign.io import private_sibling_dir
 from autoalign.models.bundled import cache_root
 from autoalign.models.loading import LoadedModel, load_model
-from autoalign.registry import BACKENDS, load_attr
+from autoalign.registry import BACKENDS, SERVER_BACKENDS, load_attr
 from autoalign.store import content_key
 
 
@@ -86,6 +87,7 @@ class ModelPool:
         self._local: dict[tuple, Generator] = {}
         self._remote: dict[str, OpenAIGenerator] = {}
         self._engines: dict[tuple, Engine] = {}
+        self._lock = threading.RLock()  # stages may ask for a generator from two threads (in_flight)
 
     def model_cfg(self, ref: ModelRef) -> ModelConfig:
         """The settings a checkpoint loads and generates with (its own, else the run's)."""
@@ -103,17 +105,27 @@ class ModelPool:
     def generator(self, ref: AnyModelRef, batch_size: int | None = None) -> Generator:
         """The model's generator: the HTTP backend for an endpoint, else the model's configured
         backend (model.backend, from the registry), kept until release()."""
-        if isinstance(ref, EndpointRef):
-            return self.remote(ref)
-        backend = self.model_cfg(ref).backend
-        slot = (ref.path, backend, batch_size or self.batch_size)
-        if slot not in self._local:
-            generator = load_attr(BACKENDS[backend])(self, ref, batch_size or self.batch_size)
-            if self.answer_cache_dir is not None:
-                cache = ResponseCache(self.answer_cache_dir / f"{_file_safe(ref.label)}-{backend}-{ref.key}.sqlite")
-                generator = CachedGenerator(generator, cache, content_key(ref.key, backend))
-            self._local[slot] = generator
-        return self._local[slot]
+        with self._lock:
+            if isinstance(ref, EndpointRef):
+                return self.remote(ref)
+            backend = self.model_cfg(ref).backend
+            slot = (ref.path, backend, batch_size or self.batch_size)
+            if slot not in self._local:
+                generator = load_attr(BACKENDS[backend])(self, ref, batch_size or self.batch_size)
+                if self.answer_cache_dir is not None:
+                    cache = ResponseCache(self.answer_cache_dir / f"{_file_safe(ref.label)}-{backend}-{ref.key}.sqlite")
+                    generator = CachedGenerator(generator, cache, content_key(ref.key, backend))
+                self._local[slot] = generator
+            return self._local[slot]
+
+    def in_flight(self, ref: AnyModelRef) -> int:
+        """Chunks of work a stage hands this model's generator at once: two for a server (an
+        endpoint, llama.cpp, vLLM), so its slots are refilled from the next chunk while the
+        current one finishes its longest answers; one for the in-process backend, which batches
+        a chunk itself and is not to be called from two threads."""
+        if isinstance(ref, EndpointRef) or self.model_cfg(ref).backend in SERVER_BACKENDS:
+            return 2
+        return 1
 
     def engine(self, ref: ModelRef, backend: str, start: Callable[[], Engine]) -> Engine:
         """The server an engine backend runs for this checkpoint, started on first use, shared by

@@ -47,19 +47,21 @@ def run_items(
     *,
     chunk_size: int,
     label: str,
+    in_flight: int = 1,
 ) -> list[Row]:
     """The skeleton of a stage that maps `process` over its prompts' ids: a finished stage is read
     back; otherwise outputs of another version are cleared, items run in resumable chunks
     (Stage.map_items; error_of(row) names a failed row, which is retried), and the rows are
     recorded with summarize(rows, seconds) plus the remote usage the stage caused. label names
-    the model at work in the progress bar. Returns the stage's rows."""
+    the model at work in the progress bar; in_flight chunks run at once (ModelPool.in_flight:
+    more than one only for a generator that serves concurrent calls). Returns the stage's rows."""
     if stage.done():
         return stage.rows()
     stage.begin()
     started, usage_before = time.perf_counter(), at.pool.remote_usage()
     desc = f"iter {at.t}: {stage.rel.split('/')[-1]} ({label})"
     ids = [p.id for p in prompts]
-    rows = stage.map_items(ids, process, chunk_size=chunk_size, desc=desc, error_of=error_of)
+    rows = stage.map_items(ids, process, chunk_size=chunk_size, desc=desc, error_of=error_of, in_flight=in_flight)
     metrics = summarize(rows, time.perf_counter() - started)
     stage.finish(rows, {**metrics, **remote_usage_since(at.pool, usage_before)})
     return rows

@@ -4,6 +4,9 @@ style, as in Self-Rewarding LMs section 2.2), or the prompts come from a file.""
 from __future__ import annotations
 
 import random
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from tqdm.auto import tqdm
 
@@ -52,16 +55,25 @@ def _written_prompts(
         max_chars=cfg.max_chars,
     )
     generator = at.pool.generator(model, cfg.sampling.batch_size)
+
+    def batches():
+        """(requests, params) of each batch, drawn in order whatever runs ahead (same prompts)."""
+        made = 0
+        while made < cfg.max_requests:
+            size = min(cfg.sampling.batch_size, cfg.max_requests - made)
+            requests = [
+                fewshot_request(seed_instructions, cfg.shots, rng, count=cfg.tasks_per_request) for _ in range(size)
+            ]
+            yield requests, sampling_params(cfg.sampling, n=1, seed=seed + made)
+            made += size
+
     requests_made, parsed = 0, 0
     raw_rows = []
     with tqdm(total=cfg.num_prompts, desc=f"iter {t}: creating prompts", unit="prompt") as bar:
-        while len(keep.kept) < cfg.num_prompts and requests_made < cfg.max_requests:
-            batch = min(cfg.sampling.batch_size, cfg.max_requests - requests_made)
-            requests = [
-                fewshot_request(seed_instructions, cfg.shots, rng, count=cfg.tasks_per_request) for _ in range(batch)
-            ]
-            params = sampling_params(cfg.sampling, n=1, seed=seed + requests_made)
-            for cands in generator.generate(requests, params):
+        for requests, outputs in _ahead(
+            generator, batches(), at.pool.in_flight(model), lambda: cfg.num_prompts - len(keep.kept)
+        ):
+            for cands in outputs:
                 tasks, cut = parse_tasks(cands[0].text, truncated=cands[0].finish_reason == "length")
                 keep.dropped["truncated"] += cut
                 parsed += len(tasks) + cut
@@ -71,7 +83,9 @@ def _written_prompts(
                     elif keep.offer(task):
                         bar.update()
                 raw_rows.append({"output": cands[0].text, "finish_reason": cands[0].finish_reason})
-            requests_made += batch
+            requests_made += len(requests)
+            if len(keep.kept) >= cfg.num_prompts:
+                break
     prompts = [
         Prompt(id=f"it{t}-p{i:05d}", messages=[{"role": "user", "content": text}], source="created")
         for i, text in enumerate(keep.kept)
@@ -83,6 +97,33 @@ def _written_prompts(
     write_jsonl(stage.dir / "raw_outputs.jsonl", raw_rows)
     metrics = {"requests": requests_made, "tasks_parsed": parsed, "kept": len(prompts), "dropped": dict(keep.dropped)}
     return [p.to_dict() for p in prompts], metrics
+
+
+def _ahead(generator, batches, in_flight: int, still_needed: Callable[[], int]):
+    """Yield (requests, outputs) for each batch, in order. With in_flight > 1 (a server) the next
+    batches are already generating while the caller reads this one, until the batches running
+    are expected to yield the still_needed tasks (at the rate kept so far): more would be thrown
+    away. The caller stops when it has enough; a batch still running then is waited for."""
+    if in_flight <= 1:
+        for requests, params in batches:
+            yield requests, generator.generate(requests, params)
+        return
+    with ThreadPoolExecutor(max_workers=in_flight) as executor:
+        running: deque = deque()
+        needed_at_start, read = still_needed(), 0
+        for requests, params in batches:
+            running.append((requests, executor.submit(generator.generate, requests, params)))
+            if len(running) < in_flight:
+                continue
+            requests, future = running.popleft()
+            yield requests, future.result()
+            read += len(requests)
+            per_request = (needed_at_start - still_needed()) / read
+            if per_request * sum(len(r) for r, _ in running) >= still_needed():
+                break
+        while running:
+            requests, future = running.popleft()
+            yield requests, future.result()
 
 
 def _prompts_from_file(t: int, cfg: CreatePromptsConfig, seed: int, exclude: frozenset[str]) -> tuple[list[dict], dict]:

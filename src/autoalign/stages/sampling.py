@@ -54,7 +54,8 @@ def sample_candidates(
         }
 
     error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
+    chunk, in_flight = cfg.sampling.batch_size, at.pool.in_flight(model)
     rows = run_items(
-        at, stage, prompts, process, summarize, error_of, chunk_size=cfg.sampling.batch_size, label=model.label
+        at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=model.label, in_flight=in_flight
     )
     return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in rows}

@@ -303,8 +303,17 @@ def refine_candidates(
         }
 
     error_of = lambda row: first_error(c.get("error") for c in row["refinements"])
+    chunk, in_flight = sampling.batch_size, at.pool.in_flight(model)
     rows = run_items(
-        at, stage, as_prompts(todo), process, summarize, error_of, chunk_size=sampling.batch_size, label=model.label
+        at,
+        stage,
+        as_prompts(todo),
+        process,
+        summarize,
+        error_of,
+        chunk_size=chunk,
+        label=model.label,
+        in_flight=in_flight,
     )
     return {r["id"]: r for r in rows}
 

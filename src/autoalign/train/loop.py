@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from autoalign.config import TrainConfig
+from autoalign.models.hardware import fast_bf16
 from autoalign.train import distributed, lora
 from autoalign.train.data import AnswerLogprobs
 from autoalign.train.resume import TrainCheckpointer
@@ -50,18 +51,6 @@ def activation_checkpointing(model: torch.nn.Module, every_n_layers: int):
         yield
     finally:
         causal.activation_checkpointing_disable()
-
-
-def fast_bf16(device: torch.device) -> bool:
-    """Whether the device multiplies bf16 matrices natively (else bf16 is emulated, and slow)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        try:  # oneDNN's own check for avx512_bf16 / AMX; private, so absent means "no"
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-        except (AttributeError, RuntimeError):
-            return False
-    return False
 
 
 def autocast_mode(cfg: TrainConfig, model: torch.nn.Module) -> str:
