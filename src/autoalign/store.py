@@ -242,10 +242,10 @@ def _map_concurrently(process, chunks: list[list[str]], in_flight: int, record) 
                 chunk = running.pop(future)
                 if future.exception() is not None:
                     error = error or future.exception()
-                    continue
-                record(chunk, future.result())
-                if error is None and (following := next(waiting, None)) is not None:
-                    running[executor.submit(process, following)] = following
+                else:
+                    record(chunk, future.result())
+            while error is None and len(running) < in_flight and (following := next(waiting, None)) is not None:
+                running[executor.submit(process, following)] = following
         if error is not None:
             raise error
 

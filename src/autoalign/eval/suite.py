@@ -19,7 +19,7 @@ from autoalign.eval.win_rate import length_controlled_win_rate, preference_value
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.runtime.pool import AnyModelRef
 from autoalign.eval.paired import ifeval_paired_metrics
-from autoalign.stages.common import StageContext, run_items
+from autoalign.stages.common import StageContext, once, run_items
 from autoalign.store import recorded_stages
 from autoalign.judges.base import JudgeFactory
 from autoalign.stages.judging import judge_candidates
@@ -84,11 +84,10 @@ def head_to_head(
     make_judge = PairwiseJudgeFactory(at.pool)
     stage = at.stage(name, {"cfg": cfg.key(), "seed": at.seed, "judge": make_judge.key}, inputs, kind="head_to_head")
     by_id = {p.id: p for p in prompts}
-    judge = None
+    judge_once = once(lambda: make_judge(judge_model, cfg, at.seed))
 
     def process(ids: list[str]) -> list[dict]:
-        nonlocal judge
-        judge = judge or make_judge(judge_model, cfg, at.seed)
+        judge = judge_once()
         failed = {
             i: f"{who} answer failed: {a.error}"
             for i in ids
@@ -124,7 +123,17 @@ def head_to_head(
         return None if " answer failed: " in (error or "") else error
 
     chunk = max(1, cfg.sampling.batch_size // 2)
-    run_items(at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=judge_model.label)
+    run_items(
+        at,
+        stage,
+        prompts,
+        process,
+        summarize,
+        error_of,
+        chunk_size=chunk,
+        label=judge_model.label,
+        in_flight=at.pool.in_flight(judge_model),
+    )
     return stage.metrics()
 
 

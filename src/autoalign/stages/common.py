@@ -3,10 +3,11 @@ items (run_items), the first error of a failed row, and the remote (HTTP) usage 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from autoalign.generation.base import ZERO_USAGE, usage_delta
 from autoalign.runtime.pool import ModelPool
@@ -14,6 +15,7 @@ from autoalign.store import RunStore, Stage
 from autoalign.types import Prompt
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,19 @@ def run_items(
     metrics = summarize(rows, time.perf_counter() - started)
     stage.finish(rows, {**metrics, **remote_usage_since(at.pool, usage_before)})
     return rows
+
+
+def once(build: Callable[[], T]) -> Callable[[], T]:
+    """build() on the first call, then the same object; safe when chunks run in threads."""
+    lock, made = threading.Lock(), []
+
+    def get() -> T:
+        with lock:
+            if not made:
+                made.append(build())
+        return made[0]
+
+    return get
 
 
 def first_error(errors) -> str | None:

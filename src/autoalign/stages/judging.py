@@ -8,7 +8,7 @@ from collections import Counter
 from autoalign.config import JudgeConfig
 from autoalign.judges.base import JudgeFactory, JudgeItem
 from autoalign.runtime.pool import AnyModelRef
-from autoalign.stages.common import StageContext, first_error, run_items
+from autoalign.stages.common import StageContext, first_error, once, run_items
 from autoalign.types import Candidate, Judgment, Prompt
 
 
@@ -36,11 +36,10 @@ def judge_candidates(
     ]
     stage = at.stage(name, {"cfg": cfg.key_without(*cfg.PAIRWISE_ONLY), "seed": at.seed}, inputs, kind=kind)
     by_id = {p.id: p for p in prompts}
-    judge = None
+    judge_once = once(lambda: make_judge(judge_model, cfg, at.seed))
 
     def process(ids: list[str]) -> list[dict]:
-        nonlocal judge
-        judge = judge or make_judge(judge_model, cfg, at.seed)
+        judge = judge_once()
         usable = [(i, k) for i in ids for k, c in enumerate(candidates[i]) if c.finish_reason != "error"]
         items = [JudgeItem(prompt=by_id[i].messages, response=candidates[i][k].text) for i, k in usable]
         by_key = dict(zip(usable, judge.judge(items) if usable else []))
@@ -62,7 +61,20 @@ def judge_candidates(
         )
 
     chunk = max(1, cfg.sampling.batch_size // 2)
-    rows = run_items(at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=judge_model.label)
+    # A model judge on a server takes concurrent chunks; a verifier is a program (its checkers'
+    # libraries are not known to be thread-safe), run one chunk at a time.
+    in_flight = 1 if make_judge.kind == "verifier" else at.pool.in_flight(judge_model)
+    rows = run_items(
+        at,
+        stage,
+        prompts,
+        process,
+        summarize,
+        error_of,
+        chunk_size=chunk,
+        label=judge_model.label,
+        in_flight=in_flight,
+    )
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in rows}
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from autoalign.config import JudgeConfig, PairsConfig
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.runtime.pool import AnyModelRef
-from autoalign.stages.common import StageContext, first_error, run_items
+from autoalign.stages.common import StageContext, first_error, once, run_items
 from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
 
@@ -86,11 +86,10 @@ def compare_candidates(
     make_judge = PairwiseJudgeFactory(at.pool)
     stage = at.stage("comparisons", {"cfg": cfg.key(), "seed": at.seed, "judge": make_judge.key}, inputs)
     by_id = {p.id: p for p in prompts}
-    judge = None
+    judge_once = once(lambda: make_judge(judge_model, cfg, at.seed))
 
     def process(ids: list[str]) -> list[dict]:
-        nonlocal judge
-        judge = judge or make_judge(judge_model, cfg, at.seed)
+        judge = judge_once()
         jobs = [
             (pid, i, j) for pid in ids for i in range(len(candidates[pid])) for j in range(i + 1, len(candidates[pid]))
         ]
@@ -117,7 +116,17 @@ def compare_candidates(
 
     error_of = lambda row: first_error(c["preference"]["error"] for c in row["comparisons"])
     chunk = max(1, cfg.sampling.batch_size // 4)
-    rows = run_items(at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=judge_model.label)
+    rows = run_items(
+        at,
+        stage,
+        prompts,
+        process,
+        summarize,
+        error_of,
+        chunk_size=chunk,
+        label=judge_model.label,
+        in_flight=at.pool.in_flight(judge_model),
+    )
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]
         for r in rows

@@ -5,6 +5,7 @@ original)."""
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 
 from autoalign.config import VerifiableConfig
@@ -280,17 +281,20 @@ def refine_candidates(
 
     params = sampling_params(sampling, n=cfg.refine_samples, seed=at.seed)
 
+    checking = threading.Lock()  # chunks may generate in threads; the checkers run one at a time
+
     def process(ids: list[str]) -> list[dict]:
         outputs = at.pool.generator(model, sampling.batch_size).generate([request(i) for i in ids], params)
-        return [
-            {
-                "id": i,
-                "original": drafts[i],
-                "refinements": [c.to_dict() for c in cands],
-                "critiques": [critique(by_key[i], c, cfg.strict, tasks.get(i)).to_dict() for c in cands],
-            }
-            for i, cands in zip(ids, outputs)
-        ]
+        with checking:
+            return [
+                {
+                    "id": i,
+                    "original": drafts[i],
+                    "refinements": [c.to_dict() for c in cands],
+                    "critiques": [critique(by_key[i], c, cfg.strict, tasks.get(i)).to_dict() for c in cands],
+                }
+                for i, cands in zip(ids, outputs)
+            ]
 
     def summarize(rows: list[dict], seconds: float) -> dict:
         scores = [c["score"] for r in rows for c in r["critiques"]]
