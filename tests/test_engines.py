@@ -73,6 +73,20 @@ def test_engine_settings_that_change_no_answer_stay_out_of_keys():
     assert "llamacpp" not in ModelConfig().key()  # the default backend's keys did not change
 
 
+def test_servers_get_enough_chunks_in_flight_to_keep_their_slots_busy(tmp_path):
+    from autoalign.config import EndpointConfig
+    from autoalign.runtime.pool import EndpointRef, ModelPool, ModelRef
+
+    ref = ModelRef("M", tmp_path, "m")
+    assert ModelPool(ModelConfig()).in_flight(ref, 48) == 1  # in-process: one chunk at a time
+    served = ModelPool(ModelConfig(backend="llamacpp", llamacpp={"parallel": 16}))
+    # One chunk finishing, plus chunks for twice the slots.
+    assert served.in_flight(ref, 48) == 2 and served.in_flight(ref, 16) == 3 and served.in_flight(ref, 10) == 5
+    assert ModelPool(ModelConfig(backend="vllm")).in_flight(ref, 8) == 17  # 64 sequences at once
+    endpoint = EndpointRef("teacher", EndpointConfig(base_url="http://127.0.0.1:1/v1", model="t", max_concurrency=4))
+    assert served.in_flight(endpoint, 1) == 9
+
+
 @pytest.mark.parametrize("native_bf16,expected", [(True, "bf16"), (False, "f16")])
 def test_auto_weight_type_follows_the_cpu(monkeypatch, native_bf16, expected):
     from autoalign.engines import llamacpp

@@ -124,6 +124,20 @@ def test_concurrency_is_bounded():
     assert server.max_in_flight == 3
 
 
+def test_concurrency_is_bounded_across_calls_made_side_by_side():
+    """Stages hand a server several chunks at once (ModelPool.in_flight): the bound holds for the
+    generator, not per call."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with FaultServer(delay=0.1) as server:
+        gen = OpenAIGenerator(endpoint(server, max_concurrency=3, timeout_seconds=5), None)
+        chunks = [ask(*[f"c{c}q{i}" for i in range(4)]) for c in range(3)]
+        with ThreadPoolExecutor(3) as executor:
+            outs = list(executor.map(lambda chunk: gen.generate(chunk, PARAMS), chunks))
+    assert [[a[0].text for a in out] for out in outs] == [[f"Answer to: c{c}q{i}" for i in range(4)] for c in range(3)]
+    assert server.max_in_flight == 3
+
+
 def test_api_key_from_environment_never_on_disk(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTOALIGN_TEST_KEY", "sk-secret-123")
     with FaultServer() as server:

@@ -132,7 +132,7 @@ def head_to_head(
         error_of,
         chunk_size=chunk,
         label=judge_model.label,
-        in_flight=at.pool.in_flight(judge_model),
+        in_flight=at.pool.in_flight(judge_model, 2 * chunk),  # both orders
     )
     return stage.metrics()
 

@@ -120,6 +120,8 @@ class OpenAIGenerator:
         )
         self._sent_lock = threading.Lock()
         self._sent = 0  # budget count when there is no cache to keep it
+        # At most max_concurrency requests at once, however many generate() calls run side by side.
+        self._slots = threading.BoundedSemaphore(cfg.max_concurrency)
         self._backoff = wait_exponential_jitter(
             initial=cfg.backoff_seconds, max=cfg.backoff_max_seconds, jitter=cfg.backoff_seconds
         )
@@ -194,7 +196,8 @@ class OpenAIGenerator:
             self.usage.add(cache_hits=1, answered=1)
             return candidate_from_response(cached)
         try:
-            data, candidate = self._post_with_retries(body)
+            with self._slots:
+                data, candidate = self._post_with_retries(body)
         except (TransientError, ItemError) as e:
             self.usage.add(failed=1)
             return Candidate.failed(f"{self.label}: {e.kind}: {e}")

@@ -7,6 +7,7 @@ OpenAI-compatible server. Stages ask the pool for a generator and never know whi
 from __future__ import annotations
 
 import gc
+import math
 import os
 import re
 import shutil
@@ -118,14 +119,19 @@ class ModelPool:
                 self._local[slot] = generator
             return self._local[slot]
 
-    def in_flight(self, ref: AnyModelRef) -> int:
-        """Chunks of work a stage hands this model's generator at once: two for a server (an
-        endpoint, llama.cpp, vLLM), so its slots are refilled from the next chunk while the
-        current one finishes its longest answers; one for the in-process backend, which batches
-        a chunk itself and is not to be called from two threads."""
-        if isinstance(ref, EndpointRef) or self.model_cfg(ref).backend in SERVER_BACKENDS:
-            return 2
-        return 1
+    def in_flight(self, ref: AnyModelRef, rows_per_chunk: int) -> int:
+        """Chunks of work a stage hands this model's generator at once. In-process: one (the
+        backend batches a chunk itself and is not to be called from two threads). A server (an
+        endpoint, llama.cpp, vLLM): one chunk finishing its longest answers plus enough chunks
+        for twice the server's slots, so slots are refilled as they free up (the HTTP backend
+        still sends at most max_concurrency requests at once)."""
+        if isinstance(ref, EndpointRef):
+            slots = ref.endpoint.max_concurrency
+        elif (backend := self.model_cfg(ref).backend) in SERVER_BACKENDS:
+            slots = getattr(self.model_cfg(ref), backend).parallel
+        else:
+            return 1
+        return 1 + math.ceil(2 * slots / max(1, rows_per_chunk))
 
     def engine(self, ref: ModelRef, backend: str, start: Callable[[], Engine]) -> Engine:
         """The server an engine backend runs for this checkpoint, started on first use, shared by

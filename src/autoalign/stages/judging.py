@@ -63,7 +63,9 @@ def judge_candidates(
     chunk = max(1, cfg.sampling.batch_size // 2)
     # A model judge on a server takes concurrent chunks; a verifier is a program (its checkers'
     # libraries are not known to be thread-safe), run one chunk at a time.
-    in_flight = 1 if make_judge.kind == "verifier" else at.pool.in_flight(judge_model)
+    per_prompt = sum(len(candidates[p.id]) for p in prompts) / max(1, len(prompts))
+    requests_per_chunk = round(chunk * per_prompt * cfg.samples)
+    in_flight = 1 if make_judge.kind == "verifier" else at.pool.in_flight(judge_model, requests_per_chunk)
     rows = run_items(
         at,
         stage,

@@ -116,6 +116,8 @@ def compare_candidates(
 
     error_of = lambda row: first_error(c["preference"]["error"] for c in row["comparisons"])
     chunk = max(1, cfg.sampling.batch_size // 4)
+    per_prompt = sum(len(candidates[p.id]) for p in prompts) / max(1, len(prompts))
+    comparisons_per_prompt = max(1, round(per_prompt * (per_prompt - 1) / 2))
     rows = run_items(
         at,
         stage,
@@ -125,7 +127,7 @@ def compare_candidates(
         error_of,
         chunk_size=chunk,
         label=judge_model.label,
-        in_flight=at.pool.in_flight(judge_model),
+        in_flight=at.pool.in_flight(judge_model, chunk * comparisons_per_prompt * 2),  # both orders
     )
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]

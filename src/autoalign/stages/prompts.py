@@ -71,7 +71,10 @@ def _written_prompts(
     raw_rows = []
     with tqdm(total=cfg.num_prompts, desc=f"iter {t}: creating prompts", unit="prompt") as bar:
         for requests, outputs in _ahead(
-            generator, batches(), at.pool.in_flight(model), lambda: cfg.num_prompts - len(keep.kept)
+            generator,
+            batches(),
+            at.pool.in_flight(model, cfg.sampling.batch_size),
+            lambda: cfg.num_prompts - len(keep.kept),
         ):
             for cands in outputs:
                 tasks, cut = parse_tasks(cands[0].text, truncated=cands[0].finish_reason == "length")

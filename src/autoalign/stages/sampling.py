@@ -54,7 +54,7 @@ def sample_candidates(
         }
 
     error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
-    chunk, in_flight = cfg.sampling.batch_size, at.pool.in_flight(model)
+    chunk, in_flight = cfg.sampling.batch_size, at.pool.in_flight(model, cfg.sampling.batch_size * cfg.n)
     rows = run_items(
         at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=model.label, in_flight=in_flight
     )

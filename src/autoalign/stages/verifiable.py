@@ -307,7 +307,7 @@ def refine_candidates(
         }
 
     error_of = lambda row: first_error(c.get("error") for c in row["refinements"])
-    chunk, in_flight = sampling.batch_size, at.pool.in_flight(model)
+    chunk, in_flight = sampling.batch_size, at.pool.in_flight(model, sampling.batch_size * cfg.refine_samples)
     rows = run_items(
         at,
         stage,
