@@ -10,6 +10,7 @@ outtype, so a resumed run reuses it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -66,14 +67,23 @@ def template_gguf(cfg: ModelConfig, model_dir: Path) -> Path | None:
 def check_convertible(model_dir: Path, log=print) -> None:
     """llama.cpp's converter knows the model's architecture and tokenizer: its vocabulary-only
     export (seconds) fails where the full one would, before a run writes anything."""
+    error = _vocabulary_export_error(model_dir.resolve(), converter_script(log))
+    if error is not None:
+        raise EngineUnavailable(
+            f"model.backend llamacpp: llama.cpp cannot export {model_dir} ({error}); use model.backend "
+            "transformers, or set model.llamacpp.template_gguf to a GGUF of the same model"
+        )
+
+
+@functools.cache
+def _vocabulary_export_error(model_dir: Path, converter: Path) -> str | None:
+    """Once per process and model: `backend: auto` tries it, then the run's engine check does."""
     with tempfile.TemporaryDirectory(prefix="autoalign-vocab-") as tmp:
         try:
-            convert_gguf(model_dir, converter_script(log), Path(tmp) / "vocab.gguf", vocab_only=True)
+            convert_gguf(model_dir, converter, Path(tmp) / "vocab.gguf", vocab_only=True)
         except ExportError as err:
-            raise EngineUnavailable(
-                f"model.backend llamacpp: llama.cpp cannot export {model_dir} ({err}); use model.backend "
-                "transformers, or set model.llamacpp.template_gguf to a GGUF of the same model"
-            ) from err
+            return str(err)
+    return None
 
 
 def fastest_backend(cfg: ModelConfig, model_dir: Path) -> str:

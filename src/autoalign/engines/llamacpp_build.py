@@ -120,13 +120,13 @@ def installed_converter() -> Path | None:
 
 def converter_script(log=print) -> Path:
     """llama.cpp's convert_hf_to_gguf.py from the pinned sources, fetched once into the cache."""
-    script = converter_dir() / CONVERTER_FILES[0]
-    if not script.exists():
-        converter_dir().parent.mkdir(parents=True, exist_ok=True)
-        log(f"[autoalign] fetching llama.cpp's converter from llama-cpp-python {LLAMA_CPP_PYTHON}'s sources (once)")
-        with tempfile.TemporaryDirectory(dir=converter_dir().parent, prefix=".fetch.") as tmp:
-            _install_converter(_fetch_sources(Path(tmp)))
-    return script
+    if (script := installed_converter()) is not None:
+        return script
+    converter_dir().parent.mkdir(parents=True, exist_ok=True)
+    log(f"[autoalign] fetching llama.cpp's converter from llama-cpp-python {LLAMA_CPP_PYTHON}'s sources (once)")
+    with tempfile.TemporaryDirectory(dir=converter_dir().parent, prefix=".fetch.") as tmp:
+        _install_converter(_fetch_sources(Path(tmp)))
+    return converter_dir() / CONVERTER_FILES[0]
 
 
 def _install_converter(source: Path) -> None:

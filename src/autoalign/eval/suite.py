@@ -124,15 +124,7 @@ def head_to_head(
 
     chunk = max(1, cfg.sampling.batch_size // 2)
     run_items(
-        at,
-        stage,
-        prompts,
-        process,
-        summarize,
-        error_of,
-        chunk_size=chunk,
-        label=judge_model.label,
-        in_flight=at.pool.in_flight(judge_model, 2 * chunk),  # both orders
+        at, stage, prompts, process, summarize, error_of, chunk_size=chunk, model=judge_model, requests_per_item=2
     )
     return stage.metrics()
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from autoalign.generation.base import ZERO_USAGE, usage_delta
-from autoalign.runtime.pool import ModelPool
+from autoalign.runtime.pool import AnyModelRef, ModelPool
 from autoalign.store import RunStore, Stage
 from autoalign.types import Prompt
 
@@ -48,25 +48,32 @@ def run_items(
     error_of: Callable[[Row], str | None],
     *,
     chunk_size: int,
-    label: str,
-    in_flight: int = 1,
+    model: AnyModelRef,
+    requests_per_item: float = 1.0,
+    concurrent: bool = True,
 ) -> list[Row]:
     """The skeleton of a stage that maps `process` over its prompts' ids: a finished stage is read
     back; otherwise outputs of another version are cleared, items run in resumable chunks
     (Stage.map_items; error_of(row) names a failed row, which is retried), and the rows are
-    recorded with summarize(rows, seconds) plus the remote usage the stage caused. label names
-    the model at work in the progress bar; in_flight chunks run at once (ModelPool.in_flight:
-    more than one only for a generator that serves concurrent calls). Returns the stage's rows."""
+    recorded with summarize(rows, seconds) plus the remote usage the stage caused. model is the
+    one at work (named in the progress bar); on a server, chunks of chunk_size items, each
+    making requests_per_item requests, run several at once (ModelPool.in_flight), unless
+    concurrent is False (process is not safe to call from two threads). Returns the stage's rows."""
     if stage.done():
         return stage.rows()
     stage.begin()
     started, usage_before = time.perf_counter(), at.pool.remote_usage()
-    desc = f"iter {at.t}: {stage.rel.split('/')[-1]} ({label})"
+    desc = f"iter {at.t}: {stage.rel.split('/')[-1]} ({model.label})"
     ids = [p.id for p in prompts]
+    in_flight = at.pool.in_flight(model, round(chunk_size * requests_per_item)) if concurrent else 1
     rows = stage.map_items(ids, process, chunk_size=chunk_size, desc=desc, error_of=error_of, in_flight=in_flight)
     metrics = summarize(rows, time.perf_counter() - started)
     stage.finish(rows, {**metrics, **remote_usage_since(at.pool, usage_before)})
     return rows
+
+
+def candidates_per_prompt(prompts: list[Prompt], candidates: dict[str, list]) -> float:
+    return sum(len(candidates[p.id]) for p in prompts) / max(1, len(prompts))
 
 
 def once(build: Callable[[], T]) -> Callable[[], T]:

@@ -8,7 +8,7 @@ from collections import Counter
 from autoalign.config import JudgeConfig
 from autoalign.judges.base import JudgeFactory, JudgeItem
 from autoalign.runtime.pool import AnyModelRef
-from autoalign.stages.common import StageContext, first_error, once, run_items
+from autoalign.stages.common import StageContext, candidates_per_prompt, first_error, once, run_items
 from autoalign.types import Candidate, Judgment, Prompt
 
 
@@ -61,11 +61,9 @@ def judge_candidates(
         )
 
     chunk = max(1, cfg.sampling.batch_size // 2)
-    # A model judge on a server takes concurrent chunks; a verifier is a program (its checkers'
-    # libraries are not known to be thread-safe), run one chunk at a time.
-    per_prompt = sum(len(candidates[p.id]) for p in prompts) / max(1, len(prompts))
-    requests_per_chunk = round(chunk * per_prompt * cfg.samples)
-    in_flight = 1 if make_judge.kind == "verifier" else at.pool.in_flight(judge_model, requests_per_chunk)
+    per_item = candidates_per_prompt(prompts, candidates) * cfg.samples
+    # A verifier is a program whose checkers' libraries are not known to be thread-safe.
+    concurrent = make_judge.kind != "verifier"
     rows = run_items(
         at,
         stage,
@@ -74,8 +72,9 @@ def judge_candidates(
         summarize,
         error_of,
         chunk_size=chunk,
-        label=judge_model.label,
-        in_flight=in_flight,
+        model=judge_model,
+        requests_per_item=per_item,
+        concurrent=concurrent,
     )
     return {r["id"]: [Judgment.from_dict(j) for j in r["judgments"]] for r in rows}
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from autoalign.config import JudgeConfig, PairsConfig
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.runtime.pool import AnyModelRef
-from autoalign.stages.common import StageContext, first_error, once, run_items
+from autoalign.stages.common import StageContext, candidates_per_prompt, first_error, once, run_items
 from autoalign.pairs import Comparison, JudgedCandidates, best_vs_worst, demonstration_pairs, pairwise_best_vs_worst
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
 
@@ -116,8 +116,8 @@ def compare_candidates(
 
     error_of = lambda row: first_error(c["preference"]["error"] for c in row["comparisons"])
     chunk = max(1, cfg.sampling.batch_size // 4)
-    per_prompt = sum(len(candidates[p.id]) for p in prompts) / max(1, len(prompts))
-    comparisons_per_prompt = max(1, round(per_prompt * (per_prompt - 1) / 2))
+    n = candidates_per_prompt(prompts, candidates)
+    per_item = max(1.0, n * (n - 1) / 2) * 2  # every pair of candidates, in both orders
     rows = run_items(
         at,
         stage,
@@ -126,8 +126,8 @@ def compare_candidates(
         summarize,
         error_of,
         chunk_size=chunk,
-        label=judge_model.label,
-        in_flight=at.pool.in_flight(judge_model, chunk * comparisons_per_prompt * 2),  # both orders
+        model=judge_model,
+        requests_per_item=per_item,
     )
     return {
         r["id"]: [Comparison(c["first"], c["second"], Preference.from_dict(c["preference"])) for c in r["comparisons"]]

@@ -54,8 +54,8 @@ def sample_candidates(
         }
 
     error_of = lambda row: first_error(c.get("error") for c in row["candidates"])
-    chunk, in_flight = cfg.sampling.batch_size, at.pool.in_flight(model, cfg.sampling.batch_size * cfg.n)
+    chunk = cfg.sampling.batch_size
     rows = run_items(
-        at, stage, prompts, process, summarize, error_of, chunk_size=chunk, label=model.label, in_flight=in_flight
+        at, stage, prompts, process, summarize, error_of, chunk_size=chunk, model=model, requests_per_item=cfg.n
     )
     return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in rows}

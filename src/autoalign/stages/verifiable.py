@@ -307,7 +307,7 @@ def refine_candidates(
         }
 
     error_of = lambda row: first_error(c.get("error") for c in row["refinements"])
-    chunk, in_flight = sampling.batch_size, at.pool.in_flight(model, sampling.batch_size * cfg.refine_samples)
+    per_item, chunk = cfg.refine_samples, sampling.batch_size
     rows = run_items(
         at,
         stage,
@@ -316,8 +316,8 @@ def refine_candidates(
         summarize,
         error_of,
         chunk_size=chunk,
-        label=model.label,
-        in_flight=in_flight,
+        model=model,
+        requests_per_item=per_item,
     )
     return {r["id"]: r for r in rows}
 
