@@ -2,6 +2,7 @@
 
     python bench/dpo.py [--pairs 64] [--pairs-file PAIRS.jsonl] [--batch-size 4] [--lora]
                         [--autocast bf16] [--activation-checkpointing 1] [--processes 2] [--trl]
+                        [--optimizer adamw_8bit] [--release-freed-memory]
 
 Pairs: a pairs file (`runs/<name>/iter_1/pairs/data.jsonl`, the first --pairs rows), or built
 from the bundled IFT seed (chosen = the seed answer, rejected = the answer to another prompt).
@@ -15,6 +16,9 @@ at beta 0.1, one epoch, activation checkpointing on both sides or on neither (TR
 on), reference log-probs included on both sides (autoalign computes them once
 before training; TRL keeps a reference model and runs it at every step, its default). The last
 line is `RATIO dpo_vs_trl=<autoalign pairs/s / TRL pairs/s> rss_gb=<autoalign's peak RSS>`.
+
+--optimizer adamw_8bit (8-bit AdamW moments) and --release-freed-memory (glibc's free heap pages
+returned before each backward) are autoalign's memory settings; TRL keeps its default optimizer.
 
 --processes N trains autoalign's side data-parallel in N processes under `accelerate launch` (as
 `accelerate launch -m autoalign run` does; the peak memory is then the main process's).
@@ -85,6 +89,8 @@ def run_autoalign(args: argparse.Namespace, pairs: list[Pair]) -> dict:
         activation_checkpointing=args.activation_checkpointing,
         group_by_length=not args.no_grouping,
         freeze_embeddings=args.freeze_embeddings,
+        optimizer=args.optimizer,
+        release_freed_memory=args.release_freed_memory,
     )
     loaded = load_model(resolve_model(args.model), chat_template=args.chat_template)
     bf16_drift = None
@@ -192,6 +198,10 @@ def describe(args: argparse.Namespace, pairs: list[Pair], ours: dict) -> None:
         mode += ", random batches"
     if args.freeze_embeddings:
         mode += ", embeddings frozen"
+    if args.optimizer != "adamw":
+        mode += f", {args.optimizer}"
+    if args.release_freed_memory:
+        mode += ", freed memory released"
     print(
         f"model {args.model} ({mode}), {len(pairs)} pairs, mean {ours['mean_tokens']:.0f} tokens/sequence, "
         f"batch {args.batch_size}, max length {args.max_length}"
@@ -223,6 +233,10 @@ def main() -> None:
     )
     parser.add_argument("--chat-template", default=None, help="for a base model without one (bundled: set)")
     parser.add_argument("--freeze-embeddings", action="store_true", help="autoalign's side: embeddings fixed")
+    parser.add_argument("--optimizer", choices=["adamw", "adamw_8bit"], default="adamw", help="autoalign's side")
+    parser.add_argument(
+        "--release-freed-memory", action="store_true", help="autoalign's side: malloc_trim before each backward"
+    )
     parser.add_argument("--no-grouping", action="store_true", help="random batches (dpo.group_by_length=false)")
     parser.add_argument("--processes", type=int, default=1, help="autoalign's side data-parallel in N processes")
     parser.add_argument("--trl", action="store_true", help="also run TRL's DPOTrainer, each side in its own process")

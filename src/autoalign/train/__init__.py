@@ -1,0 +1,5 @@
+import logging
+
+# bitsandbytes (imported by peft when installed, and for 8-bit AdamW) warns at import that optional
+# 4-bit CPU matmul kernels are missing; training never uses them.
+logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
