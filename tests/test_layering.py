@@ -14,7 +14,7 @@ LAYERS = [
     {"types", "io", "registry", "config", "store", "prompts", "chat", "verdicts"},
     {"models", "data"},
     {"generation", "train", "verifiers", "engines"},
-    {"runtime", "judges", "synth", "pairs"},
+    {"runtime", "judges", "synth", "pairs", "review"},
     {"stages"},
     {"eval"},
     {"loops"},

@@ -95,6 +95,38 @@ def report(
 
 
 @app.command()
+def review(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/quickstart")],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: a free one)")] = 0,
+    who: Annotated[str, typer.Option(help="The name your labels are stored under")] = "reviewer",
+    export_items: Annotated[Path | None, typer.Option(help="Write the pending items as JSONL, then exit")] = None,
+    export_labels: Annotated[Path | None, typer.Option(help="Write every answer as JSONL, then exit")] = None,
+    import_labels: Annotated[Path | None, typer.Option(help="Store answers made elsewhere (JSONL), then exit")] = None,
+) -> None:
+    """Serve RUN_DIR's review queue (items the critic was unsure of) as a web page on 127.0.0.1,
+    behind a random token printed here; answers are stored in RUN_DIR/review.sqlite at once.
+    With an export or import option, move the queue as JSONL instead."""
+    from autoalign.review.app import serve
+    from autoalign.review.queue import QUEUE_FILE, ReviewQueue
+
+    if not (run_dir / QUEUE_FILE).exists():
+        _fail(FileNotFoundError(f"{run_dir} has no review queue ({QUEUE_FILE}): no item was escalated to a person"))
+    if not (export_items or export_labels or import_labels):
+        serve(run_dir, port, who, log=console.print)
+        return
+    with ReviewQueue(run_dir / QUEUE_FILE) as queue:
+        try:
+            if import_labels:
+                console.print(f"stored {queue.import_labels(import_labels, who=who)} answers from {import_labels}")
+            if export_items:
+                console.print(f"wrote {queue.export_items(export_items)} pending items to {export_items}")
+            if export_labels:
+                console.print(f"wrote {queue.export_labels(export_labels)} answers to {export_labels}")
+        except USER_ERRORS as e:
+            _fail(e)
+
+
+@app.command()
 def models(
     gguf: Annotated[
         str | None,
