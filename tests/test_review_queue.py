@@ -182,3 +182,21 @@ def test_a_writer_killed_mid_stream_loses_no_acknowledged_label_and_duplicates_n
         for item in queue.items():
             queue.answer(HumanLabel(item.item_id, "preference", "A", who="ana"))
         assert len(queue.labels()) == 400 and queue.counts()["pending"] == 0
+
+
+def test_threads_answering_at_once_store_every_answer(tmp_path):
+    """The web app answers from worker threads over one connection: transactions must not interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ReviewQueue(tmp_path / "review.sqlite") as queue:
+        items = [ReviewItem(f"p{i}", [{"role": "user", "content": f"q{i}"}], [f"a{i}", f"b{i}"]) for i in range(200)]
+        queue.add(items)
+
+        def answer(item: ReviewItem) -> dict[str, int]:
+            queue.answer(HumanLabel(item.item_id, "preference", "B", who="ana"))
+            return queue.counts()
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(answer, items))
+        assert queue.counts() == {"items": 200, "answered": 200, "pending": 0}
+        assert len(queue.labels()) == 200

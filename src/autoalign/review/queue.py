@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -115,6 +116,9 @@ class ReviewQueue:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # check_same_thread=False: a web server answers from worker threads; SQLite serialises writes.
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        # One connection, used by the web app's worker threads in turn: a transaction must not
+        # interleave with another thread's statements.
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed label survives a power cut too
         self._db.executescript(_SCHEMA)
@@ -151,16 +155,22 @@ class ReviewQueue:
         query = "SELECT body FROM items"
         if pending_only:
             query += " WHERE item_id NOT IN (SELECT item_id FROM labels)"
-        return [_item(json.loads(body)) for (body,) in self._db.execute(query + " ORDER BY rowid")]
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY rowid").fetchall()
+        return [_item(json.loads(body)) for (body,) in rows]
 
     def labels(self) -> list[HumanLabel]:
-        rows = self._db.execute("SELECT item_id, kind, value, who, note, at FROM labels ORDER BY at, rowid")
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item_id, kind, value, who, note, at FROM labels ORDER BY at, rowid"
+            ).fetchall()
         return [HumanLabel(i, kind, json.loads(value), who, note, at) for i, kind, value, who, note, at in rows]
 
     def counts(self) -> dict[str, int]:
         """Progress: items queued, answered (by anyone, skips included) and still pending."""
-        total = self._count("items")
-        answered = self._db.execute("SELECT COUNT(DISTINCT item_id) FROM labels").fetchone()[0]
+        with self._lock:
+            total = self._count("items")
+            answered = self._db.execute("SELECT COUNT(DISTINCT item_id) FROM labels").fetchone()[0]
         return {"items": total, "answered": answered, "pending": total - answered}
 
     def export_items(self, path: str | Path, pending_only: bool = True) -> int:
@@ -204,20 +214,28 @@ class ReviewQueue:
         return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
     def _transaction(self):
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._lock)
 
 
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time, all or nothing."""
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db, self.lock = db, lock
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
 
     def __exit__(self, exc_type, *_) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
 
 
 def _item(row: dict[str, Any]) -> ReviewItem:
