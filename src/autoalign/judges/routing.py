@@ -121,10 +121,12 @@ def make_router(
         raise ValueError(f"human_share must be in [0, 1], got {human_share}")
     ordered = sorted(uncertainties)
     human_count = int(human_share * len(ordered))
-    # Everything strictly above the value at this position goes to a person, so ties stay together.
-    human_threshold = ordered[len(ordered) - human_count - 1] if human_count < len(ordered) else float("-inf")
     if human_count == 0:
         human_threshold = float("inf")
+    elif human_count == len(ordered):
+        human_threshold = float("-inf")
+    else:  # everything strictly above the last value kept from a person, so ties stay together
+        human_threshold = ordered[len(ordered) - human_count - 1]
     return Router(calibration.trust_threshold, human_threshold, has_stronger_critic)
 
 

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel
 
-from autoalign.review.queue import HumanLabel, ReviewQueue, label_problem
+from autoalign.review.queue import HumanLabel, ReviewQueue
 
 COOKIE = "autoalign_review"
 TEMPLATES = Environment(
@@ -64,7 +64,7 @@ def make_app(queue: ReviewQueue, token: str, who: str = "reviewer") -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
-        pending = queue.items(pending_only=True)
+        pending = queue.items(pending_only=True, limit=1)
         item = pending[0] if pending else None
         return TEMPLATES.get_template("review.html").render(item=item, counts=queue.counts(), who=who)
 
@@ -78,11 +78,12 @@ def make_app(queue: ReviewQueue, token: str, who: str = "reviewer") -> FastAPI:
 
     @app.post("/api/labels")
     def label(body: LabelIn) -> dict[str, int]:
-        problem = label_problem(body.kind, body.value)
-        if problem:
-            raise HTTPException(422, problem)
         try:
-            queue.answer(HumanLabel(body.item_id, body.kind, body.value, who=who, note=body.note))
+            answer = HumanLabel(body.item_id, body.kind, body.value, who=who, note=body.note)
+        except ValueError as e:  # not a valid answer: label_problem's reason
+            raise HTTPException(422, str(e)) from None
+        try:
+            queue.answer(answer)
         except KeyError as e:
             raise HTTPException(404, str(e.args[0])) from None
         return queue.counts()

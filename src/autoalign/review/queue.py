@@ -16,11 +16,12 @@ Teams that label elsewhere move the queue as JSONL: `export_items` writes the pe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,10 +115,9 @@ class ReviewQueue:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # check_same_thread=False: a web server answers from worker threads; SQLite serialises writes.
+        # One connection, shared by the web app's worker threads in turn (check_same_thread=False):
+        # the lock keeps a transaction from interleaving with another thread's statements.
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        # One connection, used by the web app's worker threads in turn: a transaction must not
-        # interleave with another thread's statements.
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed label survives a power cut too
@@ -145,19 +145,17 @@ class ReviewQueue:
         with self._transaction():
             if not self._db.execute("SELECT 1 FROM items WHERE item_id = ?", (label.item_id,)).fetchone():
                 raise KeyError(f"no review item {label.item_id} in {self.path}")
-            self._db.execute(
-                "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?)",
-                (label.item_id, label.who, label.at or _now(), label.kind, json.dumps(label.value), label.note),
-            )
+            self._store(label)
 
-    def items(self, pending_only: bool = False) -> list[ReviewItem]:
-        """Items in the order they were queued; pending_only: those nobody has answered yet."""
+    def items(self, pending_only: bool = False, limit: int = -1) -> list[ReviewItem]:
+        """Items in the order they were queued; pending_only: those nobody has answered yet;
+        at most limit of them (-1: all)."""
         query = "SELECT body FROM items"
         if pending_only:
             query += " WHERE item_id NOT IN (SELECT item_id FROM labels)"
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY rowid").fetchall()
-        return [_item(json.loads(body)) for (body,) in rows]
+            rows = self._db.execute(query + " ORDER BY rowid LIMIT ?", (limit,)).fetchall()
+        return [ReviewItem(**json.loads(body)) for (body,) in rows]
 
     def labels(self) -> list[HumanLabel]:
         with self._lock:
@@ -204,42 +202,30 @@ class ReviewQueue:
             )
         with self._transaction():
             for label in labels:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?)",
-                    (label.item_id, label.who, label.at or _now(), label.kind, json.dumps(label.value), label.note),
-                )
+                self._store(label)
         return len(labels)
 
     def _count(self, table: str) -> int:
         return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
-    def _transaction(self):
-        return _Transaction(self._db, self._lock)
+    def _store(self, label: HumanLabel) -> None:
+        """Inside a transaction: the label, replacing this person's earlier answer to the item."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO labels VALUES (?, ?, ?, ?, ?, ?)",
+            (label.item_id, label.who, label.at or _now(), label.kind, json.dumps(label.value), label.note),
+        )
 
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time, all or nothing."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
-        self.db, self.lock = db, lock
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-
-    def __exit__(self, exc_type, *_) -> None:
-        try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()
-
-
-def _item(row: dict[str, Any]) -> ReviewItem:
-    return ReviewItem(**row)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time, all or nothing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
 
 def human_pairs(queue: ReviewQueue, weight: float = 1.0) -> list[Pair]:
