@@ -52,6 +52,9 @@ FEEDBACK: dict[str, FeedbackEntry] = {
         uses_created_prompts=False,
         check_config="autoalign.loops.verified:check_config",
     ),
+    "critic": FeedbackEntry(
+        "autoalign.loops.critic", min_samples=2, check_config="autoalign.loops.critic:check_config"
+    ),
     "gold_vs_sample": FeedbackEntry(
         "autoalign.loops.gold_vs_sample", uses_created_prompts=False, prompt_file_setting="gold.file"
     ),

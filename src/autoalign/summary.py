@@ -99,6 +99,7 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
                 f"order-inconsistent {c['order_inconsistent']}, unparsed {c['unparsed']}",
             )
         )
+    rows += oversight_rows(run_dir, t)
     if pr := _metrics("pairs", t, run_dir):
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(pr["dropped"].items())) or "none"
         sources = ", ".join(f"{k} {v}" for k, v in pr.get("by_source", {}).items())
@@ -170,6 +171,28 @@ def ifeval_metrics(run_dir: Path, t: int) -> list[dict]:
 
 def reward_modeling_metrics(run_dir: Path, t: int) -> list[dict]:
     return [r.metrics() for r in stages_of("reward_modeling", t, run_dir)]
+
+
+def oversight_rows(run_dir: Path, t: int) -> list[tuple[str, str]]:
+    """The routed critic (loop: critic): its calibration, where its items went, the people's answers."""
+    rows = []
+    if c := _metrics("critic_calibration", t, run_dir):
+        lo, hi = c["error_interval"]
+        cross = c["cross_fitted"]
+        rows.append(
+            (
+                f"critic calibration ({c['slice']} pairs, accuracy {_pct(c['accuracy'])})",
+                f"trusts {_pct(c['coverage'])} at error {_pct(c['error'])} [95% CI {_pct(lo)}, {_pct(hi)}] "
+                f"(target {_pct(c['target_error'])}); cross-fitted: {_pct(cross['coverage'])} at {_pct(cross['error'])}",
+            )
+        )
+    if r := _metrics("routing", t, run_dir):
+        shares = ", ".join(f"{route} {_pct(share)}" for route, share in r["shares"].items())
+        rows.append((f"routing ({r['items']} items)", shares))
+    for record in stages_of("source_pairs", t, run_dir):
+        if record.name == "pairs_critic" and (m := record.metrics()).get("human_labels") is not None:
+            rows.append(("human answers used", f"{len(m['human_labels'])} -> {m['human_pairs']} pairs"))
+    return rows
 
 
 def _pct(x) -> str:

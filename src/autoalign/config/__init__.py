@@ -19,6 +19,7 @@ from autoalign.config.feedback import (
     TeacherRewardConfig,
     VerifiableConfig,
 )
+from autoalign.config.oversight import CriticConfig, ReviewConfig
 from autoalign.config.loading import apply_override, load_config, read_recipe
 from autoalign.config.models import (
     EndpointConfig,
@@ -37,6 +38,7 @@ __all__ = [
     "SAFE_NAME",
     "ConfigError",
     "CreatePromptsConfig",
+    "CriticConfig",
     "DPOConfig",
     "DataConfig",
     "EndpointConfig",
@@ -48,6 +50,7 @@ __all__ = [
     "LoraConfig",
     "ModelConfig",
     "PairsConfig",
+    "ReviewConfig",
     "RunConfig",
     "SFTConfig",
     "SampleConfig",

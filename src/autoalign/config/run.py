@@ -22,6 +22,7 @@ from autoalign.config.feedback import (
     VerifiableConfig,
 )
 from autoalign.config.models import ModelConfig, TeacherConfig
+from autoalign.config.oversight import CriticConfig, ReviewConfig
 from autoalign.config.training import DPOConfig, SFTConfig
 from autoalign.registry import FEEDBACK
 
@@ -59,6 +60,8 @@ class RunConfig(Section):
     teacher_demo: TeacherDemoConfig = TeacherDemoConfig()
     gold: GoldConfig = GoldConfig()
     verifiable: VerifiableConfig = VerifiableConfig()
+    critic: CriticConfig = CriticConfig()
+    review: ReviewConfig = ReviewConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
 

@@ -80,7 +80,7 @@ def evaluation_texts(ctx: RunContext) -> list[str]:
     return sorted(texts | {p.text for p in ctx.heldout})
 
 
-def _judged(ctx: RunContext, t: int, student: ModelRef):
+def judged(ctx: RunContext, t: int, student: ModelRef):
     at, cfg = ctx.at(t, shared=True), ctx.cfg.verifiable
     items, kinds, tasks = verifiable_prompts(at, cfg, base_tasks(ctx), evaluation_texts(ctx), weakness_before(ctx, t))
     sample_cfg = ctx.cfg.sample.replaced(control_instruction=False)  # the constraints are the point
@@ -94,17 +94,17 @@ def _judged(ctx: RunContext, t: int, student: ModelRef):
 
 
 def sampled(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
-    items, candidates, _tasks, critiques = _judged(ctx, t, student)
+    items, candidates, _tasks, critiques = judged(ctx, t, student)
     return sampled_pairs(ctx.at(t), items, candidates, critiques, min_margin=ctx.cfg.verifiable.min_margin)
 
 
 def repaired(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
-    items, candidates, _tasks, critiques = _judged(ctx, t, student)
+    items, candidates, _tasks, critiques = judged(ctx, t, student)
     return repair_pairs(ctx.at(t), items, candidates, critiques, per_prompt=ctx.cfg.verifiable.repairs_per_prompt)
 
 
 def refined(ctx: RunContext, t: int, student: ModelRef, _created: list[Prompt]) -> list[Pair]:
-    items, candidates, tasks, critiques = _judged(ctx, t, student)
+    items, candidates, tasks, critiques = judged(ctx, t, student)
     cfg = ctx.cfg
     at = ctx.at(t, shared=True)
     rewrites = refine_candidates(at, student, items, candidates, critiques, cfg.verifiable, cfg.sample.sampling, tasks)

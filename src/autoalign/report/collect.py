@@ -55,6 +55,8 @@ class LineReport:
     eval_lengths: dict[str, float] = field(default_factory=dict)
     """model label -> mean characters of its held-out answers."""
     pairs: list[dict] = field(default_factory=list)
+    calibration: dict[int, dict] = field(default_factory=dict)
+    """iteration -> the routed critic's calibration metrics (coverage/error curve included)."""
 
 
 def discover_lines(run_dir: Path) -> list[Line]:
@@ -114,6 +116,8 @@ def collect_line(line: Line) -> LineReport:
         for record in stages_of("judgments", t, line.dir):
             m = record.metrics()
             report.histograms[f"iter {t} {judge_role(m)}"] = m["score_histogram"]
+        for record in stages_of("critic_calibration", t, line.dir):
+            report.calibration[t] = record.metrics()
         if dpo := line.rows("dpo", t):
             report.training[f"DPO iter {t}"] = dpo
         for record in stages_of("head_to_head", t, line.dir):

@@ -122,10 +122,31 @@ def ifeval_bars(report: LineReport) -> str | None:
     return _png(fig)
 
 
+def critic_coverage_error(report: LineReport) -> str | None:
+    """The routed critic's trade-off on its calibration slice: trusting more items costs accuracy."""
+    if not report.calibration:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for t, c in report.calibration.items():
+        points = [(p["coverage"], p["error"]) for p in c["curve"]]
+        ax.plot(*zip(*points), marker=".", label=f"iter {t} ({c['slice']} pairs)")
+        if c["trust_threshold"] is not None:
+            ax.plot([c["coverage"]], [c["error"]], marker="o", markersize=9, fillstyle="none", color="black")
+    target = next(iter(report.calibration.values()))["target_error"]
+    ax.axhline(target, linestyle="--", color="grey", label=f"target error {target:.0%}")
+    ax.set_xlabel("share of items trusted (coverage)")
+    ax.set_ylabel("error among trusted")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
 FIGURES = {
     "Training curves": training_curves,
     "Judge score distribution": score_histograms,
     "Length drift": length_drift,
     "Head-to-head win rates": win_rates,
     "IFEval accuracy": ifeval_bars,
+    "Critic: coverage vs error on the calibration slice": critic_coverage_error,
 }

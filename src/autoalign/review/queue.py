@@ -228,8 +228,13 @@ class ReviewQueue:
             self._db.execute("COMMIT")
 
 
-def human_pairs(queue: ReviewQueue, weight: float = 1.0) -> list[Pair]:
-    """Preference pairs from the people's answers (source "human"):
+def label_key(label: HumanLabel) -> str:
+    """Names one answer: the item, who gave it and when (a changed answer is a new one)."""
+    return f"{label.item_id}/{label.who}/{label.at}"
+
+
+def human_pairs(queue: ReviewQueue, weight: float = 1.0, labels: list[HumanLabel] | None = None) -> list[Pair]:
+    """Preference pairs from the people's answers (all of them, or `labels`; source "human"):
     - a preference for A or B over a two-response item: the preferred vs the other (ties: none);
     - an edit: the rewritten response vs the response it rewrote;
     - scores: per prompt, the best- vs the worst-scored response when they differ.
@@ -237,7 +242,7 @@ def human_pairs(queue: ReviewQueue, weight: float = 1.0) -> list[Pair]:
     items = {item.item_id: item for item in queue.items()}
     pairs: list[Pair] = []
     scored: dict[str, list[tuple[float, str, ReviewItem]]] = {}
-    for label in queue.labels():
+    for label in queue.labels() if labels is None else labels:
         item = items[label.item_id]
         if label.kind == "preference" and label.value != "tie" and len(item.responses) == 2:
             chosen = 0 if label.value == "A" else 1

@@ -34,11 +34,12 @@ def pairs_stage(
     inputs: list[str],
     prompts: int,
 ) -> list[Pair]:
-    """iter_t/pairs_<source>: `build` runs only when the stage is not already done."""
+    """iter_t/pairs_<source>: `build` runs only when the stage is not already done. It returns
+    (pairs, dropped counts) or (pairs, dropped counts, more metrics)."""
 
     def built() -> tuple[list[dict], dict]:
-        pairs, dropped = build()
-        return [p.to_dict() for p in pairs], _pair_metrics(prompts, pairs, dropped)
+        pairs, dropped, *more = build()
+        return [p.to_dict() for p in pairs], {**_pair_metrics(prompts, pairs, dropped), **(more[0] if more else {})}
 
     stage = at.stage(f"pairs_{source}", {"source": source, **config}, inputs, kind="source_pairs").ensure(built)
     return [Pair.from_dict(r) for r in stage.rows()]
@@ -80,11 +81,12 @@ def compare_candidates(
     prompts: list[Prompt],
     candidates: dict[str, list[Candidate]],
     cfg: JudgeConfig,
+    name: str = "comparisons",
 ) -> dict[str, list[Comparison]]:
     """Round-robin pairwise verdicts on each prompt's candidates, each asked in both orders."""
     inputs = [judge_model.key, *[p.id + p.text + "".join(c.text for c in candidates[p.id]) for p in prompts]]
     make_judge = PairwiseJudgeFactory(at.pool)
-    stage = at.stage("comparisons", {"cfg": cfg.key(), "seed": at.seed, "judge": make_judge.key}, inputs)
+    stage = at.stage(name, {"cfg": cfg.key(), "seed": at.seed, "judge": make_judge.key}, inputs)
     by_id = {p.id: p for p in prompts}
     judge_once = once(lambda: make_judge(judge_model, cfg, at.seed))
 
@@ -168,7 +170,7 @@ def mix_pairs(at: StageContext, by_source: dict[str, list[Pair]], weights: dict[
     inputs = [f"{source}:{weights[source]}:{[p.to_dict() for p in pairs]}" for source, pairs in by_source.items()]
 
     def build() -> tuple[list[dict], dict]:
-        mixed = [replace(p, weight=weights[source]) for source, pairs in by_source.items() for p in pairs]
+        mixed = [replace(p, weight=p.weight * weights[source]) for source, pairs in by_source.items() for p in pairs]
         per_source = {s: at.store.metrics(at.t, f"pairs_{s}") for s in by_source}
         single = len(by_source) == 1
         dropped = Counter()
