@@ -80,6 +80,33 @@ def run(
 
 
 @app.command()
+def w2s(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML, e.g. recipes/w2s.yaml")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. w2s.train_pairs=64")] = None,
+) -> None:
+    """Weak-to-strong generalisation: a weak supervisor labels comparisons whose truth a verifier
+    knows, a strong reward model learns from its labels and from the truth; prints the three
+    accuracies and the performance gap recovered (PGR) with bootstrap intervals."""
+    try:
+        cfg = load_config(recipe, overrides)
+    except USER_ERRORS as e:
+        _fail(e)
+    from autoalign.loops import w2s as w2s_loop
+    from autoalign.report import write_report
+    from autoalign.summary import print_summary
+
+    console.print(f"[bold]autoalign w2s[/] {cfg.w2s.weak} -> {cfg.w2s.strong_model} -> {cfg.run_dir}")
+    started = time.perf_counter()
+    try:
+        w2s_loop.run(cfg, log=lambda m: console.print(m))
+    except USER_ERRORS as e:
+        _fail(e)
+    write_json(cfg.run_dir / "result.json", {"wall_seconds": time.perf_counter() - started})
+    print_summary(cfg.run_dir, 1, stdout_console())
+    console.print(f"report: {write_report(cfg.run_dir)}")
+
+
+@app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run directory, e.g. runs/quickstart")],
 ) -> None:

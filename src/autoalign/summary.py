@@ -189,10 +189,23 @@ def oversight_rows(run_dir: Path, t: int) -> list[tuple[str, str]]:
     if r := _metrics("routing", t, run_dir):
         shares = ", ".join(f"{route} {_pct(share)}" for route, share in r["shares"].items())
         rows.append((f"routing ({r['items']} items)", shares))
+    if w := _metrics("w2s_result", t, run_dir):
+        for variant, r in w["results"].items():
+            rows.append((f"weak-to-strong, {variant} ({w['weak']} -> {w['strong']}, {r['n']} test pairs)", w2s_line(r)))
     for record in stages_of("source_pairs", t, run_dir):
         if record.name == "pairs_critic" and (m := record.metrics()).get("human_labels") is not None:
             rows.append(("human answers used", f"{len(m['human_labels'])} -> {m['human_pairs']} pairs"))
     return rows
+
+
+def w2s_line(r: dict) -> str:
+    """Accuracies of the weak supervisor, the student on its labels and the ceiling, and PGR, with intervals."""
+    ci = lambda pair: f"[{_fmt(pair[0], 2)}, {_fmt(pair[1], 2)}]"
+    accuracies = ", ".join(
+        f"{name} {_fmt(r[key], 3)} {ci(r['intervals'][key])}"
+        for name, key in (("weak", "weak"), ("strong on weak", "strong_on_weak"), ("ceiling", "ceiling"))
+    )
+    return f"{accuracies}; PGR {_fmt(r['pgr'], 2)} {ci(r['pgr_interval'])}"
 
 
 def _pct(x) -> str:

@@ -19,7 +19,7 @@ from autoalign.config.feedback import (
     TeacherRewardConfig,
     VerifiableConfig,
 )
-from autoalign.config.oversight import CriticConfig, ReviewConfig
+from autoalign.config.oversight import CriticConfig, ReviewConfig, W2SConfig
 from autoalign.config.loading import apply_override, load_config, read_recipe
 from autoalign.config.models import (
     EndpointConfig,
@@ -61,6 +61,7 @@ __all__ = [
     "TeacherRewardConfig",
     "TrainConfig",
     "VerifiableConfig",
+    "W2SConfig",
     "apply_override",
     "load_config",
     "read_recipe",

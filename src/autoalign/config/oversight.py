@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 
 from autoalign.config.base import Section, existing_file
 from autoalign.config.models import SamplingConfig
+from autoalign.config.training import TrainConfig
 
 SIGNAL_NAMES = ("disagreement", "order_flip", "entropy")
 
@@ -70,3 +71,32 @@ class ReviewConfig(Section):
     timeout_minutes: float | None = Field(None, gt=0)
     """wait_for=quota: go on with the answers given so far after this long; None = wait."""
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset({"serve", "port", "timeout_minutes"})
+
+
+class W2SConfig(Section):
+    """`autoalign w2s`: weak-to-strong generalisation on comparisons whose truth a verifier knows
+    (loops/w2s.py). The comparisons are two of the run model's answers to a synthesised
+    verifiable prompt (the `verifiable` and `sample` sections) that the IFEval checkers score
+    differently."""
+
+    weak: Literal["judge", "reward_model"] = "judge"
+    """The weak supervisor: the run's model (`model`) as a pairwise judge (the `judge` section,
+    both orders), or weak_model trained as a reward model on the true labels of its own split."""
+    weak_model: str = "smollm2-135m-instruct"
+    """weak=reward_model: the weak reward model's base (a bundled name or a local directory)."""
+    strong_model: str = "gemma-3-270m"
+    """The strong student's base, trained as a reward model on the weak labels and, for the
+    ceiling, on the true ones."""
+    train_pairs: int = Field(128, gt=0)
+    """Comparisons the strong student trains on."""
+    weak_train_pairs: int = Field(128, gt=0)
+    """weak=reward_model: comparisons the weak reward model trains on (a split of their own)."""
+    test_pairs: int = Field(160, gt=0)
+    confidence_alpha: float = Field(0.5, ge=0, le=1)
+    """Also train the strong student with Burns et al.'s auxiliary confidence loss at this weight
+    (0: not)."""
+    train: TrainConfig = TrainConfig(
+        learning_rate=2e-5, epochs=2, batch_size=4, grad_accum=2, max_length=384, warmup_ratio=0.1
+    )
+    bootstrap: int = Field(2000, ge=100)
+    """Resamples of the test items for the PGR interval."""

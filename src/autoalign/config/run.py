@@ -22,7 +22,7 @@ from autoalign.config.feedback import (
     VerifiableConfig,
 )
 from autoalign.config.models import ModelConfig, TeacherConfig
-from autoalign.config.oversight import CriticConfig, ReviewConfig
+from autoalign.config.oversight import CriticConfig, ReviewConfig, W2SConfig
 from autoalign.config.training import DPOConfig, SFTConfig
 from autoalign.registry import FEEDBACK
 
@@ -62,6 +62,7 @@ class RunConfig(Section):
     verifiable: VerifiableConfig = VerifiableConfig()
     critic: CriticConfig = CriticConfig()
     review: ReviewConfig = ReviewConfig()
+    w2s: W2SConfig = W2SConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
 

@@ -137,8 +137,10 @@ def optimise(
     desc: str,
     checkpointer: TrainCheckpointer | None = None,
     lengths: list[int] | None = None,
+    forward_module: Callable[[torch.nn.Module], torch.nn.Module] = AnswerLogprobs,
 ) -> list[dict[str, float]]:
-    """lengths: each example's padded width in tokens, for length-grouped batches."""
+    """lengths: each example's padded width in tokens, for length-grouped batches. forward_module:
+    the model's forward as step_fn sees it (answer log-probabilities; a reward model's scores)."""
     batches = micro_batches(num_examples, cfg, seed, lengths)
     num_steps = math.ceil(len(batches) / cfg.grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -150,7 +152,7 @@ def optimise(
         num_training_steps=num_steps,
     )
     world, device = distributed.current(), next(model.parameters()).device
-    forward = distributed.data_parallel(AnswerLogprobs(model), world)
+    forward = distributed.data_parallel(forward_module(model), world)
     done, history = checkpointer.load(model, optimizer, scheduler) if checkpointer else (0, [])
     model.train()
     bar = tqdm(total=num_steps, initial=done, desc=desc, unit="step", disable=not world.is_main)
