@@ -23,6 +23,7 @@ from autoalign.engines.server import free_port
 from autoalign.io import read_json, read_jsonl
 from autoalign.judges.critic import CriticVerdict
 from autoalign.loops import iterate
+from autoalign.pairs import NoPairsError
 from autoalign.review.queue import ReviewQueue
 from autoalign.review.wait import TOKEN_ENV
 
@@ -121,15 +122,23 @@ def test_escalated_items_labelled_in_the_browser_become_training_pairs(tiny_mode
     assert read_json(it / "dpo/metrics.json")["pairs"] == 2
     assert "no majority verdict" in items[0]["reason"]
 
-    # Later answers to the other queued items feed the next iteration (wait_for: continue); the
-    # two already used are not used again. Iteration 1 is read back, not redone.
+    # wait_for: continue, nothing answered since, and the critic trusts nothing: the iteration
+    # stops before recording its pairs and says what to do; the same command then resumes.
+    cfg2 = critic_config(tiny_model_dir, tmp_path, "iterations=2", "review.wait_for=continue")
+    with pytest.raises(
+        NoPairsError, match=r"iteration 2: the critic trusted none of its \d+ verdicts and \d+ items wait"
+    ):
+        iterate.run(cfg2, log=lambda m: None, make_judge=make_verifier)
+    assert not (tmp_path / "tiny" / "iter_2" / "pairs_critic" / "metrics.json").exists()
+
+    # Later answers to the other queued items feed the next iteration; the two already used are
+    # not used again. Iteration 1 is read back, not redone.
     with ReviewQueue(tmp_path / "tiny" / "review.sqlite") as queue:
         from autoalign.review.queue import HumanLabel
 
         late = [i for i in queue.items(pending_only=True)][:3]
         for item in late:
             queue.answer(HumanLabel(item.item_id, "preference", "A", who="dee"))
-    cfg2 = critic_config(tiny_model_dir, tmp_path, "iterations=2", "review.wait_for=continue")
     iterate.run(cfg2, log=lambda m: None, make_judge=make_verifier)
     assert read_jsonl(it / "pairs_critic/data.jsonl") == pairs
     pairs2 = read_jsonl(tmp_path / "tiny" / "iter_2" / "pairs_critic/data.jsonl")
@@ -233,3 +242,8 @@ def test_routes_split_between_trust_the_teacher_and_people(tiny_model_dir, tmp_p
         assert len(p["chosen"][-1]["content"]) >= len(p["rejected"][-1]["content"])
     with ReviewQueue(tmp_path / "tiny" / "review.sqlite") as queue:
         assert {i.prompt_id for i in queue.items()} == {r["id"] for r in humans}
+    from autoalign.report import render_report
+
+    page = render_report(tmp_path / "tiny")
+    assert "Critic: coverage vs error on the calibration slice" in page
+    assert "critic calibration (10 pairs" in page and "routing (" in page and "human answers used" in page

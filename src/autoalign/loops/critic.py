@@ -30,6 +30,7 @@ from autoalign.judges.critic import CriticVerdict, PairwiseCriticFactory
 from autoalign.judges.pairwise import PairwiseItem
 from autoalign.loops import verified
 from autoalign.loops.context import RunContext
+from autoalign.pairs import NoPairsError
 from autoalign.review.queue import QUEUE_FILE, HumanLabel, ReviewItem, ReviewQueue, human_pairs, label_key
 from autoalign.review.wait import wait_for_answers
 from autoalign.runtime.pool import ModelRef
@@ -143,7 +144,17 @@ def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]
                     timeout_minutes=review.timeout_minutes,
                     log=ctx.log,
                 )
-            return routed_pairs(items, verdicts, routes, escalated, new_labels(queue, ctx, t), queue, cfg)
+            pairs, dropped, extra = routed_pairs(
+                items, verdicts, routes, escalated, new_labels(queue, ctx, t), queue, cfg
+            )
+            waiting = queued - {label.item_id for label in queue.labels()}
+            if not pairs and waiting:  # not recorded: the same command, run again, takes the answers
+                raise NoPairsError(
+                    f"iteration {t}: the critic trusted none of its {len(items)} verdicts and {len(waiting)} "
+                    f"items wait for people in {queue.path}: label them with `autoalign review {cfg.run_dir}` "
+                    "and run the same command again, or set review.wait_for=quota to wait for them here"
+                )
+            return pairs, dropped, extra
 
         inputs = [f"{i}:{verdicts[i].winner}:{routes[i]['route']}:{escalated.get(i)}" for i in sorted(items)]
         # When the answers are read (wait_for) changes which labels a stage finds, not how pairs are made.
