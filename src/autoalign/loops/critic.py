@@ -73,14 +73,16 @@ def calibration_slice(ctx: RunContext, t: int, student: ModelRef) -> list[Labell
     return ranked_slice(groups, cfg.calibration_pairs, ctx.seed + t)
 
 
-def escalate(ctx: RunContext, t: int, prompts, candidates, pairs, routes) -> dict[str, Preference]:
+def escalate(ctx: RunContext, t: int, prompts, candidates, two, routes) -> dict[str, Preference]:
     """The teacher's verdict, in both orders, on each escalated item."""
     ids = [p.id for p in prompts if p.id in routes and routes[p.id]["route"] == "escalate"]
     if not ids or ctx.teacher is None:
         return {}
     by_id = {p.id: p for p in prompts}
-    two = {i: [candidates[i][pairs[i][0]], candidates[i][pairs[i][1]]] for i in ids}
-    cmp = compare_candidates(ctx.at(t), ctx.teacher, [by_id[i] for i in ids], two, ctx.cfg.judge, name="escalations")
+    answers = {i: [candidates[i][two[i][0]], candidates[i][two[i][1]]] for i in ids}
+    cmp = compare_candidates(
+        ctx.at(t), ctx.teacher, [by_id[i] for i in ids], answers, ctx.cfg.judge, name="escalations"
+    )
     return {i: cmp[i][0].preference for i in ids}
 
 
@@ -111,42 +113,46 @@ def labels_used_before(ctx: RunContext, t: int) -> set[str]:
 
 
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
-    cfg = ctx.cfg
-    make_critic = PairwiseCriticFactory(ctx.pool)
-    candidates = sample_candidates(ctx.at(t, shared=True), student, prompts, cfg.sample)
-    pairs = compared(prompts, candidates)
+    candidates = sample_candidates(ctx.at(t, shared=True), student, prompts, ctx.cfg.sample)
+    two = compared(prompts, candidates)
     items = {
-        i: PairwiseItem(p.messages, candidates[i][pairs[i][0]].text, candidates[i][pairs[i][1]].text)
+        i: PairwiseItem(p.messages, candidates[i][two[i][0]].text, candidates[i][two[i][1]].text)
         for p in prompts
-        if (i := p.id) in pairs
+        if (i := p.id) in two
     }
-    verdicts = critique_items(ctx.at(t), student, items, cfg.critic, make_critic)
+    verdicts, calibration, routes = routed_verdicts(ctx, t, student, items)
+    escalated = escalate(ctx, t, prompts, candidates, two, routes)
+    return pairs_with_people(ctx, t, items, verdicts, routes, escalated, calibration, len(prompts))
+
+
+def routed_verdicts(ctx: RunContext, t: int, student: ModelRef, items: dict[str, PairwiseItem]):
+    """The critic's verdicts on the items, its calibration on the labelled slice, each item's route."""
+    cfg, at = ctx.cfg.critic, ctx.at(t)
+    make_critic = PairwiseCriticFactory(ctx.pool)
+    verdicts = critique_items(at, student, items, cfg, make_critic)
     slice_ = calibration_slice(ctx, t, student)
-    slice_items = {p.id: p.item for p in slice_}
     slice_verdicts = critique_items(
-        ctx.at(t), student, slice_items, cfg.critic, make_critic, name="critic_calibration_verdicts"
+        at, student, {p.id: p.item for p in slice_}, cfg, make_critic, name="critic_calibration_verdicts"
     )
-    calibration = calibrate_critic(ctx.at(t), slice_, slice_verdicts, cfg.critic)
-    routes = route_items(ctx.at(t), verdicts, calibration, cfg.critic, ctx.teacher is not None)
-    escalated = escalate(ctx, t, prompts, candidates, pairs, routes)
+    calibration = calibrate_critic(at, slice_, slice_verdicts, cfg)
+    return verdicts, calibration, route_items(at, verdicts, calibration, cfg, ctx.teacher is not None)
+
+
+def pairs_with_people(ctx: RunContext, t: int, items, verdicts, routes, escalated, calibration, prompts: int):
+    """iter_t/pairs_critic: trusted and escalated verdicts, plus the people's answers not used before."""
+    cfg = ctx.cfg
     with ReviewQueue(Path(cfg.run_dir) / QUEUE_FILE) as queue:
         queued = queue_for_people(queue, items, verdicts, routes, calibration["trust_threshold"])
 
-        def build() -> tuple[list[Pair], Counter]:
+        def build() -> tuple[list[Pair], Counter, dict]:
             if cfg.review.wait_for == "quota" and queued:
                 review = cfg.review
                 wait_for_answers(
-                    queue,
-                    queued,
-                    review.quota,
-                    serve=review.serve,
-                    port=review.port,
-                    timeout_minutes=review.timeout_minutes,
-                    log=ctx.log,
-                )
-            pairs, dropped, extra = routed_pairs(
-                items, verdicts, routes, escalated, new_labels(queue, ctx, t), queue, cfg
-            )
+                    queue, queued, review.quota, serve=review.serve, port=review.port,
+                    timeout_minutes=review.timeout_minutes, log=ctx.log,
+                )  # fmt: skip
+            labels = new_labels(queue, ctx, t)
+            pairs, dropped, extra = routed_pairs(items, verdicts, routes, escalated, labels, queue, cfg)
             waiting = queued - {label.item_id for label in queue.labels()}
             if not pairs and waiting:  # not recorded: the same command, run again, takes the answers
                 raise NoPairsError(
@@ -159,7 +165,7 @@ def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]
         inputs = [f"{i}:{verdicts[i].winner}:{routes[i]['route']}:{escalated.get(i)}" for i in sorted(items)]
         # When the answers are read (wait_for) changes which labels a stage finds, not how pairs are made.
         config = {"human_weight": cfg.review.weight}
-        return pairs_stage(ctx.at(t), SOURCE, build, config=config, inputs=inputs, prompts=len(prompts))
+        return pairs_stage(ctx.at(t), SOURCE, build, config=config, inputs=inputs, prompts=prompts)
 
 
 def new_labels(queue: ReviewQueue, ctx: RunContext, t: int) -> list[HumanLabel]:
