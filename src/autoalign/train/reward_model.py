@@ -58,7 +58,7 @@ class RewardScores(torch.nn.Module):
         batch = collate(examples, pad_token_id, next(classifier.parameters()).device)
         hidden = classifier.base_model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
         last = batch["attention_mask"].sum(dim=1) - 1  # right padding: the last real token
-        pooled = hidden.last_hidden_state[torch.arange(len(examples)), last]
+        pooled = hidden.last_hidden_state[torch.arange(len(examples), device=last.device), last]
         return classifier.score(pooled).squeeze(-1).float()
 
 
@@ -83,7 +83,7 @@ def train_reward_model(
     if not comparisons:
         raise ValueError("a reward model needs at least one comparison to train on")
     encoded = encode(tokenizer, comparisons, cfg.max_length)
-    targets = torch.tensor([c.target for c in comparisons])
+    targets = torch.tensor([c.target for c in comparisons], device=next(model.parameters()).device)
     model = lora.wrap(model, cfg.lora)
     if cfg.lora.enabled:  # the new head is trained in full, not through adapters
         lora.base_model(model).score.weight.requires_grad_(True)
@@ -98,7 +98,7 @@ def train_reward_model(
         margins = rewards[0::2] - rewards[1::2]
         alpha = confidence_alpha * min(1.0, seen[0] / (0.2 * total)) if confidence_alpha else 0.0
         seen[0] += len(rows)
-        loss, metrics = confidence_loss(margins, targets[rows].to(margins.device), alpha)
+        loss, metrics = confidence_loss(margins, targets[rows], alpha)
         share = len(rows) / len(batch)
         return loss * share, {k: v * share for k, v in metrics.items()}
 
