@@ -26,12 +26,11 @@ from typing import Any
 from autoalign.config import CriticConfig
 from autoalign.data import BUILTIN_DIR
 from autoalign.generation.base import Generator, SamplingParams, sampling_params
-from autoalign.io import iter_jsonl
-from autoalign.judges.pairwise import PairwiseItem, trusted_winner
+from autoalign.judges.pairwise import PairwiseItem, comparison_prompt, demonstration_turns, trusted_winner
 from autoalign.judges.verdict_probs import label_distribution
-from autoalign.prompts import neutralize_tags, render, template_digest
+from autoalign.prompts import template_digest
 from autoalign.store import content_key, file_digest
-from autoalign.types import Candidate, Message
+from autoalign.types import Candidate
 
 SIGNALS = ("disagreement", "order_flip", "entropy")
 TEMPLATE = "critic_pairwise"
@@ -109,40 +108,19 @@ def verdict_from_outputs(straight: list[Candidate], swapped: list[Candidate], an
     )
 
 
-def critic_prompt(item: PairwiseItem, swapped: bool, max_response_chars: int) -> str:
-    clip = lambda text: text if len(text) <= max_response_chars else text[:max_response_chars] + " [...]"
-    a, b = (item.second, item.first) if swapped else (item.first, item.second)
-    return render(
-        TEMPLATE,
-        instruction=neutralize_tags(item.prompt[-1]["content"]),
-        response_a=neutralize_tags(clip(a)),
-        response_b=neutralize_tags(clip(b)),
-    )
-
-
-def demonstration_turns(max_response_chars: int) -> list[Message]:
-    """The two worked comparisons of data/pairwise_demos.jsonl (one won by each position) as earlier
-    turns, asked with the critic's template: small critics follow the `Winner:` line with them."""
-    turns: list[Message] = []
-    for _, row in iter_jsonl(BUILTIN_DIR / "pairwise_demos.jsonl"):
-        item = PairwiseItem([{"role": "user", "content": row["instruction"]}], row["response_a"], row["response_b"])
-        turns += [
-            {"role": "user", "content": critic_prompt(item, False, max_response_chars)},
-            {"role": "assistant", "content": row["judgement"]},
-        ]
-    return turns
-
-
 class PairwiseCritic:
     def __init__(self, generator: Generator, sampling: SamplingParams, cfg: CriticConfig):
         self.generator = generator
         self.sampling = sampling
         self.max_response_chars = cfg.max_response_chars
-        self.demonstrations = demonstration_turns(cfg.max_response_chars) if cfg.fewshot else []
+        self.demonstrations = demonstration_turns(cfg.max_response_chars, TEMPLATE) if cfg.fewshot else []
 
     def review(self, items: list[PairwiseItem]) -> list[CriticVerdict]:
         requests = [
-            [*self.demonstrations, {"role": "user", "content": critic_prompt(item, swapped, self.max_response_chars)}]
+            [
+                *self.demonstrations,
+                {"role": "user", "content": comparison_prompt(item, swapped, self.max_response_chars, TEMPLATE)},
+            ]
             for item in items
             for swapped in (False, True)
         ]

@@ -58,10 +58,13 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + " [...]"
 
 
-def comparison_prompt(item: PairwiseItem, swapped: bool, max_response_chars: int) -> str:
+def comparison_prompt(
+    item: PairwiseItem, swapped: bool, max_response_chars: int, template: str = "judge_pairwise"
+) -> str:
+    """The comparison in `template` (the judge's, or the critic's critic_pairwise)."""
     a, b = (item.second, item.first) if swapped else (item.first, item.second)
     return render(
-        "judge_pairwise",
+        template,
         instruction=neutralize_tags(item.prompt[-1]["content"]),
         response_a=neutralize_tags(_clip(a, max_response_chars)),
         response_b=neutralize_tags(_clip(b, max_response_chars)),
@@ -123,7 +126,7 @@ def single_pass_preference(straight: Candidate, swapped: Candidate) -> Preferenc
     return Preference(winner=winner, verdicts=verdicts, raw=raw, p_first=sum(p_first_wins) / 2)
 
 
-def demonstration_turns(max_response_chars: int = 2000) -> list[Message]:
+def demonstration_turns(max_response_chars: int = 2000, template: str = "judge_pairwise") -> list[Message]:
     """Two worked comparisons as earlier chat turns (data/pairwise_demos.jsonl), one won by each
     position so they teach the format without teaching a side. Small judges that answer the
     question instead of comparing follow the `Winner:` line far more often with them."""
@@ -131,7 +134,7 @@ def demonstration_turns(max_response_chars: int = 2000) -> list[Message]:
     for _, row in iter_jsonl(BUILTIN_DIR / "pairwise_demos.jsonl"):
         item = PairwiseItem([{"role": "user", "content": row["instruction"]}], row["response_a"], row["response_b"])
         turns += [
-            {"role": "user", "content": comparison_prompt(item, False, max_response_chars)},
+            {"role": "user", "content": comparison_prompt(item, False, max_response_chars, template)},
             {"role": "assistant", "content": row["judgement"]},
         ]
     return turns
