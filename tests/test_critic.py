@@ -8,7 +8,7 @@ import math
 import pytest
 
 from autoalign.config import CriticConfig
-from autoalign.judges.critic import binary_entropy, verdict_from_outputs
+from autoalign.judges.critic import binary_entropy, margin_uncertainty, reward_verdict, verdict_from_outputs
 from autoalign.stages.critic import calibration_metrics, cross_fitted, ranked_slice, uncertainty
 from autoalign.types import Candidate, RankedGroup
 
@@ -109,3 +109,31 @@ def test_cross_fitting_measures_the_threshold_on_items_it_was_not_set_on():
     assert nothing == {"coverage": 0.0, "error": None, "trusted": 0}
     with pytest.raises(ValueError, match="calibration slice is empty"):
         calibration_metrics([], CriticConfig(), seed=0)
+
+
+def test_a_reward_models_margin_as_uncertainty_by_hand():
+    assert margin_uncertainty(0.0) == 1.0
+    # sigmoid(ln 3) = 3/4: the verdict's probability is halfway from a coin to certainty.
+    assert margin_uncertainty(math.log(3)) == pytest.approx(0.5)
+    assert margin_uncertainty(-math.log(3)) == pytest.approx(0.5)
+    assert margin_uncertainty(20.0) < 1e-8
+    s = 1 / (1 + math.exp(-1.3))
+    assert margin_uncertainty(1.3) == pytest.approx(2 * min(s, 1 - s))
+    first, second, none = reward_verdict(0.7), reward_verdict(-2.0), reward_verdict(0.0)
+    assert (first.winner, second.winner, none.winner) == ("first", "second", None)
+    assert first.signals == {"margin": pytest.approx(1 - math.tanh(0.35))}
+    assert uncertainty(none, ["margin"]) == 1.0  # no verdict: as unsure as can be
+    assert uncertainty(second, ["margin"]) == pytest.approx(1 - math.tanh(1.0))
+    assert "margin -2.00" in second.critique
+
+
+def test_each_critic_kind_has_its_own_signals():
+    assert CriticConfig().signals == ["disagreement", "order_flip", "entropy"]
+    assert CriticConfig(kind="reward_model").signals == ["margin"]  # the pairwise default becomes the margin
+    with pytest.raises(
+        ValueError, match=r"critic.kind=reward_model measures the signals \['margin'\], not \['entropy'\]"
+    ):
+        CriticConfig(kind="reward_model", signals=["entropy"])
+    with pytest.raises(ValueError, match=r"critic.kind=pairwise measures .* not \['margin'\]"):
+        CriticConfig(signals=["margin", "entropy"])
+    assert CriticConfig().key() == {}  # a pairwise critic's stage keys are as before the reward model came

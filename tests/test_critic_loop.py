@@ -6,7 +6,9 @@ continue)."""
 from __future__ import annotations
 
 import json
+import math
 import os
+import random
 import threading
 import time
 from collections import Counter
@@ -18,14 +20,17 @@ from fault_server import FaultServer
 from test_loop_tiny import FIX, make_verifier, tiny_config
 from test_report import CHROMIUM, CHROMIUM_ARGS
 from test_teacher_loops import ENDPOINT
+from toy_backend import EchoGenerator
 
 from autoalign.engines.server import free_port
+from autoalign.generation.base import request_seed
 from autoalign.io import read_json, read_jsonl
 from autoalign.judges.critic import CriticVerdict
 from autoalign.loops import iterate
 from autoalign.pairs import NoPairsError
 from autoalign.review.queue import ReviewQueue
 from autoalign.review.wait import TOKEN_ENV
+from autoalign.types import Candidate
 
 TOKEN = "scripted-reviewer-token"
 
@@ -247,3 +252,90 @@ def test_routes_split_between_trust_the_teacher_and_people(tiny_model_dir, tmp_p
     page = render_report(tmp_path / "tiny")
     assert "Critic: coverage vs error on the calibration slice" in page
     assert "critic calibration (10 pairs" in page and "routing (" in page and "human answers used" in page
+
+
+GOOD = ["the sea is blue", "waves of the sea", "a poem about the sea", "the sea at night"]
+BAD = ["0 1 2 3 4 5", "def add(a, b)", "{ } [ ] ( )", "6 7 8 9 + *"]
+
+
+class SeaOrNumbers(EchoGenerator):
+    """Each sample, by its seed, a line about the sea (the labelled data's better kind) or numbers."""
+
+    def generate(self, requests, params):
+        out = []
+        for messages in requests:
+            rng = random.Random(request_seed(params.seed, messages, 0))
+            texts = [rng.choice(GOOD + BAD) for _ in range(params.n)]
+            out.append([Candidate(text=t, num_tokens=len(t.split()), finish_reason="stop") for t in texts])
+        return out
+
+
+def make_sea_or_numbers(pool, ref, batch_size):
+    return SeaOrNumbers(f"sea or numbers {ref.label}")
+
+
+def test_a_reward_model_critic_trained_off_the_slice_routes_by_its_margin(tiny_model_dir, tmp_path, monkeypatch):
+    """critic.kind=reward_model: trained on the labelled pairs of the prompts the calibration slice
+    does not use, calibrated on the slice, its margin deciding each item's route."""
+    from autoalign import registry
+
+    monkeypatch.setitem(registry.BACKENDS, "toy_sea", "test_critic_loop:make_sea_or_numbers")
+    good, bad = GOOD, BAD
+    rows = [
+        {"prompt": f"Tip {k}: how to stay focused?", "responses": [good[k % 4], bad[(k // 4) % 4]], "scores": [1, 0]}
+        for k in range(40)
+    ]
+    calibration = tmp_path / "labelled.jsonl"
+    calibration.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    prompts = tmp_path / "prompts.jsonl"  # new prompts of the same kind, to be answered and routed
+    prompts.write_text(
+        "".join(json.dumps({"id": f"t{k}", "prompt": f"Tip {100 + k}: how to stay focused?"}) + "\n" for k in range(12))
+    )
+    cfg = critic_config(
+        tiny_model_dir,
+        tmp_path,
+        f"critic.calibration_file={calibration}",
+        "critic.kind=reward_model",
+        "critic.calibration_pairs=12",
+        "critic.target_error=0.15",
+        "critic.reward_model.train.learning_rate=0.003",
+        "critic.reward_model.train.epochs=3",
+        "critic.reward_model.train.grad_accum=1",
+        "critic.reward_model.train.warmup_ratio=0",
+        "critic.reward_model.train.max_length=64",
+        "model.backend=toy_sea",
+        f"create_prompts.from_file={prompts}",
+        "create_prompts.num_prompts=12",
+    )
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    it = tmp_path / "tiny" / "iter_1"
+    trained = read_json(it / "critic_reward_model/metrics.json")
+    assert trained["trained_on"] == 40 - 12  # one pair per prompt; the slice's 12 prompts left out
+    margins = {r["id"]: r["margin"] for r in read_jsonl(it / "critic_reward_model/data.jsonl")}
+    cal = read_json(it / "critic_calibration/metrics.json")
+    assert cal["slice"] == 12 and cal["accuracy"] >= 0.9  # the sea beats the numbers on unseen prompts
+    assert cal["coverage"] >= 0.5 and cal["error"] <= 0.15
+    for row in read_jsonl(it / "critic_calibration/data.jsonl"):
+        m = margins[f"calibration:{row['id']}"]
+        assert row["uncertainty"] == pytest.approx(1 - abs(math.tanh(m / 2)))
+        assert row["winner"] == ("first" if m > 0 else "second")
+    routes = read_jsonl(it / "routing/data.jsonl")
+    assert routes and {r["id"] for r in routes} == {i.split(":", 1)[1] for i in margins if i.startswith("item:")}
+    for r in routes:
+        assert r["uncertainty"] == pytest.approx(1 - abs(math.tanh(margins[f"item:{r['id']}"] / 2)))
+        assert (r["route"] == "trust") == (r["uncertainty"] <= cal["trust_threshold"])
+        assert r["route"] in ("trust", "human")  # no teacher: what is not trusted goes to a person
+    pairs = read_jsonl(it / "pairs_critic/data.jsonl")
+    assert len(pairs) == sum(r["route"] == "trust" for r in routes) >= 1
+    for p in pairs:  # trusted: the sea over the numbers, as the labelled prompts taught it
+        assert p["chosen"][-1]["content"] in GOOD and p["rejected"][-1]["content"] in BAD
+    critiques = {i.item_id: i.critique for i in ReviewQueue(tmp_path / "tiny" / "review.sqlite").items()}
+    assert len(critiques) == sum(r["route"] == "human" for r in routes)
+    assert all(c.startswith("reward model margin ") for c in critiques.values())
+
+    # The same command again reads the reward model's verdicts back: nothing is trained.
+    def no_training(*a, **k):
+        raise AssertionError("a finished stage trained again")
+
+    monkeypatch.setattr("autoalign.stages.reward_model.train_reward_model", no_training)
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)

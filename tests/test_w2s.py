@@ -122,6 +122,6 @@ def test_w2s_end_to_end_on_tiny_models(tiny_model_dir, tmp_path, monkeypatch):
     def no_training(*a, **k):
         raise AssertionError("a finished stage trained again")
 
-    monkeypatch.setattr("autoalign.loops.w2s.train_reward_model", no_training)
+    monkeypatch.setattr("autoalign.stages.reward_model.train_reward_model", no_training)
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 0, again.output

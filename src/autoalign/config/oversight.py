@@ -5,27 +5,45 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from autoalign.config.base import Section, existing_file
 from autoalign.config.models import SamplingConfig
 from autoalign.config.training import TrainConfig
 
-SIGNAL_NAMES = ("disagreement", "order_flip", "entropy")
+PAIRWISE_SIGNALS = ("disagreement", "order_flip", "entropy")
+REWARD_MODEL_SIGNALS = ("margin",)
+SIGNAL_NAMES = PAIRWISE_SIGNALS + REWARD_MODEL_SIGNALS
+
+
+class RewardCriticConfig(Section):
+    """critic.kind=reward_model: a Bradley-Terry reward model trained, each iteration, on pairs
+    whose truth is known (the calibration source's other prompts: none is in the slice)."""
+
+    base: str | None = None
+    """Its base model (a bundled name or a local directory); None = the run's model."""
+    train_pairs: int = Field(192, gt=0)
+    train: TrainConfig = TrainConfig(
+        learning_rate=2e-5, epochs=1, batch_size=4, grad_accum=2, max_length=384, warmup_ratio=0.1
+    )
 
 
 class CriticConfig(Section):
-    """The critic compares two of each prompt's samples, k times in each order (judges/critic.py),
-    and its uncertainty routes the item: trust, a stronger critic (the teacher), or a person."""
+    """The critic compares two of each prompt's samples and its uncertainty routes the item:
+    trust, a stronger critic (the teacher), or a person. kind=pairwise: the model critiques the
+    pair k times in each order (judges/critic.py); kind=reward_model: a reward model trained on
+    labelled pairs scores both answers, and its uncertainty is how small the margin is."""
 
+    kind: Literal["pairwise", "reward_model"] = "pairwise"
+    reward_model: RewardCriticConfig = RewardCriticConfig()
     samples: int = Field(3, ge=1)
     """k sampled critiques per order (2k per item)."""
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, top_p=0.95, max_new_tokens=160)
     max_response_chars: int = Field(2000, gt=0)
     fewshot: bool = True
     """Show two worked comparisons before each critique (small critics need them for the format)."""
-    signals: list[str] = Field(default_factory=lambda: list(SIGNAL_NAMES))
-    """Which uncertainty signals are averaged into an item's uncertainty."""
+    signals: list[str] = Field(default_factory=lambda: list(PAIRWISE_SIGNALS))
+    """Which uncertainty signals are averaged into an item's uncertainty (kind=reward_model: margin)."""
     target_error: float = Field(0.15, ge=0, lt=1)
     """Trust the largest share of the calibration slice whose error rate stays within this."""
     calibration_file: str | None = None
@@ -45,6 +63,17 @@ class CriticConfig(Section):
         if unknown or not value:
             raise ValueError(f"signals must be a non-empty subset of {list(SIGNAL_NAMES)}, got {value}")
         return value
+
+    @model_validator(mode="after")
+    def _signals_of_the_kind(self) -> CriticConfig:
+        """A reward-model critic has one signal, its margin; a pairwise critic has the other three."""
+        own = REWARD_MODEL_SIGNALS if self.kind == "reward_model" else PAIRWISE_SIGNALS
+        if self.kind == "reward_model" and self.signals == list(PAIRWISE_SIGNALS):  # the default: this kind's
+            object.__setattr__(self, "signals", list(REWARD_MODEL_SIGNALS))
+        foreign = sorted(set(self.signals) - set(own))
+        if foreign:
+            raise ValueError(f"critic.kind={self.kind} measures the signals {list(own)}, not {foreign}")
+        return self
 
     @field_validator("calibration_file")
     @classmethod

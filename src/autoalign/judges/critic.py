@@ -11,7 +11,13 @@ answers swapped), sampled, so its doubt shows in its own outputs instead of bein
     entropy       the mean binary entropy (bits) of P(A) vs P(B) at the verdict token, from the
                   backend's top log-probabilities (None when it returned none)
 
-The verdict is the majority over all 2k outputs (no majority: no verdict). routing.py turns the
+The verdict is the majority over all 2k outputs (no majority: no verdict). A reward model can be
+the critic instead (`reward_verdict`): it scores each answer on its own, so it has no order to
+flip, and its one signal is how close the Bradley-Terry probability of its verdict is to a coin:
+
+    margin        1 - |2 sigmoid(r_first - r_second) - 1| = 1 - |tanh(margin / 2)|
+
+routing.py turns the
 signals into one uncertainty, calibrated on a slice whose truth is known, and routes the item.
 As in judges/pairwise.py, only the final line counts, a verdict copied from an answer is not
 trusted, and our fence tags inside the answers are neutralised.
@@ -106,6 +112,19 @@ def verdict_from_outputs(straight: list[Candidate], swapped: list[Candidate], an
         raw=[c.text for c in straight + swapped],
         error="; ".join(errors) or None,
     )
+
+
+def margin_uncertainty(margin: float) -> float:
+    """1 at a zero margin, towards 0 as the reward model grows sure (0.5 at |margin| = ln 3)."""
+    return 1.0 - abs(math.tanh(margin / 2))
+
+
+def reward_verdict(margin: float) -> CriticVerdict:
+    """A reward model's verdict on (first, second) from its margin r(first) - r(second)."""
+    winner = "first" if margin > 0 else "second" if margin < 0 else None
+    critique = f"reward model margin {margin:+.2f}: prefers the {winner or 'neither'} answer"
+    votes = {"first": int(margin > 0), "second": int(margin < 0), "none": int(margin == 0)}
+    return CriticVerdict(winner, critique, votes, {"margin": margin_uncertainty(margin)})
 
 
 class PairwiseCritic:

@@ -34,7 +34,14 @@ from autoalign.pairs import NoPairsError
 from autoalign.review.queue import QUEUE_FILE, HumanLabel, ReviewItem, ReviewQueue, human_pairs, label_key
 from autoalign.review.wait import wait_for_answers
 from autoalign.runtime.pool import ModelRef
-from autoalign.stages.critic import LabelledPair, calibrate_critic, critique_items, ranked_slice, route_items
+from autoalign.stages.critic import (
+    LabelledPair,
+    calibrate_critic,
+    critique_items,
+    ranked_slice,
+    reward_model_verdicts,
+    route_items,
+)
 from autoalign.stages.pairs import compare_candidates, pairs_stage
 from autoalign.stages.sampling import sample_candidates
 from autoalign.store import recorded_stages
@@ -61,16 +68,16 @@ def compared(prompts: list[Prompt], candidates: dict[str, list[Candidate]]) -> d
     return chosen
 
 
-def calibration_slice(ctx: RunContext, t: int, student: ModelRef) -> list[LabelledPair]:
-    cfg = ctx.cfg.critic
-    if cfg.calibration_file:
-        return ranked_slice(load_ranked(cfg.calibration_file), cfg.calibration_pairs, ctx.seed + t)
+def labelled_groups(ctx: RunContext, t: int, student: ModelRef) -> list[RankedGroup]:
+    """Answers whose ranking is known: critic.calibration_file, or the student's answers to the
+    synthesised verifiable prompts ranked by the IFEval checkers."""
+    if ctx.cfg.critic.calibration_file:
+        return load_ranked(ctx.cfg.critic.calibration_file)
     items, candidates, _tasks, critiques = verified.judged(ctx, t, student)
-    groups = [
+    return [
         RankedGroup(item.prompt, [c.text for c in candidates[item.key]], [c.score for c in critiques[item.key]])
         for item in items
     ]
-    return ranked_slice(groups, cfg.calibration_pairs, ctx.seed + t)
 
 
 def escalate(ctx: RunContext, t: int, prompts, candidates, two, routes) -> dict[str, Preference]:
@@ -128,14 +135,34 @@ def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]
 def routed_verdicts(ctx: RunContext, t: int, student: ModelRef, items: dict[str, PairwiseItem]):
     """The critic's verdicts on the items, its calibration on the labelled slice, each item's route."""
     cfg, at = ctx.cfg.critic, ctx.at(t)
-    make_critic = PairwiseCriticFactory(ctx.pool)
-    verdicts = critique_items(at, student, items, cfg, make_critic)
-    slice_ = calibration_slice(ctx, t, student)
-    slice_verdicts = critique_items(
-        at, student, {p.id: p.item for p in slice_}, cfg, make_critic, name="critic_calibration_verdicts"
-    )
+    groups = labelled_groups(ctx, t, student)
+    slice_ = ranked_slice(groups, cfg.calibration_pairs, ctx.seed + t)
+    if cfg.kind == "reward_model":
+        verdicts, slice_verdicts = reward_model_critic(ctx, t, groups, slice_, items)
+    else:
+        make_critic = PairwiseCriticFactory(ctx.pool)
+        verdicts = critique_items(at, student, items, cfg, make_critic)
+        slice_items = {p.id: p.item for p in slice_}
+        slice_verdicts = critique_items(at, student, slice_items, cfg, make_critic, name="critic_calibration_verdicts")
     calibration = calibrate_critic(at, slice_, slice_verdicts, cfg)
     return verdicts, calibration, route_items(at, verdicts, calibration, cfg, ctx.teacher is not None)
+
+
+def reward_model_critic(ctx: RunContext, t: int, groups: list[RankedGroup], slice_: list[LabelledPair], items):
+    """critic.kind=reward_model: trained on labelled pairs of the prompts the slice does not use."""
+    cfg = ctx.cfg.critic
+    in_slice = {p.group for p in slice_}
+    others = [g for k, g in enumerate(groups) if k not in in_slice]
+    train = ranked_slice(others, cfg.reward_model.train_pairs, ctx.seed + t + 1)
+    if not train:
+        raise NoPairsError(
+            f"iteration {t}: the critic's reward model has no labelled pair outside the calibration slice to train "
+            "on: raise verifiable.num_prompts (or give critic.calibration_file more rows), or lower "
+            "critic.calibration_pairs"
+        )
+    ctx.pool.release()  # the generation engines' memory, before training
+    base = cfg.reward_model.base or ctx.cfg.model.name
+    return reward_model_verdicts(ctx.at(t), cfg.reward_model, base, train, items, slice_)
 
 
 def pairs_with_people(ctx: RunContext, t: int, items, verdicts, routes, escalated, calibration, prompts: int):

@@ -18,7 +18,6 @@ Run it:  autoalign w2s recipes/w2s.yaml
 from __future__ import annotations
 
 import math
-import time
 
 import yaml
 
@@ -28,12 +27,12 @@ from autoalign.io import atomic_write_text
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.loops import verified
 from autoalign.loops.context import RunContext, build_context
-from autoalign.models import resolve_model
 from autoalign.runtime.pool import ModelRef
 from autoalign.stages.common import StageContext, first_error, once, run_items
 from autoalign.stages.critic import LabelledPair, ranked_slice
+from autoalign.stages.reward_model import reward_model_stage
 from autoalign.store import content_key
-from autoalign.train.reward_model import Comparison, load_reward_model, reward_margins, train_reward_model
+from autoalign.train.reward_model import Comparison
 from autoalign.types import Preference, Prompt, RankedGroup
 
 SPLITS = ("test", "strong_train", "weak_train")
@@ -133,39 +132,6 @@ def judge_labels(at: StageContext, judge_model: ModelRef, rows: list[dict], ctx:
         at, stage, prompts, process, summarize, error_of, chunk_size=chunk, model=judge_model, requests_per_item=2
     )
     return {r["id"]: Preference.from_dict(r["preference"]) for r in done}
-
-
-def reward_model_stage(
-    at: StageContext,
-    name: str,
-    base: str,
-    train: list[Comparison],
-    score: dict[str, Comparison],
-    cfg,
-    alpha: float = 0.0,
-) -> dict[str, float]:
-    """Train a reward model on `base` and record its margins on the `score` comparisons."""
-    path = resolve_model(base)
-    inputs = [str(path), *[f"{c.first}\x00{c.second}\x00{c.target}" for c in train], *sorted(score)]
-    config = {"train": cfg.key(), "alpha": alpha, "seed": at.seed}
-
-    def build() -> tuple[list[dict], dict]:
-        started = time.perf_counter()
-        model, tokenizer = load_reward_model(path, seed=at.seed)
-        model, history = train_reward_model(model, tokenizer, train, cfg, at.seed, alpha, desc=name)
-        ids = sorted(score)
-        margins = reward_margins(model, tokenizer, [score[i] for i in ids], cfg)
-        metrics = {
-            "base": base,
-            "trained_on": len(train),
-            "steps": len(history),
-            "final_loss": history[-1]["loss"],
-            "seconds": round(time.perf_counter() - started, 1),
-        }
-        return [{"id": i, "margin": m} for i, m in zip(ids, margins)], {**metrics, "history": history}
-
-    stage = at.stage(name, config, inputs, kind="w2s_model").ensure(build)
-    return {r["id"]: r["margin"] for r in stage.rows()}
 
 
 def weak_supervision(ctx: RunContext, m0: ModelRef, data: dict[str, list[dict]]) -> tuple[dict, dict]:

@@ -11,7 +11,8 @@ from collections import Counter
 from dataclasses import dataclass
 
 from autoalign.config import CriticConfig
-from autoalign.judges.critic import CriticVerdict
+from autoalign.config.oversight import RewardCriticConfig
+from autoalign.judges.critic import CriticVerdict, reward_verdict
 from autoalign.judges.pairwise import PairwiseItem
 from autoalign.judges.routing import (
     Calibration,
@@ -24,9 +25,19 @@ from autoalign.judges.routing import (
 )
 from autoalign.runtime.pool import AnyModelRef
 from autoalign.stages.common import StageContext, first_error, once, run_items
+from autoalign.stages.reward_model import reward_model_stage
+from autoalign.train.reward_model import Comparison
 from autoalign.types import Prompt, RankedGroup
 
-NOT_READ_BY_CRITIQUES = ("signals", "target_error", "calibration_file", "calibration_pairs", "human_share")
+NOT_READ_BY_CRITIQUES = (
+    "signals",
+    "target_error",
+    "calibration_file",
+    "calibration_pairs",
+    "human_share",
+    "kind",
+    "reward_model",
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,8 @@ class LabelledPair:
     id: str
     item: PairwiseItem
     truth: str
+    group: int = -1
+    """Index of the ranked group (prompt) it comes from, so other pairs can avoid its prompt."""
 
 
 def critique_items(
@@ -82,6 +95,24 @@ def critique_items(
     return {r["id"]: CriticVerdict.from_dict(r["verdict"]) for r in rows}
 
 
+def reward_model_verdicts(
+    at: StageContext,
+    cfg: RewardCriticConfig,
+    base: str,
+    train: list[LabelledPair],
+    items: dict[str, PairwiseItem],
+    slice_: list[LabelledPair],
+) -> tuple[dict[str, CriticVerdict], dict[str, CriticVerdict]]:
+    """The reward-model critic (stage iter_t/critic_reward_model): trained on `train`'s truth, its
+    verdicts on the items to route and on the calibration slice."""
+    truth = [Comparison(p.item.prompt, p.item.first, p.item.second, float(p.truth == "first")) for p in train]
+    score = {f"item:{i}": Comparison(item.prompt, item.first, item.second, 0.5) for i, item in items.items()}
+    score |= {f"calibration:{p.id}": Comparison(p.item.prompt, p.item.first, p.item.second, 0.5) for p in slice_}
+    margins = reward_model_stage(at, "critic_reward_model", base, truth, score, cfg.train, kind="critic_verdicts")
+    verdicts = {i: reward_verdict(margins[f"item:{i}"]) for i in items}
+    return verdicts, {p.id: reward_verdict(margins[f"calibration:{p.id}"]) for p in slice_}
+
+
 def uncertainty(verdict: CriticVerdict, signals: list[str]) -> float:
     """The chosen signals averaged; an item with no verdict is as unsure as can be."""
     if verdict.winner is None:
@@ -110,7 +141,7 @@ def ranked_slice(groups: list[RankedGroup], size: int, seed: int) -> list[Labell
         swap = rng.random() < 0.5
         first, second = (worse, better) if swap else (better, worse)
         item = PairwiseItem(prompt, group.responses[first], group.responses[second])
-        out.append(LabelledPair(f"cal{g}_{first}_{second}", item, "second" if swap else "first"))
+        out.append(LabelledPair(f"cal{g}_{first}_{second}", item, "second" if swap else "first", g))
     return out
 
 
