@@ -81,3 +81,21 @@ def test_reward_model_learns_a_separable_preference(tiny_model_dir):
     assert reward_margins(trained, tokenizer, swapped, cfg) == pytest.approx(
         [-m for m in reward_margins(trained, tokenizer, test[:4], cfg)], abs=1e-5
     )
+
+
+def test_the_reward_model_stage_scores_again_when_a_scored_answer_changes(tiny_model_dir, tmp_path):
+    """An id names a prompt, not its answers: new answers under the same id must not reuse old margins."""
+    from autoalign.config import ModelConfig
+    from autoalign.runtime.pool import ModelPool
+    from autoalign.stages.common import StageContext
+    from autoalign.stages.reward_model import reward_model_stage
+    from autoalign.store import RunStore
+
+    cfg = TrainConfig(learning_rate=3e-3, epochs=1, batch_size=4, grad_accum=1, warmup_ratio=0, max_length=64)
+    at = StageContext(RunStore(tmp_path / "run"), 1, ModelPool(ModelConfig()), seed=0)
+    train, a = separable(8, seed=0), separable(1, seed=1)[0]
+    first = reward_model_stage(at, "rm", str(tiny_model_dir), train, {"x": a}, cfg)
+    again = reward_model_stage(at, "rm", str(tiny_model_dir), train, {"x": a}, cfg)
+    changed = reward_model_stage(at, "rm", str(tiny_model_dir), train, {"x": Comparison(a.prompt, a.second, a.first)}, cfg)
+    assert again == first
+    assert changed["x"] == pytest.approx(-first["x"], abs=1e-5)  # scored anew: the answers swapped places

@@ -176,6 +176,9 @@ def reward_modeling_metrics(run_dir: Path, t: int) -> list[dict]:
 def oversight_rows(run_dir: Path, t: int) -> list[tuple[str, str]]:
     """The routed critic (loop: critic): its calibration, where its items went, the people's answers."""
     rows = []
+    if m := _metrics("critic_reward_model", t, run_dir):
+        trained = f"{m['base']}, trained on {m['trained_on']} labelled pairs ({m['seconds']} s)"
+        rows.append(("critic: reward model", trained))
     if c := _metrics("critic_calibration", t, run_dir):
         lo, hi = c["error_interval"]
         cross = c["cross_fitted"]

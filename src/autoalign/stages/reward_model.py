@@ -4,6 +4,7 @@ reward-model critic of the routed-critic loop."""
 
 from __future__ import annotations
 
+import json
 import time
 
 from autoalign.config import TrainConfig
@@ -25,7 +26,10 @@ def reward_model_stage(
     """Train a reward model on `base` and record its margins r(first) - r(second) on the `score`
     comparisons (id -> comparison): stage iter_t/<name>, rows {id, margin}."""
     path = resolve_model(base)
-    inputs = [str(path), *[f"{c.first}\x00{c.second}\x00{c.target}" for c in train], *sorted(score)]
+    # Prompts and texts enter the key, not only ids: an id names a prompt, its answers can change upstream.
+    text = lambda c: "\x00".join([json.dumps(c.prompt, sort_keys=True), c.first, c.second])
+    inputs = [str(path), *[f"{text(c)}\x00{c.target}" for c in train]]
+    inputs += [f"{i}\x00{text(score[i])}" for i in sorted(score)]
     config = {"train": cfg.key(), "alpha": alpha, "seed": at.seed}
 
     def build() -> tuple[list[dict], dict]:
