@@ -9,7 +9,16 @@ import pytest
 
 from autoalign.config import CriticConfig
 from autoalign.judges.critic import binary_entropy, margin_uncertainty, reward_verdict, verdict_from_outputs
-from autoalign.stages.critic import calibration_metrics, cross_fitted, ranked_slice, uncertainty
+from autoalign.judges.pairwise import PairwiseItem
+from autoalign.stages.critic import (
+    LabelledPair,
+    calibration_metrics,
+    cross_fitted,
+    length_check,
+    ranked_slice,
+    shorter_is_better,
+    uncertainty,
+)
 from autoalign.types import Candidate, RankedGroup
 
 
@@ -97,6 +106,27 @@ def test_calibration_metrics_by_hand():
     # order_flip is 0 everywhere: alone it cannot separate anything, so it trusts all or nothing.
     assert m["per_signal"]["order_flip"] == {"coverage": 0.0, "error": 0.0}
     assert m["per_signal"]["disagreement"]["coverage"] == pytest.approx(10 / 12)
+
+
+def test_the_length_check_splits_the_critics_accuracy_by_the_shortcut():
+    short, long_ = "ok", "a much longer answer"
+    pairs = [
+        LabelledPair("a", PairwiseItem([], short, long_), "first"),  # the shorter is better
+        LabelledPair("b", PairwiseItem([], long_, short), "second"),  # the shorter is better
+        LabelledPair("c", PairwiseItem([], long_, short), "first"),  # the longer is better
+        LabelledPair("d", PairwiseItem([], short, short + "!"), "second"),  # the longer is better
+        LabelledPair("e", PairwiseItem([], "ab", "cd"), "first"),  # as long: not counted
+    ]
+    assert [shorter_is_better(p) for p in pairs] == [True, True, False, False, None]
+    # A critic that always prefers the shorter answer (the second of an equally long pair).
+    correct = [True, True, False, False, False]
+    rows = [{"correct": ok, "shorter_is_better": shorter_is_better(p)} for p, ok in zip(pairs, correct)]
+    assert length_check(rows) == {
+        "shorter_is_better": 0.5,
+        "critic_where_shorter_is_better": 1.0,
+        "critic_where_longer_is_better": 0.0,
+        "pairs": [2, 2],
+    }
 
 
 def test_cross_fitting_measures_the_threshold_on_items_it_was_not_set_on():

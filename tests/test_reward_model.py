@@ -96,6 +96,8 @@ def test_the_reward_model_stage_scores_again_when_a_scored_answer_changes(tiny_m
     train, a = separable(8, seed=0), separable(1, seed=1)[0]
     first = reward_model_stage(at, "rm", str(tiny_model_dir), train, {"x": a}, cfg)
     again = reward_model_stage(at, "rm", str(tiny_model_dir), train, {"x": a}, cfg)
-    changed = reward_model_stage(at, "rm", str(tiny_model_dir), train, {"x": Comparison(a.prompt, a.second, a.first)}, cfg)
+    changed = reward_model_stage(
+        at, "rm", str(tiny_model_dir), train, {"x": Comparison(a.prompt, a.second, a.first)}, cfg
+    )
     assert again == first
     assert changed["x"] == pytest.approx(-first["x"], abs=1e-5)  # scored anew: the answers swapped places

@@ -189,6 +189,15 @@ def oversight_rows(run_dir: Path, t: int) -> list[tuple[str, str]]:
                 f"(target {_pct(c['target_error'])}); cross-fitted: {_pct(cross['coverage'])} at {_pct(cross['error'])}",
             )
         )
+        if (length := c.get("length")) and length["shorter_is_better"] is not None:
+            rows.append(
+                (
+                    "critic vs the length shortcut",
+                    f"the shorter answer is better on {_pct(length['shorter_is_better'])}; the critic is right on "
+                    f"{_pct(length['critic_where_shorter_is_better'])} of those and "
+                    f"{_pct(length['critic_where_longer_is_better'])} of the rest ({length['pairs'][1]} pairs)",
+                )
+            )
     if r := _metrics("routing", t, run_dir):
         shares = ", ".join(f"{route} {_pct(share)}" for route, share in r["shares"].items())
         rows.append((f"routing ({r['items']} items)", shares))

@@ -164,6 +164,7 @@ def calibrate_critic(
                     "correct": verdict.winner == pair.truth,
                     "uncertainty": uncertainty(verdict, cfg.signals),
                     "signals": verdict.signals,
+                    "shorter_is_better": shorter_is_better(pair),
                 }
             )
         return rows, calibration_metrics(rows, cfg, at.seed)
@@ -194,6 +195,32 @@ def calibration_metrics(rows: list[dict], cfg: CriticConfig, seed: int) -> dict:
         "cross_fitted": cross_fitted(values, correct, cfg.target_error, seed),
         "curve": [p.__dict__ for p in coverage_error_curve(values, correct)],
         "per_signal": per_signal,
+        "length": length_check(rows),
+    }
+
+
+def shorter_is_better(pair: LabelledPair) -> bool | None:
+    """Whether the truly better answer is the shorter one (None: equally long)."""
+    first, second = len(pair.item.first), len(pair.item.second)
+    if first == second:
+        return None
+    return (first < second) == (pair.truth == "first")
+
+
+def length_check(rows: list[dict]) -> dict:
+    """Length is the shortcut a critic learns first (a truncated answer fails checks, a longer one
+    looks thorough): how right "the shorter answer is better" is on the slice, and the critic's
+    accuracy apart where it holds and where it does not. A critic that only reads length is
+    right on the first and wrong on the second."""
+    known = [r for r in rows if r.get("shorter_is_better") is not None]
+    shorter = [r["correct"] for r in known if r["shorter_is_better"]]
+    longer = [r["correct"] for r in known if not r["shorter_is_better"]]
+    share = lambda xs: sum(xs) / len(xs) if xs else None
+    return {
+        "shorter_is_better": share([r["shorter_is_better"] for r in known]),
+        "critic_where_shorter_is_better": share(shorter),
+        "critic_where_longer_is_better": share(longer),
+        "pairs": [len(shorter), len(longer)],
     }
 
 
@@ -243,7 +270,10 @@ def route_items(
             "shares": route_shares(router, values),
             "counts": dict(Counter(r["route"] for r in rows)),
             "trust_threshold": threshold,
-            "human_threshold": None if math.isinf(router.human_threshold) else router.human_threshold,
+            # Without a stronger critic everything not trusted goes to a person: no second threshold.
+            "human_threshold": router.human_threshold
+            if has_stronger_critic and math.isfinite(router.human_threshold)
+            else None,
             "stronger_critic": has_stronger_critic,
         }
         return rows, metrics
