@@ -47,6 +47,17 @@ def test_calibration_trusts_the_largest_prefix_within_the_target():
     assert nothing == Calibration(None, 0.0, 0.0, (0.0, 1.0), 2)
 
 
+def test_the_upper_bound_trusts_only_where_the_interval_meets_the_target():
+    uncertain = [i / 100 for i in range(1, 31)]
+    correct = [True] * 24 + [False] + [True] * 5
+    # The point error of all 30 is 1/30: within 15%, so everything is trusted...
+    assert calibrate(uncertain, correct, 0.15).coverage == 1.0
+    # ...but 1 error in 30 has an exact 95% upper bound of 17.2%; 0 in 24 has 1 - 0.025^(1/24) = 14.2%.
+    upper = calibrate(uncertain, correct, 0.15, bound="upper")
+    assert (upper.trust_threshold, upper.coverage, upper.error) == (0.24, 0.8, 0.0)
+    assert upper.error_interval[1] == pytest.approx(1 - 0.025 ** (1 / 24)) and upper.error_interval[1] < 0.15
+
+
 def test_clopper_pearson_edges():
     assert clopper_pearson(0, 0) == (0.0, 1.0)
     low, high = clopper_pearson(0, 10)

@@ -186,7 +186,8 @@ def oversight_rows(run_dir: Path, t: int) -> list[tuple[str, str]]:
             (
                 f"critic calibration ({c['slice']} pairs, accuracy {_pct(c['accuracy'])})",
                 f"trusts {_pct(c['coverage'])} at error {_pct(c['error'])} [95% CI {_pct(lo)}, {_pct(hi)}] "
-                f"(target {_pct(c['target_error'])}); cross-fitted: {_pct(cross['coverage'])} at {_pct(cross['error'])}",
+                f"(target {_pct(c['target_error'])}, {c.get('trust_bound', 'point')} value); "
+                f"cross-fitted: {_pct(cross['coverage'])} at {_pct(cross['error'])}",
             )
         )
         if (length := c.get("length")) and length["shorter_is_better"] is not None:

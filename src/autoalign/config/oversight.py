@@ -46,6 +46,9 @@ class CriticConfig(Section):
     """Which uncertainty signals are averaged into an item's uncertainty (kind=reward_model: margin)."""
     target_error: float = Field(0.15, ge=0, lt=1)
     """Trust the largest share of the calibration slice whose error rate stays within this."""
+    trust_bound: Literal["point", "upper"] = "point"
+    """point: the trusted share's error on the slice is within target_error; upper: its exact 95%
+    upper bound is (a guarantee for new items with ~97.5% confidence; trusts fewer)."""
     calibration_file: str | None = None
     """Pairs with known truth: ranked rows {prompt, responses, scores|ranks} or EFT rows (data/ranked.py).
     None: verifier-labelled pairs, i.e. the student's answers to synthesised prompts with

@@ -8,7 +8,8 @@ The trust threshold is set on a calibration slice whose truth is known (a verifi
 labels): sort its items by uncertainty and trust the largest prefix whose error rate stays
 within the target. `coverage_error_curve` gives the whole trade-off for the report, and
 `calibrate` reports the achieved error with its Clopper-Pearson interval, since a slice of a
-few dozen items pins an error rate down only loosely. Above the trust threshold, items go to a
+few dozen items pins an error rate down only loosely (bound=upper holds that interval's upper
+end to the target instead of the point value). Above the trust threshold, items go to a
 stronger critic when there is one, and the most uncertain share (`human_share`) to a person.
 """
 
@@ -76,15 +77,22 @@ class Calibration:
     slice_size: int
 
 
-def calibrate(uncertainties: list[float], correct: list[bool], target_error: float) -> Calibration:
-    """The trust threshold covering the most calibration items at an error rate <= target_error."""
+def calibrate(
+    uncertainties: list[float], correct: list[bool], target_error: float, bound: Literal["point", "upper"] = "point"
+) -> Calibration:
+    """The trust threshold covering the most calibration items at an error rate <= target_error.
+    bound=upper asks the same of the error's exact 95% upper bound instead of its point value:
+    the target then holds on new items with ~97.5% confidence, at the price of trusting fewer
+    (the point value chooses, on the very items it is measured on, the threshold that looks best)."""
     if not 0.0 <= target_error < 1.0:
         raise ValueError(f"target_error must be in [0, 1), got {target_error}")
+    n = len(uncertainties)
     best = None
     for point in coverage_error_curve(uncertainties, correct):
-        if point.error <= target_error:
+        trusted = round(point.coverage * n)
+        error = point.error if bound == "point" else clopper_pearson(round(point.error * trusted), trusted)[1]
+        if error <= target_error:
             best = point
-    n = len(uncertainties)
     if best is None:
         return Calibration(None, 0.0, 0.0, (0.0, 1.0), n)
     trusted = round(best.coverage * n)

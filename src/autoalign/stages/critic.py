@@ -34,6 +34,7 @@ NOT_READ_BY_CRITIQUES = (
     "target_error",
     "calibration_file",
     "calibration_pairs",
+    "trust_bound",
     "human_share",
     "kind",
     "reward_model",
@@ -170,7 +171,7 @@ def calibrate_critic(
         return rows, calibration_metrics(rows, cfg, at.seed)
 
     inputs = [json.dumps([p.id, p.truth, verdicts[p.id].to_dict()], sort_keys=True) for p in slice_]
-    config = {"signals": cfg.signals, "target_error": cfg.target_error}
+    config = {"signals": cfg.signals, "target_error": cfg.target_error, "trust_bound": cfg.trust_bound}
     return at.stage("critic_calibration", config, inputs, kind="critic_calibration").ensure(build).metrics()
 
 
@@ -178,21 +179,22 @@ def calibration_metrics(rows: list[dict], cfg: CriticConfig, seed: int) -> dict:
     if not rows:
         raise ValueError("the critic's calibration slice is empty: no pair with known truth to calibrate on")
     values, correct = [r["uncertainty"] for r in rows], [r["correct"] for r in rows]
-    chosen = calibrate(values, correct, cfg.target_error)
+    chosen = calibrate(values, correct, cfg.target_error, cfg.trust_bound)
     per_signal = {}
     for name in cfg.signals:
         alone = [uncertainty_alone(r, name) for r in rows]
-        point = calibrate(alone, correct, cfg.target_error)
+        point = calibrate(alone, correct, cfg.target_error, cfg.trust_bound)
         per_signal[name] = {"coverage": point.coverage, "error": point.error}
     return {
         "slice": len(rows),
         "accuracy": sum(correct) / len(rows),
         "target_error": cfg.target_error,
+        "trust_bound": cfg.trust_bound,
         "trust_threshold": chosen.trust_threshold,
         "coverage": chosen.coverage,
         "error": chosen.error,
         "error_interval": list(chosen.error_interval),
-        "cross_fitted": cross_fitted(values, correct, cfg.target_error, seed),
+        "cross_fitted": cross_fitted(values, correct, cfg.target_error, seed, cfg.trust_bound),
         "curve": [p.__dict__ for p in coverage_error_curve(values, correct)],
         "per_signal": per_signal,
         "length": length_check(rows),
@@ -229,23 +231,35 @@ def uncertainty_alone(row: dict, name: str) -> float:
     return 1.0 if row["winner"] is None or value is None else value
 
 
-def cross_fitted(values: list[float], correct: list[bool], target_error: float, seed: int) -> dict:
-    """Two folds: each fold's items routed by the threshold calibrated on the other fold; the
-    pooled coverage and error of the trusted items (an honest estimate: the in-slice figures
-    choose the threshold that looks best on the very items they are measured on)."""
+def cross_fitted(
+    values: list[float], correct: list[bool], target_error: float, seed: int, bound="point", repeats: int = 100
+) -> dict:
+    """Two folds, `repeats` random splits: each fold's items routed by the threshold calibrated on
+    the other fold; the mean share trusted and the error pooled over every trusted item (an honest
+    estimate: the in-slice figures choose the threshold that looks best on the very items they are
+    measured on; one split of a few dozen items alone swings by several points)."""
+    rng = random.Random(seed)
     order = list(range(len(values)))
-    random.Random(seed).shuffle(order)
-    folds = [order[: len(order) // 2], order[len(order) // 2 :]]
     trusted = wrong = 0
-    for k in (0, 1):
-        fit, held = folds[1 - k], folds[k]
-        if not fit or not held:
-            continue
-        threshold = calibrate([values[i] for i in fit], [correct[i] for i in fit], target_error).trust_threshold
-        kept = [i for i in held if threshold is not None and values[i] <= threshold]
-        trusted += len(kept)
-        wrong += sum(not correct[i] for i in kept)
-    return {"coverage": trusted / len(values), "error": wrong / trusted if trusted else None, "trusted": trusted}
+    for _ in range(repeats):
+        rng.shuffle(order)
+        folds = [order[: len(order) // 2], order[len(order) // 2 :]]
+        for k in (0, 1):
+            fit, held = folds[1 - k], folds[k]
+            if not fit or not held:
+                continue
+            threshold = calibrate(
+                [values[i] for i in fit], [correct[i] for i in fit], target_error, bound
+            ).trust_threshold
+            kept = [i for i in held if threshold is not None and values[i] <= threshold]
+            trusted += len(kept)
+            wrong += sum(not correct[i] for i in kept)
+    return {
+        "coverage": trusted / (repeats * len(values)),
+        "error": wrong / trusted if trusted else None,
+        "trusted": trusted / repeats,
+        "repeats": repeats,
+    }
 
 
 def route_items(
