@@ -74,6 +74,24 @@ def tiny_loaded(tiny_model_dir):
     return load_model(tiny_model_dir)
 
 
+# llama.cpp 0.3.36 repacks Q4 weights for the CPU's wide kernels at load; on CPUs with AMX
+# (seen on a Sapphire Rapids host) the repacked Q4_1 weights crash the first batched decode
+# (SIGSEGV in llama_decode; llama-server with --no-repack runs). llama_cpp.server has no switch
+# for it, so the server process starts with the model's extra buffer types turned off.
+SERVER_WITHOUT_REPACKING = """
+import runpy, sys
+import llama_cpp.llama_cpp as c
+defaults = c.llama_model_default_params
+def without_repacking():
+    params = defaults()
+    params.use_extra_bufts = False
+    return params
+c.llama_model_default_params = without_repacking
+sys.argv[0] = "llama_cpp.server"
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """A real llama.cpp OpenAI-compatible server (llama-cpp-python[server]) serving the bundled
@@ -95,8 +113,8 @@ def llama_server(tmp_path_factory):
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "llama_cpp.server",
+                "-c",
+                SERVER_WITHOUT_REPACKING,
                 "--model",
                 str(gguf),
                 "--model_alias",
