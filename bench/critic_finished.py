@@ -17,37 +17,34 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 from autoalign.config import TrainConfig
 from autoalign.judges.critic import margin_uncertainty
 from autoalign.judges.routing import calibrate
 from autoalign.models import resolve_model
+from autoalign.stages.critic import LabelledPair, ranked_slice
 from autoalign.train.reward_model import Comparison, load_reward_model, reward_margins, train_reward_model
+from autoalign.types import RankedGroup
 
 
 def read_rows(stage: Path) -> list[dict]:
     return [json.loads(line) for line in (stage / "data.jsonl").open()]
 
 
-def finished_pairs(groups: list[int], prompts, answers, scores, rng: random.Random) -> list[Comparison]:
-    """Every pair of differently scored answers that both finished, the better one first or second at random."""
+def finished_groups(groups: list[int], prompts, answers, scores) -> list[RankedGroup]:
+    """Each prompt's answers that finished (neither hit the token limit), ranked by the checkers."""
     out = []
     for g in groups:
         key = prompts[g]["id"]
         done = [i for i, c in enumerate(answers[key]) if c["finish_reason"] == "stop"]
-        for a, i in enumerate(done):
-            for j in done[a + 1 :]:
-                if scores[key][i]["score"] == scores[key][j]["score"]:
-                    continue
-                better, worse = (i, j) if scores[key][i]["score"] > scores[key][j]["score"] else (j, i)
-                swap = rng.random() < 0.5
-                first, second = (worse, better) if swap else (better, worse)
-                prompt = [{"role": "user", "content": prompts[g]["prompt"]}]
-                texts = answers[key][first]["text"], answers[key][second]["text"]
-                out.append(Comparison(prompt, *texts, 0.0 if swap else 1.0))
+        texts, gold = [answers[key][i]["text"] for i in done], [scores[key][i]["score"] for i in done]
+        out.append(RankedGroup(prompts[g]["prompt"], texts, gold))
     return out
+
+
+def comparisons(pairs: list[LabelledPair]) -> list[Comparison]:
+    return [Comparison(p.item.prompt, p.item.first, p.item.second, float(p.truth == "first")) for p in pairs]
 
 
 def main() -> None:
@@ -63,11 +60,11 @@ def main() -> None:
     answers = {r["id"]: r["candidates"] for r in read_rows(it / "verifiable_candidates")}
     scores = {r["id"]: r["critiques"] for r in read_rows(it / "critiques")}
     in_slice = {int(r["id"][3:].split("_")[0]) for r in read_rows(it / "critic_calibration")}  # ids cal<g>_<i>_<j>
-    rng = random.Random(0)
-    train = finished_pairs([g for g in range(len(prompts)) if g not in in_slice], prompts, answers, scores, rng)
-    rng.shuffle(train)
-    train = train[: args.train_pairs]
-    test = finished_pairs(sorted(in_slice), prompts, answers, scores, rng)
+    others = finished_groups([g for g in range(len(prompts)) if g not in in_slice], prompts, answers, scores)
+    train = comparisons(ranked_slice(others, args.train_pairs, seed=0))
+    test_groups = finished_groups(sorted(in_slice), prompts, answers, scores)
+    every_pair = sum(len(g.responses) ** 2 for g in test_groups)
+    test = comparisons(ranked_slice(test_groups, every_pair, seed=1))
     cfg = TrainConfig(
         learning_rate=2e-5, epochs=args.epochs, batch_size=4, grad_accum=2, max_length=384, warmup_ratio=0.1
     )

@@ -79,7 +79,7 @@ def tiny_loaded(tiny_model_dir):
 # (SIGSEGV in llama_decode; llama-server with --no-repack runs). llama_cpp.server has no switch
 # for it, so the server process starts with the model's extra buffer types turned off.
 SERVER_WITHOUT_REPACKING = """
-import runpy, sys
+import runpy
 import llama_cpp.llama_cpp as c
 defaults = c.llama_model_default_params
 def without_repacking():
@@ -87,7 +87,6 @@ def without_repacking():
     params.use_extra_bufts = False
     return params
 c.llama_model_default_params = without_repacking
-sys.argv[0] = "llama_cpp.server"
 runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 """
 
