@@ -17,8 +17,8 @@ LAYERS = [
     {"runtime", "judges", "synth", "pairs", "review"},
     {"stages"},
     {"eval"},
-    {"loops"},
-    {"summary", "report", "cli", "cli_common", "cli_eval", "__main__"},
+    {"loops", "reward_model"},
+    {"summary", "report", "cli", "cli_common", "cli_eval", "cli_rm", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

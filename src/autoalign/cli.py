@@ -13,6 +13,7 @@ from rich.table import Table
 
 from autoalign.cli_common import USER_ERRORS, console, fail as _fail, stdout_console
 from autoalign.cli_eval import eval_app
+from autoalign.cli_rm import rm_app
 from autoalign.config import load_config
 from autoalign.io import write_json, write_jsonl, iter_rows, require_field
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(eval_app, name="eval")
+app.add_typer(rm_app, name="rm")
 
 
 @app.command()

@@ -64,12 +64,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [row for _, row in iter_jsonl(path)]
 
 
-def require_field(path: Path | str, line_no: int, row: dict[str, Any], name: str, kind: type) -> Any:
+def require_field(path: Path | str, line_no: int, row: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
     if name not in row:
         raise DataError(f"{path}:{line_no}: missing field '{name}'")
     value = row[name]
     if not isinstance(value, kind):
-        raise DataError(f"{path}:{line_no}: field '{name}' must be {kind.__name__}, got {type(value).__name__}")
+        expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise DataError(f"{path}:{line_no}: field '{name}' must be {expected}, got {type(value).__name__}")
     return value
 
 

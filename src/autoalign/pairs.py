@@ -53,9 +53,17 @@ def best_vs_worst(
                 chosen_score=best_score,
                 rejected_score=worst_score,
                 source=source,
+                **ranked_fields(scored),
             )
         )
     return pairs, dropped
+
+
+def ranked_fields(scored: list[tuple[float, Candidate]]) -> dict:
+    """Pair.ranked / ranked_scores: every scored answer, best first (sample order among equal
+    scores), for the ranking losses."""
+    ordered = sorted(scored, key=lambda sc: -sc[0])  # stable: equal scores keep their order
+    return {"ranked": [c.text for _, c in ordered], "ranked_scores": [float(s) for s, _ in ordered]}
 
 
 def _same_answer(a: str, b: str) -> bool:
@@ -143,4 +151,5 @@ def pairwise_best_vs_worst(
         chosen_score=float(wins[best]),
         rejected_score=float(wins[worst]),
         source=source,
+        **ranked_fields([(float(w), c) for w, c in zip(wins, candidates)]),
     ), None

@@ -71,9 +71,20 @@ def feedback_source(name: str) -> Callable:
 
 PREFERENCE_LOSSES: dict[str, str] = {
     "dpo": "autoalign.train.losses.dpo:DPOLoss",
+    "sigmoid": "autoalign.train.losses.dpo:DPOLoss",
+    "cdpo": "autoalign.train.losses.dpo:ConservativeDPOLoss",
+    "robust": "autoalign.train.losses.dpo:RobustDPOLoss",
+    "ipo": "autoalign.train.losses.dpo:IPOLoss",
+    "slic": "autoalign.train.losses.reference_free:SLiCLoss",
+    "simpo": "autoalign.train.losses.reference_free:SimPOLoss",
+    "orpo": "autoalign.train.losses.reference_free:ORPOLoss",
+    "kto": "autoalign.train.losses.kto:KTOLoss",
+    "rrhf": "autoalign.train.losses.ranking:RRHFLoss",
+    "pro": "autoalign.train.losses.ranking:PROLoss",
+    "coh": "autoalign.train.hindsight:ChainOfHindsight",
 }
-"""Preference losses (train/losses/): name -> "module:class", the class built with beta and
-following train.losses.PreferenceLoss."""
+"""Preference losses (train/losses/): name -> "module:class", the class built with the dpo section's
+settings its fields name and following train.losses.PreferenceLoss (or its kind's protocol)."""
 
 
 VERIFIERS: dict[str, str] = {

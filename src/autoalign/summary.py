@@ -107,7 +107,7 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
     if d := _metrics("dpo", t, run_dir):
         rows.append(
             (
-                "DPO final loss / acc / margin",
+                f"{d.get('loss_name', 'dpo')} final loss / acc / margin",
                 f"{_fmt(d['final_loss'])} / {_fmt(d['final_accuracy'], 2)} / {_fmt(d['final_margin'])}",
             )
         )

@@ -157,6 +157,21 @@ class Pair:
     """Which feedback made the pair: self_reward, teacher_reward, teacher_demo, gold_vs_sample..."""
     weight: float = 1.0
     """Relative weight of this pair in the DPO loss (set per source in mixed recipes)."""
+    ranked: list[str] | None = None
+    """Every judged answer to the prompt, best first (chosen and rejected among them), for the
+    ranking losses (dpo.loss rrhf, pro); None when the pair is all the feedback had."""
+    ranked_scores: list[float] | None = None
+    """The judge's score of each answer in `ranked`."""
+
+    @property
+    def ranking(self) -> tuple[list[str], list[float]]:
+        """(answers best first, their scores): `ranked`, or the pair itself (scores 1 and 0
+        where the feedback gave none)."""
+        if self.ranked:
+            return self.ranked, self.ranked_scores
+        if self.chosen_score is not None and self.rejected_score is not None and self.chosen_score > self.rejected_score:
+            return [self.chosen, self.rejected], [self.chosen_score, self.rejected_score]
+        return [self.chosen, self.rejected], [1.0, 0.0]
 
     @property
     def margin(self) -> float | None:
@@ -168,6 +183,9 @@ class Pair:
         """The conversational preference format (prompt, chosen and rejected as message lists),
         which `datasets` loads and TRL-style trainers accept as is."""
         row = asdict(self)
+        for name in ("ranked", "ranked_scores"):  # absent unless set: older pair files and keys stay as they were
+            if row[name] is None:
+                del row[name]
         row["chosen"] = [{"role": "assistant", "content": self.chosen}]
         row["rejected"] = [{"role": "assistant", "content": self.rejected}]
         row["margin"] = self.margin

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from autoalign.config.base import Section, existing_file, registered
 from autoalign.config.models import SamplingConfig
@@ -67,6 +67,10 @@ class JudgeConfig(Section):
     share of its prompt's verifiable instructions it follows (prompts from verifier_file, e.g.
     create_prompts.from_file set to the same file). The evaluation keeps the rubric judge."""
     verifier_file: str = "builtin:ifeval_input_data.jsonl"
+    reward_model: str | None = None
+    """A trained reward model judges the feedback instead (a directory `autoalign rm train` wrote,
+    or any sequence classifier with one label): each answer's score is its reward. The
+    evaluation keeps the rubric judge."""
     fewshot_scores: list[int] = []
     """Show EFT judgements with these scores, in this order, as earlier chat turns before each
     verdict (e.g. [5, 1]). Lets a model that was not trained on EFT data (an instruct model used
@@ -78,6 +82,12 @@ class JudgeConfig(Section):
     @classmethod
     def _known_verifier(cls, value: str | None) -> str | None:
         return value if value is None else registered(value, VERIFIERS, "verifier")
+
+    @model_validator(mode="after")
+    def _one_program_or_model(self):
+        if self.verifier and self.reward_model:
+            raise ValueError("judge.verifier and judge.reward_model both replace the judge: set one")
+        return self
 
     @field_validator("fewshot_scores")
     @classmethod

@@ -87,10 +87,21 @@ class SFTConfig(TrainConfig):
 class DPOConfig(TrainConfig):
     beta: float = Field(0.1, gt=0)
     loss: str = "dpo"
-    """The preference loss, by its name in autoalign/registry.py PREFERENCE_LOSSES."""
-    sft_weight: float = Field(0.0, ge=0)
-    """Add this x the chosen answer's mean token NLL to the preference loss (RPO; see
-    train.losses.with_chosen_nll): the verified answers are imitated, not only preferred."""
+    """The preference loss, by its name in autoalign/registry.py PREFERENCE_LOSSES: dpo (= sigmoid),
+    cdpo, robust, ipo (with the reference); slic, simpo, orpo (reference-free); kto (unpaired);
+    rrhf, pro (every judged answer of a prompt); coh (Chain of Hindsight, SFT)."""
+    sft_weight: float | None = Field(None, ge=0)
+    """Add this x the chosen (best) answer's mean token NLL to the preference loss (RPO; see
+    train.losses.with_chosen_nll): the verified answers are imitated, not only preferred. Unset:
+    the SFT term of the loss's own paper (ORPO, RRHF and SLiC 1, PRO 0.1), else none."""
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    """cdpo / robust: the assumed rate of flipped labels (self-judged pairs have some)."""
+    simpo_gamma: float = Field(0.5, ge=0)
+    """simpo: the target margin of length-normalised rewards (the paper's gamma)."""
+    desirable_weight: float = Field(1.0, gt=0)
+    """kto: lambda_D, the weight of a desirable answer's term."""
+    undesirable_weight: float = Field(1.0, gt=0)
+    """kto: lambda_U, the weight of an undesirable answer's term."""
 
     @field_validator("loss")
     @classmethod

@@ -40,7 +40,7 @@ class RunContext:
     eft_conversations: list[list[Message]]
     heldout: list[Prompt]
     make_judge: JudgeFactory
-    """Judges the feedback (self_reward, teacher_reward): the rubric, or a verifier."""
+    """Judges the feedback (self_reward, teacher_reward): the rubric, a verifier or a reward model."""
     make_eval_judge: JudgeFactory
     """Judges the evaluation: never the verifier, which knows only its own prompts."""
     teacher: AnyModelRef | None
@@ -163,7 +163,13 @@ def build_context(
         eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars, source=str(cfg.data.eft)
     )
     eval_judge = make_judge or RubricJudgeFactory(pool, tuple(demonstrations))
-    feedback_judge = load_attr(VERIFIERS[cfg.judge.verifier])(cfg.judge) if cfg.judge.verifier else eval_judge
+    feedback_judge = eval_judge
+    if cfg.judge.verifier:
+        feedback_judge = load_attr(VERIFIERS[cfg.judge.verifier])(cfg.judge)
+    elif cfg.judge.reward_model:
+        from autoalign.judges.reward_model import RewardModelJudgeFactory
+
+        feedback_judge = RewardModelJudgeFactory(cfg.judge.reward_model)
     ctx = RunContext(
         cfg=cfg,
         store=store,

@@ -51,7 +51,8 @@ def judge_candidates(
 
     def summarize(rows: list[dict], seconds: float) -> dict:
         metrics = judgment_metrics([Judgment.from_dict(j) for r in rows for j in r["judgments"]])
-        who = "verifier" if make_judge.kind == "verifier" else role or f"judge {judge_model.label}"
+        who = {"verifier": "verifier", "reward_model": "reward model"}.get(make_judge.kind) or role
+        who = who or f"judge {judge_model.label}"
         return {"judge": judge_model.label, "judge_kind": make_judge.kind, "judge_role": who, **metrics}
 
     def error_of(row: dict) -> str | None:
@@ -62,8 +63,9 @@ def judge_candidates(
 
     chunk = max(1, cfg.sampling.batch_size // 2)
     per_item = candidates_per_prompt(prompts, candidates) * cfg.samples
-    # A verifier is a program whose checkers' libraries are not known to be thread-safe.
-    concurrent = make_judge.kind != "verifier"
+    # A verifier is a program whose checkers' libraries are not known to be thread-safe; a reward
+    # model runs in this process, where threads would only contend for the same cores.
+    concurrent = make_judge.kind not in ("verifier", "reward_model")
     rows = run_items(
         at,
         stage,

@@ -8,6 +8,8 @@ import time
 
 from autoalign.config import DPOConfig, SFTConfig
 from autoalign.pairs import NoPairsError
+from autoalign.prompts import template_digest
+from autoalign.train.losses import loss_class
 from autoalign.runtime.pool import ModelRef, save_checkpoint
 from autoalign.stages.common import StageContext
 from autoalign.train import jobs
@@ -18,7 +20,9 @@ from autoalign.types import Message, Pair
 def train_dpo_stage(at: StageContext, model: ModelRef, pairs: list[Pair], cfg: DPOConfig) -> ModelRef:
     """M_{t+1} = DPO(M_t, pairs) with reference M_t; the checkpoint lands in iter_t/dpo/model."""
     t, store = at.t, at.store
-    stage = at.stage("dpo", {"cfg": cfg.key(), "seed": at.seed}, [model.key, *[str(p.to_dict()) for p in pairs]])
+    templates = getattr(loss_class(cfg.loss), "templates", ())
+    config = {"cfg": cfg.key(), "seed": at.seed, **({"templates": template_digest(*templates)} if templates else {})}
+    stage = at.stage("dpo", config, [model.key, *[str(p.to_dict()) for p in pairs]])
     out = ModelRef(label=f"M{t + 1}", path=stage.dir / "model", key=stage.key)
     if not pairs and not stage.done():
         pairs_metrics = store.root / f"iter_{t}/pairs/metrics.json"
@@ -42,9 +46,10 @@ def train_dpo_stage(at: StageContext, model: ModelRef, pairs: list[Pair], cfg: D
         metrics = {
             **stats,
             "steps": len(history),
+            "loss_name": cfg.loss,
             "final_loss": final["loss"],
-            "final_accuracy": final["rewards/accuracy"],
-            "final_margin": final["rewards/margins"],
+            "final_accuracy": final.get("rewards/accuracy"),  # Chain of Hindsight is SFT: no rewards
+            "final_margin": final.get("rewards/margins"),
             "seconds": elapsed,
             "pairs_per_second": len(pairs) * cfg.epochs / elapsed,
         }

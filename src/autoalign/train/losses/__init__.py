@@ -12,7 +12,7 @@ autoalign/registry.py; the trainer calls the loss the recipe names (dpo.loss).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Protocol
 
 import torch
@@ -21,10 +21,13 @@ from autoalign.train.losses.dpo import dpo_sigmoid_loss  # re-exported; the math
 
 __all__ = [
     "IGNORE_INDEX",
+    "chosen_nll_weight",
     "PreferenceLoss",
     "SequenceScores",
     "dpo_sigmoid_loss",
     "label_logprobs",
+    "loss_class",
+    "loss_kind",
     "preference_loss",
     "response_window",
     "sequence_logprobs",
@@ -133,7 +136,14 @@ def with_chosen_nll(
 class PreferenceLoss(Protocol):
     """A loss over preference pairs. reference: the reference model's summed log-probabilities
     of the chosen and rejected answers, None for a reference-free loss (the trainer then does
-    not compute them). weights: per-pair weights with mean 1 over the dataset, or None."""
+    not compute them). weights: per-pair weights with mean 1 over the dataset, or None.
+
+    Losses of another `kind` than "pairs" are called differently (the trainer, train/dpo.py,
+    builds their data): "ranking" (losses/ranking.py) as loss(scores, rewards, mask, weights)
+    on every judged answer of a prompt; "unpaired" (losses/kto.py) as loss(policy, reference,
+    desirable, z0, weights) on single answers; "hindsight" (train/hindsight.py) is SFT.
+    default_sft_weight: dpo.sft_weight when the recipe leaves it unset (the SFT term of the
+    loss's paper); 0 when absent."""
 
     reference_free: bool
 
@@ -146,8 +156,24 @@ class PreferenceLoss(Protocol):
     ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
-def preference_loss(name: str, beta: float) -> PreferenceLoss:
-    """The registered loss `name` (autoalign/registry.py PREFERENCE_LOSSES), built with beta."""
+def loss_class(name: str) -> type:
+    """The registered loss class `name` (autoalign/registry.py PREFERENCE_LOSSES), imported now."""
     from autoalign.registry import PREFERENCE_LOSSES, load_attr
 
-    return load_attr(PREFERENCE_LOSSES[name])(beta=beta)
+    return load_attr(PREFERENCE_LOSSES[name])
+
+
+def preference_loss(name: str, **settings) -> PreferenceLoss:
+    """The registered loss `name`, built with the settings its fields name (beta,
+    label_smoothing, simpo_gamma, ...: the dpo section's values); other settings are ignored."""
+    cls = loss_class(name)
+    return cls(**{f.name: settings[f.name] for f in fields(cls)})
+
+
+def loss_kind(loss: object) -> str:
+    return getattr(loss, "kind", "pairs")
+
+
+def chosen_nll_weight(name: str, sft_weight: float | None) -> float:
+    """dpo.sft_weight, or when unset the loss's default_sft_weight (the SFT term of its paper)."""
+    return sft_weight if sft_weight is not None else getattr(loss_class(name), "default_sft_weight", 0.0)
