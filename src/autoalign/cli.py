@@ -70,8 +70,8 @@ def run(
 
     report = write_report(cfg.run_dir)
     out = stdout_console()
-    if cfg.branches:
-        print_comparison(cfg.run_dir, cfg.branches, cfg.iterations, out)
+    if cfg.branches or cfg.optimizers:
+        print_comparison(cfg.run_dir, cfg.branches or list(cfg.optimizers), cfg.iterations, out)
         finals = ", ".join(f"{s}: {r['final_model'] or 'none'}" for s, r in result["branches"].items())
         console.print(f"final models: {finals}  ({elapsed:.0f}s)")
         console.print(f"report: {report}")

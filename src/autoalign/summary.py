@@ -104,6 +104,21 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
         dropped = ", ".join(f"{k} {v}" for k, v in sorted(pr["dropped"].items())) or "none"
         sources = ", ".join(f"{k} {v}" for k, v in pr.get("by_source", {}).items())
         rows.append(("pairs kept", f"{pr['pairs']} of {pr['prompts']} prompts  ({sources}; dropped: {dropped})"))
+    if r := _metrics("rl", t, run_dir):
+        dropped = ", ".join(f"{k} {v}" for k, v in sorted(r["dropped"].items()) if v) or "none"
+        rows.append(
+            (
+                f"{r['algorithm']} reward (samples of M{t})",
+                f"mean {_fmt(r['mean_reward'])} over {r['scored']} answers; {r['groups_used']} of {r['prompts']} "
+                f"prompts teach (dropped: {dropped})",
+            )
+        )
+        rows.append(
+            (
+                f"{r['algorithm']} final loss / KL",
+                f"{_fmt(r['final_loss'])} / {_fmt(r['final_kl'], 4)}  ({r['steps']} steps, {r['seconds']:.0f}s)",
+            )
+        )
     if d := _metrics("dpo", t, run_dir):
         rows.append(
             (
@@ -349,10 +364,14 @@ COMPARISON_COLUMNS = [
     ("h2h_win_rate", "win rate % vs M1"),
     ("lc_win_rate", "LC win rate %"),
     ("ifeval", "IFEval prompt loose"),
-    ("pairs", "pairs"),
-    ("dpo_loss", "DPO loss"),
+    ("ifeval_strict", "IFEval prompt strict"),
+    ("ifeval_vs_m1", "strict vs M1 [95% CI]"),
+    ("optimizer", "optimiser"),
+    ("pairs", "pairs / answers"),
+    ("dpo_loss", "final loss"),
     ("dpo_acc", "DPO acc"),
     ("dpo_margin", "DPO margin"),
+    ("train_seconds", "train s"),
 ]
 """(row key, column title) of the paradigm comparison table, in the terminal and the report."""
 
@@ -377,6 +396,7 @@ def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> l
         b = run_dir / source
         pairs = _metrics("pairs", iteration, b) or {}
         dpo = _metrics("dpo", iteration, b) or {}
+        rl = _metrics("rl", iteration, b) or {}
         ev = _metrics("eval", iteration, b) or {}
         h2h = _metrics("head_to_head", iteration, b) or {}
         ifeval = (_model_metrics("ifeval", iteration, ev["new"], b) or {}) if ev else {}
@@ -393,13 +413,28 @@ def comparison_rows(run_dir: Path, branches: list[str], iteration: int = 1) -> l
                 "wtl": f"{ev['wins']}/{ev['ties']}/{ev['losses']}" if ev else None,
                 "win_rate": ev.get("win_rate"),
                 "unscored": ev.get("unscored"),
-                "pairs": pairs.get("pairs"),
-                "dpo_loss": dpo.get("final_loss"),
+                "ifeval_strict": ifeval.get("prompt_strict"),
+                "ifeval_vs_m1": _strict_against_start(b, iteration),
+                "optimizer": rl.get("algorithm") or dpo.get("loss_name"),
+                "pairs": pairs.get("pairs") if dpo else rl.get("answers"),
+                "dpo_loss": (dpo or rl).get("final_loss"),
                 "dpo_acc": dpo.get("final_accuracy"),
                 "dpo_margin": dpo.get("final_margin"),
+                "train_seconds": (dpo or rl).get("seconds"),
             }
         )
     return rows
+
+
+def _strict_against_start(branch_dir: Path, iteration: int) -> str | None:
+    """The branch's model against M1, IFEval prompt strict paired (the final set if evaluated)."""
+    records = sorted(
+        stages_of("ifeval_paired", iteration, branch_dir), key=lambda r: not r.name.startswith(FINAL_PAIRED)
+    )
+    for record in records:
+        if (strict := record.metrics().get("prompt_strict")) and record.metrics()["baseline"] == "M1":
+            return _difference(strict)
+    return None
 
 
 def print_comparison(run_dir: Path, branches: list[str], iterations: int = 1, console: Console | None = None) -> None:

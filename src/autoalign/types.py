@@ -169,7 +169,7 @@ class Pair:
         where the feedback gave none)."""
         if self.ranked:
             return self.ranked, self.ranked_scores
-        if self.chosen_score is not None and self.rejected_score is not None and self.chosen_score > self.rejected_score:
+        if self.margin is not None and self.margin > 0:
             return [self.chosen, self.rejected], [self.chosen_score, self.rejected_score]
         return [self.chosen, self.rejected], [1.0, 0.0]
 

@@ -31,7 +31,7 @@ from autoalign.config.models import (
     TeacherConfig,
 )
 from autoalign.config.run import SAFE_NAME, RunConfig
-from autoalign.config.training import DPOConfig, SFTConfig, TrainConfig
+from autoalign.config.training import DPOConfig, RLConfig, SFTConfig, TrainConfig
 
 __all__ = [
     "BUILTIN_PREFIX",
@@ -50,6 +50,7 @@ __all__ = [
     "LoraConfig",
     "ModelConfig",
     "PairsConfig",
+    "RLConfig",
     "ReviewConfig",
     "RunConfig",
     "SFTConfig",

@@ -23,7 +23,7 @@ from autoalign.config.feedback import (
 )
 from autoalign.config.models import ModelConfig, TeacherConfig
 from autoalign.config.oversight import CriticConfig, ReviewConfig, W2SConfig
-from autoalign.config.training import DPOConfig, SFTConfig
+from autoalign.config.training import DPOConfig, RLConfig, SFTConfig
 from autoalign.registry import FEEDBACK
 
 
@@ -39,12 +39,18 @@ class RunConfig(Section):
     """The run's directory under runs_dir: letters, digits, '.', '_' and '-', starting with a
     letter or digit (so it can never point outside runs_dir)."""
     loop: str = "self_reward"
-    """Where the preference signal comes from; "mixed" combines the sources listed in `mix`."""
+    """Where the preference signal comes from; "mixed" combines the sources listed in `mix`; "rl"
+    trains by online RL on the model's own rewarded samples instead of preference pairs (rl.*)."""
     mix: dict[str, float] = {}
     """loop=mixed: source -> weight of its pairs in the DPO loss, e.g. {teacher_demo: 1, self_reward: 0.5}."""
     branches: list[str] = []
     """Compare paradigms: from one M1 and the same prompts, train one M2 per listed source, each
     under runs/<name>/<source>/, and print a table comparing M1 and every M2."""
+    optimizers: dict[str, list[str]] = {}
+    """Compare optimisers on the same feedback: name -> dotted overrides of this recipe, e.g.
+    {ipo: [dpo.loss=ipo, dpo.beta=0.5], grpo: [loop=rl]}. From one M1, each trains its own M2
+    under runs/<name>/<optimiser>/ on the same prompts and samples (the verifiable loop and RL
+    share them), and the summary compares every M2 with M1."""
     runs_dir: str = "runs"
     seed: int = 0
     iterations: int = Field(1, ge=1)
@@ -64,12 +70,13 @@ class RunConfig(Section):
     review: ReviewConfig = ReviewConfig()
     w2s: W2SConfig = W2SConfig()
     dpo: DPOConfig = DPOConfig()
+    rl: RLConfig = RLConfig()
     eval: EvalConfig = EvalConfig()
 
     @field_validator("loop")
     @classmethod
     def _known_loop(cls, value: str) -> str:
-        return value if value == "mixed" else _known_source(value)
+        return value if value in ("mixed", "rl") else _known_source(value)
 
     @field_validator("mix", "branches")
     @classmethod
@@ -93,12 +100,21 @@ class RunConfig(Section):
                 section["endpoint"]["base_url"] = redact_url(section["endpoint"]["base_url"])
         return tree
 
+    def optimizer_config(self, name: str) -> RunConfig:
+        """The recipe with optimizers[name]'s overrides applied (and no comparison of its own)."""
+        from autoalign.config.loading import apply_override
+
+        tree = self.model_dump(mode="json") | {"optimizers": {}, "branches": []}
+        for assignment in self.optimizers[name]:
+            apply_override(tree, assignment)
+        return RunConfig.model_validate(tree)
+
     @property
     def sources(self) -> dict[str, float]:
         """Feedback source -> pair weight, for this run (or its first branch)."""
         if self.loop == "mixed":
             return dict(self.mix)
-        return {self.loop: 1.0}
+        return {} if self.loop == "rl" else {self.loop: 1.0}
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:
@@ -110,6 +126,15 @@ class RunConfig(Section):
             raise ValueError(f"mix is only read when loop=mixed (loop is {self.loop})")
         if any(w <= 0 for w in self.mix.values()):
             raise ValueError("mix weights must be > 0")
+        if self.branches and self.optimizers:
+            raise ValueError("branches compare feedback sources and optimizers compare optimisers: set one")
+        for name in self.optimizers:
+            if not SAFE_NAME.match(name):
+                raise ValueError(f"optimizers: {name!r} must be 1-100 letters, digits, '.', '_' or '-'")
+            try:
+                self.optimizer_config(name)
+            except ValueError as e:
+                raise ValueError(f"optimizers.{name}: {e}") from None
         used = set(self.branches) or set(self.sources)
         needs_teacher = sorted(s for s in used if FEEDBACK[s].needs_teacher)
         if needs_teacher and self.teacher is None:

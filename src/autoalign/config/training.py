@@ -107,3 +107,29 @@ class DPOConfig(TrainConfig):
     @classmethod
     def _known_loss(cls, value: str) -> str:
         return registered(value, PREFERENCE_LOSSES, "preference loss")
+
+
+class RLConfig(TrainConfig):
+    """loop: rl (loops/rl.py): online RL on the current model's own samples (sample.n per prompt)."""
+
+    learning_rate: float = Field(2e-6, gt=0)
+    batch_size: int = Field(8, gt=0)
+    """Sampled answers per micro-batch."""
+    grad_accum: int = Field(2, gt=0)
+    scheduler: Literal["cosine", "linear", "constant"] = "constant"
+    """A round is a few steps of one long run: the rate stays, round after round."""
+    warmup_ratio: float = Field(0.0, ge=0, le=1)
+    algorithm: Literal["grpo", "rloo"] = "grpo"
+    """grpo: advantage = (r - group mean) / group std (Shao et al. 2024); rloo: r minus the mean of
+    the other answers to the prompt (Ahmadian et al. 2024). Both with the clipped ratio below."""
+    scale_rewards: bool = True
+    """grpo: divide by the group's standard deviation (False: Dr. GRPO, Liu et al. 2025)."""
+    reward: Literal["verifier", "judge"] = "verifier"
+    """verifier: synthesised verifiable prompts (verifiable.*), reward = the programmatic critic's
+    score / 5 (IFEval checkers + quality guard). judge: created prompts, reward = the recipe's
+    judge (rubric, judge.reward_model or judge.verifier) score."""
+    kl_coef: float = Field(0.04, ge=0)
+    """beta of the per-token KL penalty to the reference (the model RL started from); 0 skips the
+    reference pass."""
+    clip: float = Field(0.2, gt=0, lt=1)
+    """epsilon of the clipped ratio pi / pi_old (matters when epochs > 1 reuse the samples)."""

@@ -98,6 +98,12 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
         )
     if cfg.create_prompts.from_file:
         checks.append(([(w, p.messages) for w, p in located_prompts(cfg.create_prompts.from_file)], *answer))
+    for run in [cfg, *(cfg.optimizer_config(name) for name in cfg.optimizers)]:
+        if run.loop == "rl":
+            from autoalign.loops import rl, verified
+
+            rl.check_config(run)
+            verified.check_config(run)
     for source in sorted(set(cfg.branches) or set(cfg.sources)):
         if FEEDBACK[source].check_config:
             load_attr(FEEDBACK[source].check_config)(cfg)

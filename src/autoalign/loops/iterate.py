@@ -13,6 +13,8 @@
         M_{t+1} = DPO(M_t, pairs), reference M_t
         eval    = M_{t+1} vs M_t on held-out prompts, with a fixed judge
 
+`loop: rl` trains by online RL (GRPO / RLOO) on rewarded samples instead of pairs (rl.py).
+
 A recipe with `branches` trains one M2 per source from the same M1 and prompts (compare.py).
 Run it:  autoalign run recipes/quickstart.yaml   (verifiable instructions; self-rewarding: self_reward_small.yaml)
 """
@@ -23,7 +25,7 @@ import yaml
 
 from autoalign.config import RunConfig
 from autoalign.io import atomic_write_text
-from autoalign.loops import compare, rounds
+from autoalign.loops import compare, rl, rounds
 from autoalign.loops.context import build_context
 from autoalign.judges.base import JudgeFactory
 
@@ -35,8 +37,10 @@ def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry
     ctx, m0 = build_context(cfg, log, make_judge, retry_failed)
     atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
     try:
-        if cfg.branches:
+        if cfg.branches or cfg.optimizers:
             return compare.run(ctx, m0)
+        if cfg.loop == "rl":
+            return rl.iterate(ctx, rounds.initial_model(ctx, m0))
         return rounds.iterate(ctx, rounds.initial_model(ctx, m0))
     finally:
         ctx.pool.close()  # engine servers stop with the run, however it ends

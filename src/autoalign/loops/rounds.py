@@ -62,11 +62,31 @@ def final_against_start(ctx: RunContext, m1: ModelRef, final: ModelRef) -> None:
     )
 
 
+def evaluate_iteration(ctx: RunContext, t: int, trained: ModelRef, current: ModelRef, m1: ModelRef) -> None:
+    """M_{t+1} against M_t on the held-out prompts with the fixed evaluation judge (and IFEval)."""
+    cfg = ctx.cfg
+    # M1's answers and verdicts live with the shared stages (branches judge M1 only once);
+    # a later M_t was evaluated as the newer model in iteration t-1.
+    old_at = ctx.at(1, shared=True) if current == m1 else ctx.at(t - 1)
+    judge = {"initial": m1, "teacher": ctx.teacher}.get(cfg.eval.judge) or current
+    compare_models(
+        ctx.at(t),
+        trained,
+        current,
+        judge,
+        ctx.heldout,
+        cfg.eval,
+        cfg.judge,
+        ctx.make_eval_judge,
+        old_at=old_at,
+        held_out=cfg.verifiable.held_out,
+    )
+
+
 def iterate(ctx: RunContext, m1: ModelRef) -> dict:
     cfg, pool = ctx.cfg, ctx.pool
     sources = cfg.sources
     make_pairs = {s: feedback_source(s) for s in sources}
-    eval_judge = {"initial": m1, "teacher": ctx.teacher}.get(cfg.eval.judge)
     results: dict = {"iterations": {}}
     current = m1
     for t in range(1, cfg.iterations + 1):
@@ -83,22 +103,7 @@ def iterate(ctx: RunContext, m1: ModelRef) -> dict:
         pool.release()
         trained = train_dpo_stage(ctx.at(t), current, pairs, cfg.dpo)
         if cfg.eval.enabled:
-            # M1's answers and verdicts live with the shared stages (branches judge M1 only once);
-            # a later M_t was evaluated as the newer model in iteration t-1.
-            old_at = ctx.at(1, shared=True) if current == m1 else ctx.at(t - 1)
-            judge = eval_judge or current
-            compare_models(
-                ctx.at(t),
-                trained,
-                current,
-                judge,
-                ctx.heldout,
-                cfg.eval,
-                cfg.judge,
-                ctx.make_eval_judge,
-                old_at=old_at,
-                held_out=cfg.verifiable.held_out,
-            )
+            evaluate_iteration(ctx, t, trained, current, m1)
         pool.release()
         results["iterations"][t] = {"model": str(trained.path)}
         current = trained

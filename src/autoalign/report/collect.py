@@ -120,6 +120,8 @@ def collect_line(line: Line) -> LineReport:
             report.calibration[t] = record.metrics()
         if dpo := line.rows("dpo", t):
             report.training[f"DPO iter {t}"] = dpo
+        if rl := line.rows("rl", t):
+            report.training[f"RL iter {t}"] = rl
         for record in stages_of("head_to_head", t, line.dir):
             report.head_to_head.append({"iteration": t, **record.metrics()})
         for record in line.stages("answers", t):

@@ -29,6 +29,10 @@ def training_curves(report: LineReport) -> str | None:
             ("loss", "loss"),
             ("rewards/accuracy", "DPO reward accuracy"),
             ("rewards/margins", "DPO reward margin"),
+            ("reward", "RL reward (samples)"),
+            ("kl", "KL to the reference (RL; KTO: z0)"),
+            ("entropy", "RL entropy (nats/token)"),
+            ("length", "RL answer tokens"),
         )
         if any(k in h for history in report.training.values() for h in history)
     ]

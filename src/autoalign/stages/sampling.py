@@ -10,7 +10,8 @@ from autoalign.stages.common import StageContext, first_error, run_items
 from autoalign.types import Candidate, Message, Prompt
 
 
-def _answer_request(prompt: Prompt, control: bool) -> list[Message]:
+def answer_request(prompt: Prompt, control: bool) -> list[Message]:
+    """The messages a prompt is sampled with: with the control instruction appended, or as is."""
     if not control:
         return prompt.messages
     last = prompt.messages[-1]
@@ -35,7 +36,7 @@ def sample_candidates(
     params = sampling_params(cfg.sampling, n=cfg.n, seed=at.seed)
 
     def process(ids: list[str]) -> list[dict]:
-        requests = [_answer_request(by_id[i], cfg.control_instruction) for i in ids]
+        requests = [answer_request(by_id[i], cfg.control_instruction) for i in ids]
         outputs = at.pool.generator(model, cfg.sampling.batch_size).generate(requests, params)
         return [{"id": i, "candidates": [c.to_dict() for c in cands]} for i, cands in zip(ids, outputs)]
 

@@ -25,8 +25,14 @@ class Encoded:
     truncated: bool
 
 
-def encode_chat(tokenizer: PreTrainedTokenizerBase, prompt: list[Message], response: str, max_length: int) -> Encoded:
+def encode_chat(
+    tokenizer: PreTrainedTokenizerBase, prompt: list[Message], response: str, max_length: int, finished: bool = True
+) -> Encoded:
+    """finished=False: an answer cut off at max tokens, encoded without the end-of-turn marker the
+    model never produced (online RL must not credit or blame a token that was not sampled)."""
     prompt_text, response_text = render_completion(tokenizer, prompt, response)
+    if not finished:
+        response_text = response
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
     response_ids = tokenizer(response_text, add_special_tokens=False).input_ids
     truncated = len(prompt_ids) + len(response_ids) > max_length
@@ -70,7 +76,11 @@ vocabulary, 128 of Gemma 3's 262k), whatever the batch and answer lengths."""
 
 
 def answer_logprobs(
-    model: torch.nn.Module, examples: list[Encoded], pad_token_id: int, chunk_elements: int = LOGIT_CHUNK_ELEMENTS
+    model: torch.nn.Module,
+    examples: list[Encoded],
+    pad_token_id: int,
+    chunk_elements: int = LOGIT_CHUNK_ELEMENTS,
+    entropies: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probability of every answer token and the mask of tokens that count, (batch, positions)
     each, log-probabilities zero where the mask is False (as losses.token_logprobs).
@@ -79,7 +89,9 @@ def answer_logprobs(
     projected to the vocabulary a chunk of positions at a time, starting from the position that
     predicts the batch's earliest answer token (prompt positions carry no loss). Under autograd
     each chunk is checkpointed: backward recomputes its logits instead of keeping them, so
-    training memory holds hidden states (hidden_size per position), not logits (vocab_size)."""
+    training memory holds hidden states (hidden_size per position), not logits (vocab_size).
+    entropies: a list that receives the entropy of the next-token distribution at each position,
+    (batch, positions) like the log-probabilities (without autograd only)."""
     batch = collate(examples, pad_token_id, next(model.parameters()).device)
     start = batch["labels"].shape[1] - response_window(batch["labels"])
     causal = lora.base_model(model)
@@ -91,15 +103,16 @@ def answer_logprobs(
     targets = labels.masked_fill(~mask, 0)
     head, softcap = causal.get_output_embeddings(), getattr(causal.config, "final_logit_softcapping", None)
     step = max(1, chunk_elements // (hidden.shape[0] * head.weight.shape[0]))
-    chunks = []
+    chunks, entropy_chunks = [], []
     for first in range(0, hidden.shape[1], step):
         args = (head, softcap, hidden[:, first : first + step], targets[:, first : first + step])
-        chunks.append(
-            checkpoint(_chunk_logprobs, *args, use_reentrant=False)
-            if torch.is_grad_enabled()
-            else _chunk_logprobs(*args)
-        )
+        if torch.is_grad_enabled():
+            chunks.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
+        else:
+            chunks.append(_chunk_logprobs(*args, entropy=entropy_chunks if entropies is not None else None))
     logps = torch.cat(chunks, dim=1) if chunks else hidden.new_zeros(labels.shape, dtype=torch.float)
+    if entropies is not None:
+        entropies.append(torch.cat(entropy_chunks, dim=1) * mask if entropy_chunks else torch.zeros_like(logps))
     return logps * mask, mask
 
 
@@ -116,9 +129,16 @@ class AnswerLogprobs(torch.nn.Module):
 
 
 def _chunk_logprobs(
-    head: torch.nn.Module, softcap: float | None, hidden: torch.Tensor, targets: torch.Tensor
+    head: torch.nn.Module,
+    softcap: float | None,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    entropy: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     logits = head(hidden)
     if softcap:  # Gemma 2-style final logit soft-capping, as the model's own forward applies it
         logits = torch.tanh(logits.float() / softcap) * softcap
+    if entropy is not None:  # H = -sum p log p, from the same logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        entropy.append(-(logprobs.exp() * logprobs).sum(-1))
     return label_logprobs(logits, targets)
