@@ -112,7 +112,7 @@ def test_rl_raises_rewarded_answers_and_starts_on_policy(tiny_model_dir):
     model, history, stats = train_rl(load_model(tiny_model_dir), rollouts, cfg, 1, reference)
     assert history[0]["ratio"] == pytest.approx(1.0, abs=1e-5) and history[0]["kl"] == pytest.approx(0.0, abs=1e-6)
     assert history[-1]["kl"] > 0 and {"reward", "entropy", "length", "clip_fraction"} <= set(history[0])
-    assert history[0]["entropy"] > 0 and stats["answers"] == 6
+    assert history[0]["entropy"] > 0 and stats["trained_answers"] == 6
     start.model.load_state_dict(model.state_dict())
     change = [a - b for a, b in zip(_answer_logps(start, rollouts), before)]
     assert min(change[0::2]) > max(change[1::2])  # rewarded answers gain on the others

@@ -126,7 +126,7 @@ def train_rl(
         lengths = [len(e.input_ids) for e in encoded]
         history = optimise(model, len(encoded), step, cfg, seed, "RL", checkpointer, lengths)
     stats = {
-        "answers": len(rollouts),
+        "trained_answers": len(rollouts),
         "truncated": sum(e.truncated for e in encoded),
         "old_logprob_seconds": round(old_seconds, 2),
         "train_seconds": round(time.perf_counter() - started - old_seconds, 2),

@@ -1,0 +1,92 @@
+"""The training reward of an online-RL run on one fixed set of prompts: every round's model (M1,
+M2, ...) answers the same fresh verifiable prompts the way training samples (the run's sample
+settings), the run's critic scores each answer in [0, 1], and each model's mean reward is
+compared with M1's, paired by prompt, with a bootstrap interval.
+
+    python bench/rl_reward.py runs/rl_verifiable [--prompts 48] [--seed 7]
+
+The rounds of a run draw new prompts (and, with the attacker, harder constraint types), so their
+own mean rewards are not comparable; this is. The probe prompts are synthesised like training
+prompts (uniform constraint draws, no held-out type) and kept away from the run's training
+prompts and from every IFEval prompt. Prints one line per model:
+`RL_REWARD model=<label> mean=<x> all_met=<x> truncated=<x> difference=<points> ci_low=<points> ci_high=<points>`
+(difference: mean reward minus M1's, x 100, on the same prompts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+from autoalign.config import load_config
+from autoalign.generation.base import sampling_params
+from autoalign.loops.verified import base_tasks
+from autoalign.loops.context import build_context
+from autoalign.runtime.pool import ModelRef
+from autoalign.stages.verifiable import critique
+from autoalign.store import content_key
+from autoalign.synth.constraints import SAMPLERS
+from autoalign.synth.verifiable import EvaluationFilter, synthesize
+from autoalign.types import user_message
+from autoalign.verdicts import MAX_SCORE
+from autoalign.verifiers.ifeval import load_ifeval
+
+
+def training_prompts(run: Path) -> list[str]:
+    return [json.loads(line)["prompt"] for f in run.glob("iter_*/verifiable_prompts/data.jsonl") for line in f.open()]
+
+
+def paired(base: list[float], model: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    deltas = [m - b for b, m in zip(base, model)]
+    rng, n = random.Random(seed), len(deltas)
+    means = sorted(sum(deltas[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    return 100 * sum(deltas) / n, 100 * means[int(0.025 * resamples)], 100 * means[int(0.975 * resamples) - 1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--prompts", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    cfg = load_config(args.run / "config.yaml", [])
+    ctx, m1 = build_context(cfg, log=lambda m: None)
+    avoid = training_prompts(args.run) + [i.prompt for i in load_ifeval("builtin:ifeval_input_data.jsonl")]
+    allowed = sorted(set(SAMPLERS) - set(cfg.verifiable.held_out))
+    made = synthesize(
+        base_tasks(ctx), args.prompts, 10_000 + args.seed, EvaluationFilter(avoid), allowed,
+        cfg.verifiable.max_constraints, "probe",
+    )  # fmt: skip
+    items, tasks = made.rows, made.tasks
+    rounds = sorted(args.run.glob("iter_*/rl/model"), key=lambda p: int(p.parent.parent.name[5:]))
+    models = [ModelRef("M1", m1.path, m1.key)]
+    models += [ModelRef(f"M{i + 2}", p, content_key("probe", str(p.resolve()))) for i, p in enumerate(rounds)]
+    params = sampling_params(cfg.sample.sampling, n=cfg.sample.n, seed=args.seed)
+    requests = [user_message(item.prompt) for item in items]
+    per_model = {}
+    try:
+        for ref in models:
+            answers = ctx.pool.generator(ref, cfg.sample.sampling.batch_size).generate(requests, params)
+            scores, met, cut = [], 0, 0
+            for item, task, group in zip(items, tasks, answers):
+                crits = [critique(item, c, cfg.verifiable.strict, task if cfg.verifiable.off_task_check else None) for c in group]
+                scores.append(sum(c.score for c in crits) / (MAX_SCORE * len(crits)))
+                met += sum(c.score == MAX_SCORE for c in crits)
+                cut += sum(c.finish_reason == "length" for c in group)
+            per_model[ref.label] = scores
+            difference, low, high = paired(per_model["M1"], scores)
+            total = len(items) * cfg.sample.n
+            print(
+                f"RL_REWARD model={ref.label} mean={sum(scores) / len(scores):.3f} all_met={met / total:.3f} "
+                f"truncated={cut / total:.3f} difference={difference:+.1f} ci_low={low:+.1f} ci_high={high:+.1f}",
+                flush=True,
+            )
+            ctx.pool.release()
+    finally:
+        ctx.pool.close()
+
+
+if __name__ == "__main__":
+    main()
