@@ -3,7 +3,7 @@ M2, ...) answers the same fresh verifiable prompts the way training samples (the
 settings), the run's critic scores each answer in [0, 1], and each model's mean reward is
 compared with M1's, paired by prompt, with a bootstrap interval.
 
-    python bench/rl_reward.py runs/rl_verifiable [--prompts 48] [--seed 7]
+    python bench/rl_reward.py runs/rl_verifiable [--prompts 48] [--seed 7] [--rounds all|last]
 
 The rounds of a run draw new prompts (and, with the attacker, harder constraint types), so their
 own mean rewards are not comparable; this is. The probe prompts are synthesised like training
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("run", type=Path)
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", choices=["all", "last"], default="all", help="every round's model, or the last")
     args = parser.parse_args()
     cfg = load_config(args.run / "config.yaml", [])
     ctx, m1 = build_context(cfg, log=lambda m: None)
@@ -63,6 +64,8 @@ def main() -> None:
     rounds = sorted(args.run.glob("iter_*/rl/model"), key=lambda p: int(p.parent.parent.name[5:]))
     models = [ModelRef("M1", m1.path, m1.key)]
     models += [ModelRef(f"M{i + 2}", p, content_key("probe", str(p.resolve()))) for i, p in enumerate(rounds)]
+    if args.rounds == "last":
+        models = [models[0], models[-1]]
     params = sampling_params(cfg.sample.sampling, n=cfg.sample.n, seed=args.seed)
     requests = [user_message(item.prompt) for item in items]
     per_model = {}
