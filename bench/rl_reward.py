@@ -1,9 +1,12 @@
-"""The training reward of an online-RL run on one fixed set of prompts: every round's model (M1,
-M2, ...) answers the same fresh verifiable prompts the way training samples (the run's sample
-settings), the run's critic scores each answer in [0, 1], and each model's mean reward is
+"""The training reward of an online-RL run (or an iterative DPO run) on one fixed set of prompts:
+every round's model (M1, M2, ...) answers the same fresh verifiable prompts the way training
+samples (the run's sample settings), the run's critic scores each answer in [0, 1], and each model's mean reward is
 compared with M1's, paired by prompt, with a bootstrap interval.
 
-    python bench/rl_reward.py runs/rl_verifiable [--prompts 48] [--seed 7] [--rounds all|last]
+    python bench/rl_reward.py runs/rl_verifiable [runs/other ...] [--prompts 48] [--seed 7] [--rounds all|last]
+
+With several runs (say GRPO and iterative DPO from the same M1), M1 is measured once and every
+run's models are labelled `<run>:M<k>`, all on the same probe, which avoids every run's prompts.
 
 The rounds of a run draw new prompts (and, with the attacker, harder constraint types), so their
 own mean rewards are not comparable; this is. The probe prompts are synthesised like training
@@ -34,8 +37,18 @@ from autoalign.verdicts import MAX_SCORE
 from autoalign.verifiers.ifeval import load_ifeval
 
 
-def training_prompts(run: Path) -> list[str]:
-    return [json.loads(line)["prompt"] for f in run.glob("iter_*/verifiable_prompts/data.jsonl") for line in f.open()]
+def training_prompts(runs: list[Path]) -> list[str]:
+    files = [f for run in runs for f in run.glob("iter_*/verifiable_prompts/data.jsonl")]
+    return [json.loads(line)["prompt"] for f in files for line in f.open()]
+
+
+def trained_models(run: Path, last_only: bool, label_prefix: str) -> list[ModelRef]:
+    trained = [p for p in run.glob("iter_*/*/model") if p.parent.name in ("rl", "dpo")]  # an RL or a DPO run
+    rounds = sorted(trained, key=lambda p: int(p.parent.parent.name[5:]))
+    refs = [
+        ModelRef(f"{label_prefix}M{i + 2}", p, content_key("probe", str(p.resolve()))) for i, p in enumerate(rounds)
+    ]
+    return refs[-1:] if last_only else refs
 
 
 def paired(base: list[float], model: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -47,25 +60,23 @@ def paired(base: list[float], model: list[float], resamples: int = 2000, seed: i
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("run", type=Path)
+    parser.add_argument("runs", type=Path, nargs="+", help="run directories; the first one's recipe sets the probe")
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", choices=["all", "last"], default="all", help="every round's model, or the last")
     args = parser.parse_args()
-    cfg = load_config(args.run / "config.yaml", [])
+    cfg = load_config(args.runs[0] / "config.yaml", [])
     ctx, m1 = build_context(cfg, log=lambda m: None)
-    avoid = training_prompts(args.run) + [i.prompt for i in load_ifeval("builtin:ifeval_input_data.jsonl")]
+    avoid = training_prompts(args.runs) + [i.prompt for i in load_ifeval("builtin:ifeval_input_data.jsonl")]
     allowed = sorted(set(SAMPLERS) - set(cfg.verifiable.held_out))
     made = synthesize(
         base_tasks(ctx), args.prompts, 10_000 + args.seed, EvaluationFilter(avoid), allowed,
         cfg.verifiable.max_constraints, "probe",
     )  # fmt: skip
     items, tasks = made.rows, made.tasks
-    rounds = sorted(args.run.glob("iter_*/rl/model"), key=lambda p: int(p.parent.parent.name[5:]))
     models = [ModelRef("M1", m1.path, m1.key)]
-    models += [ModelRef(f"M{i + 2}", p, content_key("probe", str(p.resolve()))) for i, p in enumerate(rounds)]
-    if args.rounds == "last":
-        models = [models[0], models[-1]]
+    for run in args.runs:
+        models += trained_models(run, args.rounds == "last", f"{run.name}:" if len(args.runs) > 1 else "")
     params = sampling_params(cfg.sample.sampling, n=cfg.sample.n, seed=args.seed)
     requests = [user_message(item.prompt) for item in items]
     per_model = {}
@@ -74,7 +85,10 @@ def main() -> None:
             answers = ctx.pool.generator(ref, cfg.sample.sampling.batch_size).generate(requests, params)
             scores, met, cut = [], 0, 0
             for item, task, group in zip(items, tasks, answers):
-                crits = [critique(item, c, cfg.verifiable.strict, task if cfg.verifiable.off_task_check else None) for c in group]
+                crits = [
+                    critique(item, c, cfg.verifiable.strict, task if cfg.verifiable.off_task_check else None)
+                    for c in group
+                ]
                 scores.append(sum(c.score for c in crits) / (MAX_SCORE * len(crits)))
                 met += sum(c.score == MAX_SCORE for c in crits)
                 cut += sum(c.finish_reason == "length" for c in group)
