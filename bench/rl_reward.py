@@ -1,7 +1,7 @@
 """The training reward of an online-RL run (or an iterative DPO run) on one fixed set of prompts:
 every round's model (M1, M2, ...) answers the same fresh verifiable prompts the way training
-samples (the run's sample settings), the run's critic scores each answer in [0, 1], and each model's mean reward is
-compared with M1's, paired by prompt, with a bootstrap interval.
+samples (the run's sample settings), the run's critic scores each answer in [0, 1], and each
+model's mean reward is compared with M1's, paired by prompt, with a bootstrap interval.
 
     python bench/rl_reward.py runs/rl_verifiable [runs/other ...] [--prompts 48] [--seed 7] [--rounds all|last]
 
