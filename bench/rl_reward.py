@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from pathlib import Path
 
 from autoalign.config import load_config
+from autoalign.eval.paired import paired_mean_difference
 from autoalign.generation.base import sampling_params
-from autoalign.loops.verified import base_tasks
 from autoalign.loops.context import build_context
+from autoalign.loops.verified import base_tasks
 from autoalign.runtime.pool import ModelRef
 from autoalign.stages.verifiable import critique
 from autoalign.store import content_key
@@ -49,13 +49,6 @@ def trained_models(run: Path, last_only: bool, label_prefix: str) -> list[ModelR
         ModelRef(f"{label_prefix}M{i + 2}", p, content_key("probe", str(p.resolve()))) for i, p in enumerate(rounds)
     ]
     return refs[-1:] if last_only else refs
-
-
-def paired(base: list[float], model: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    deltas = [m - b for b, m in zip(base, model)]
-    rng, n = random.Random(seed), len(deltas)
-    means = sorted(sum(deltas[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    return 100 * sum(deltas) / n, 100 * means[int(0.025 * resamples)], 100 * means[int(0.975 * resamples) - 1]
 
 
 def main() -> None:
@@ -93,11 +86,12 @@ def main() -> None:
                 met += sum(c.score == MAX_SCORE for c in crits)
                 cut += sum(c.finish_reason == "length" for c in group)
             per_model[ref.label] = scores
-            difference, low, high = paired(per_model["M1"], scores)
+            compared = paired_mean_difference(per_model["M1"], scores)
             total = len(items) * cfg.sample.n
+            interval = " ".join(f"{k}={compared[k]:+.1f}" for k in ("difference", "ci_low", "ci_high"))
             print(
                 f"RL_REWARD model={ref.label} mean={sum(scores) / len(scores):.3f} all_met={met / total:.3f} "
-                f"truncated={cut / total:.3f} difference={difference:+.1f} ci_low={low:+.1f} ci_high={high:+.1f}",
+                f"truncated={cut / total:.3f} {interval}",
                 flush=True,
             )
             ctx.pool.release()

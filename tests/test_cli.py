@@ -265,3 +265,50 @@ def test_eval_labels_tell_two_runs_final_models_apart(tmp_path):
     a.mkdir(parents=True), b.mkdir(parents=True)
     assert _label(str(a)) == "a-iter_1-dpo-model" and _label(str(b)) == "b-iter_1-dpo-model"
     assert _label("smollm2-135m-instruct") == "smollm2-135m-instruct"  # a bundled name stays as it is
+
+
+def test_generate_best_of_n_keeps_the_answer_the_verifier_scores_highest(tiny_model_dir, tmp_path):
+    from autoalign.verifiers.ifeval import load_ifeval, score_response
+
+    checks = tmp_path / "checks.jsonl"
+    specs = [
+        {"key": 1, "prompt": "Name a fruit.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+        {
+            "key": 2,
+            "prompt": "Hi",
+            "instruction_id_list": ["change_case:english_lowercase", "length_constraints:number_words"],
+            "kwargs": [{}, {"relation": "less than", "num_words": 4}],
+        },
+    ]
+    checks.write_text("".join(json.dumps(s) + "\n" for s in specs))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ("Name a fruit.", "Hi", "Unchecked?")))
+    out = tmp_path / "best.jsonl"
+    args = ["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--output", str(out)]
+    args += ["--best-of", "4", "--verifier-file", str(checks), "--max-new-tokens", "8", "--temperature", "1.0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "1 of 3 prompts got no score" in result.output  # "Unchecked?" is not in the file
+    by_prompt = {spec.prompt: spec for spec in load_ifeval(str(checks))}
+    rows = read_jsonl(out)
+    for row in rows:
+        texts = [c["text"] for c in row["candidates"]]
+        assert len(texts) == 4 and row["answer"] == texts[row["best"]]
+        spec = by_prompt.get(row["messages"][-1]["content"])
+        if spec is None:
+            assert row["scores"] == [None] * 4 and row["best"] == 0
+            continue
+        expected = [5 * sum(score_response(spec, t).loose) / len(spec.instruction_ids) for t in texts]
+        assert row["scores"] == expected
+        assert row["best"] == expected.index(max(expected))
+
+
+def test_generate_best_of_n_refuses_two_candidate_counts(tiny_model_dir, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Hi"}) + "\n")
+    args = ["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--output", str(tmp_path / "o.jsonl")]
+    result = runner.invoke(app, [*args, "--best-of", "4", "--n", "2"])
+    assert result.exit_code != 0 and "--n and --best-of" in result.output
+    result = runner.invoke(app, [*args, "--best-of", "2", "--select", "reward-model"])
+    assert result.exit_code != 0 and "needs --reward-model DIR" in result.output
+    assert not (tmp_path / "o.jsonl").exists()

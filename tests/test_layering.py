@@ -14,11 +14,11 @@ LAYERS = [
     {"types", "io", "registry", "config", "store", "prompts", "chat", "verdicts"},
     {"models", "data"},
     {"generation", "train", "verifiers", "engines"},
-    {"runtime", "judges", "synth", "pairs", "review"},
+    {"runtime", "judges", "synth", "pairs", "review", "inference"},
     {"stages"},
     {"eval"},
     {"loops", "reward_model"},
-    {"summary", "report", "cli", "cli_common", "cli_eval", "cli_rm", "__main__"},
+    {"summary", "report", "cli", "cli_common", "cli_eval", "cli_generate", "cli_rm", "__main__"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

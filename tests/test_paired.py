@@ -43,3 +43,18 @@ def test_ifeval_rows_are_paired_by_prompt_and_split_by_held_out_type():
     assert m["instruction_strict_held_out"] == {"baseline": 1.0, "model": 1.0, "instructions": 1}
     assert m["instruction_strict_trained"] == {"baseline": 0.0, "model": 0.5, "instructions": 2}
     assert m["mean_chars"] == {"baseline": 3.0, "model": 2.0}
+
+
+def test_fractional_values_pair_like_booleans():
+    from autoalign.eval.paired import paired_mean_difference
+
+    d = paired_mean_difference([0.25, 0.5, 0.0, 1.0], [0.75, 0.5, 0.5, 1.0])
+    assert d["baseline"] == pytest.approx(43.75) and d["model"] == pytest.approx(68.75)
+    assert d["difference"] == pytest.approx(25.0)  # (0.5 + 0 + 0.5 + 0) / 4
+    assert 0 <= d["ci_low"] <= 25 <= d["ci_high"] <= 50  # every resampled mean lies in [0, 0.5]
+    booleans = [True, False, True, False, False], [True, True, True, False, True]
+    same = paired_difference(*booleans)
+    as_floats = paired_mean_difference(*([float(x) for x in side] for side in booleans))
+    assert {k: same[k] for k in as_floats} == pytest.approx(as_floats)
+    with pytest.raises(ValueError):
+        paired_mean_difference([], [])

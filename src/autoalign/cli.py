@@ -11,11 +11,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from autoalign.cli_common import USER_ERRORS, console, fail as _fail, stdout_console
+from autoalign.cli_common import USER_ERRORS, console, load_pool, stdout_console
+from autoalign.cli_common import fail as _fail
 from autoalign.cli_eval import eval_app
+from autoalign.cli_generate import generate
 from autoalign.cli_rm import rm_app
 from autoalign.config import load_config
-from autoalign.io import write_json, write_jsonl, iter_rows, require_field
+from autoalign.io import iter_rows, require_field, write_json, write_jsonl
 
 app = typer.Typer(
     help="Automated alignment of language models: self-rewarding and teacher-guided loops, DPO, evaluation.",
@@ -25,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(eval_app, name="eval")
 app.add_typer(rm_app, name="rm")
+app.command()(generate)
 
 
 @app.command()
@@ -206,52 +209,6 @@ def engines(
         print("model.backend auto -> llamacpp (bundled models and checkpoints trained from them)")
 
 
-def _load_pool(model: str, dtype: str, chat_template: str | None):
-    from autoalign.config import ModelConfig
-    from autoalign.runtime.pool import ModelPool, ModelRef
-    from autoalign.models import resolve_model
-
-    cfg = ModelConfig(name=model, dtype=dtype, chat_template=chat_template)
-    path = resolve_model(model, log=lambda m: console.print(m))
-    return ModelPool(cfg), ModelRef("model", path, model)
-
-
-@app.command()
-def generate(
-    model: Annotated[str, typer.Option(help="Bundled name, local HF directory, or hub id")],
-    input: Annotated[Path, typer.Option(help="JSONL/Parquet of {prompt} or {messages} rows")],
-    output: Annotated[Path, typer.Option(help="JSONL to write: each input row plus 'candidates'")],
-    n: Annotated[int, typer.Option(help="Candidates per prompt")] = 1,
-    temperature: float = 0.8,
-    top_p: float = 0.95,
-    max_new_tokens: int = 256,
-    batch_size: int = 8,
-    seed: int = 0,
-    dtype: str = "float32",
-    chat_template: Annotated[str | None, typer.Option(help="Built-in name or Jinja file, for base models")] = None,
-) -> None:
-    """Sample answers for a file of prompts with any model."""
-    from autoalign.data import load_prompts
-    from autoalign.generation.base import SamplingParams
-
-    try:
-        prompts = load_prompts(str(input))
-        pool, ref = _load_pool(model, dtype, chat_template)
-    except USER_ERRORS as e:
-        _fail(e)
-    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)
-    generator = pool.generator(ref, batch_size)
-    rows = []
-    from tqdm.auto import tqdm
-
-    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch"):
-        chunk = prompts[start : start + batch_size]
-        for p, cands in zip(chunk, generator.generate([p.messages for p in chunk], params)):
-            rows.append({"id": p.id, "messages": p.messages, "candidates": [c.to_dict() for c in cands]})
-    write_jsonl(output, rows)
-    console.print(f"wrote {len(rows)} rows to {output}")
-
-
 @app.command()
 def judge(
     model: Annotated[str, typer.Option(help="Judge model: bundled name, local HF directory, or hub id")],
@@ -277,7 +234,7 @@ def judge(
             require_field(input, line, row, "prompt", str)
             require_field(input, line, row, "response", str)
             rows.append(row)
-        pool, ref = _load_pool(model, dtype, chat_template)
+        pool, ref = load_pool(model, dtype, chat_template)
         rubric = RubricJudge(
             pool.generator(ref, batch_size),
             SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),

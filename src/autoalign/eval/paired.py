@@ -16,15 +16,39 @@ FINAL_PAIRED = "ifeval_final_paired"
 (eval.ifeval_final_prompts); the summary's verdict looks for it by this name."""
 
 
+def bootstrap_interval(deltas: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The 95% percentile-bootstrap interval of the mean of per-prompt differences."""
+    n = len(deltas)
+    rng = random.Random(seed)
+    means = sorted(sum(deltas[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+
+
+def paired_mean_difference(baseline: list[float], model: list[float], resamples: int = 2000, seed: int = 0) -> dict:
+    """Like paired_difference for per-prompt values in [0, 1] (a mean reward, an expected
+    accuracy): the difference of means and its interval, in points."""
+    if len(baseline) != len(model) or not baseline:
+        raise ValueError("paired values need the same, non-empty list of prompts")
+    deltas = [m - b for b, m in zip(baseline, model)]
+    low, high = bootstrap_interval(deltas, resamples, seed)
+    n = len(deltas)
+    return {
+        "prompts": n,
+        "baseline": 100 * sum(baseline) / n,
+        "model": 100 * sum(model) / n,
+        "difference": 100 * sum(deltas) / n,
+        "ci_low": 100 * low,
+        "ci_high": 100 * high,
+    }
+
+
 def paired_difference(baseline: list[bool], model: list[bool], resamples: int = 2000, seed: int = 0) -> dict:
     if len(baseline) != len(model) or not baseline:
         raise ValueError("paired outcomes need the same, non-empty list of prompts")
     n = len(baseline)
     deltas = [int(m) - int(b) for b, m in zip(baseline, model)]
     gained, lost = deltas.count(1), deltas.count(-1)
-    rng = random.Random(seed)
-    means = sorted(sum(deltas[rng.randrange(n)] for _ in range(n)) / n for _ in range(resamples))
-    low, high = means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+    low, high = bootstrap_interval(deltas, resamples, seed)
     p_value = binomtest(gained, gained + lost, 0.5).pvalue if gained + lost else 1.0
     return {
         "prompts": n,

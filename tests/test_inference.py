@@ -1,0 +1,125 @@
+"""Inference-time methods: each checked by hand on hand-made scores or on the tiny model's real
+samples judged by a scripted judge."""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import pytest
+
+from autoalign.inference.best_of_n import best_of_n, expected_best_of_n, pick_best
+from autoalign.types import Judgment
+
+
+class LengthJudge:
+    """Scripted: an answer's score is its length in characters (None for an empty answer)."""
+
+    def judge(self, items):
+        return [
+            Judgment(score=float(len(i.response)) if i.response else None, raw=["len"], parsed=bool(i.response))
+            for i in items
+        ]
+
+
+def test_pick_best_takes_the_first_highest_and_never_an_unparsed_verdict():
+    assert pick_best([1.0, 3.0, 3.0, 2.0]) == 1
+    assert pick_best([None, 0.0, None]) == 1  # a parsed 0 beats an unparsed verdict
+    assert pick_best([None, None]) == 0  # nothing parsed: what plain sampling would have returned
+
+
+def brute_force(values, scores, n):
+    """The mean over every n-subset of the value of its pick, ties split evenly."""
+    ranks = [float("-inf") if s is None else s for s in scores]
+    total = 0.0
+    subsets = list(combinations(range(len(values)), n))
+    for subset in subsets:
+        top = max(ranks[i] for i in subset)
+        tied = [values[i] for i in subset if ranks[i] == top]
+        total += sum(tied) / len(tied)
+    return total / len(subsets)
+
+
+def test_expected_best_of_n_by_hand():
+    values, scores = [1.0, 0.0, 0.0, 1.0], [5.0, 4.0, 3.0, 2.0]
+    # n = 2 of 4: 6 pairs; the top-scored answer (value 1) is in 3 of them, the pair without it
+    # picks answer 2 (value 0) twice (with 3 or 4) and answer 3 (value 0) once (with 4): 3/6.
+    assert expected_best_of_n(values, scores, 2) == pytest.approx(0.5)
+    assert expected_best_of_n(values, scores, 1) == pytest.approx(0.5)  # the plain mean
+    assert expected_best_of_n(values, scores, 4) == pytest.approx(1.0)  # the best-scored one
+    values, scores = [1.0, 0.0, 1.0, 0.0, 0.0], [2.0, 2.0, None, 1.0, 1.0]
+    # n = 5: the two tied at 2 are each picked half the time -> 0.5
+    assert expected_best_of_n(values, scores, 5) == pytest.approx(0.5)
+    for n in range(1, 6):
+        assert expected_best_of_n(values, scores, n) == pytest.approx(brute_force(values, scores, n))
+
+
+def test_expected_best_of_n_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="needs 1 <= n <= 2"):
+        expected_best_of_n([1.0, 0.0], [1.0, 2.0], 3)
+    with pytest.raises(ValueError, match="2 values but 1 scores"):
+        expected_best_of_n([1.0, 0.0], [1.0], 1)
+
+
+def test_best_of_n_on_the_tiny_model_keeps_the_judges_favourite(tiny_model_dir):
+    from autoalign.config import ModelConfig
+    from autoalign.generation.base import SamplingParams
+    from autoalign.runtime.pool import ModelPool, ModelRef
+    from autoalign.types import user_message
+
+    pool = ModelPool(ModelConfig(backend="transformers"))
+    generator = pool.generator(ModelRef("tiny", tiny_model_dir, "tiny"), 4)
+    requests = [user_message("Write a short poem about the sea."), user_message("What is the capital of France?")]
+    params = SamplingParams(n=4, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=3)
+    picked = best_of_n(generator, LengthJudge(), requests, params)
+    plain = generator.generate(requests, params)
+    pool.close()
+    assert [len(p.candidates) for p in picked] == [4, 4]
+    for result, same in zip(picked, plain):
+        assert [c.text for c in result.candidates] == [c.text for c in same]  # the same samples, seeded
+        lengths = [len(c.text) for c in same]
+        assert result.answer.text == same[lengths.index(max(lengths))].text
+        assert result.scores == [float(n) if n else None for n in lengths]
+
+
+def test_rouge_l_is_the_lcs_f1_on_words():
+    from autoalign.inference.self_consistency import rouge_l
+
+    # LCS("the cat sat on the mat", "The cat lay on a mat.") = "the cat on mat": 2 x 4 / (6 + 6)
+    assert rouge_l("the cat sat on the mat", "The cat lay on a mat.") == pytest.approx(8 / 12)
+    assert rouge_l("Paris", "paris!") == 1.0 and rouge_l("yes", "no") == 0.0
+
+
+def test_clusters_by_each_agreement():
+    from autoalign.inference.self_consistency import clusters
+
+    texts = ["Paris", "paris.", "PARIS", "Lyon", "Paris"]
+    assert clusters(texts, "exact") == [0, 1, 2, 3, 0]
+    assert clusters(texts, "normalised") == [0, 0, 0, 1, 0]
+    free = [
+        "The sky is blue because air scatters blue light more than red light.",
+        "Air scatters blue light more than red light, so the sky is blue.",
+        "Because of Rayleigh scattering of sunlight by the air.",
+        "The sky is blue because air scatters blue light more strongly than red.",
+    ]
+    # ROUGE-L with the first: the reordered one shares 8 of 12 words in order (16/24 = 0.67), the
+    # near copy 12 of 12 and 13 (24/25 = 0.96), the Rayleigh one 2 of 12 and 9 (4/21 = 0.19).
+    assert clusters(free, "rouge", threshold=0.7) == [0, 1, 2, 0]
+    assert clusters(free, "rouge", threshold=0.6) == [0, 0, 1, 0]
+    with pytest.raises(ValueError, match="agreement must be"):
+        clusters(free, "embedding")
+
+
+def test_consensus_confidence_ties_and_pairs_by_hand():
+    from autoalign.inference.self_consistency import consensus, final_answer
+
+    c = consensus(["4", "four", "4.", "5", "4"], "normalised")
+    assert c.cluster == [0, 1, 0, 2, 0] and c.majority == 0 and c.confidence == pytest.approx(0.6) and not c.tied
+    assert c.representative == 0
+    assert c.preference_pairs(0.5) == [(0, 1), (0, 3)]  # the majority's "4" over "four" and over "5"
+    assert c.preference_pairs(0.7) == []  # 3 of 5 is not sure enough
+    tied = consensus(["a", "b", "a", "b"])
+    assert tied.tied and tied.majority == 0 and tied.preference_pairs(0.0) == []
+    assert consensus(["x", "x"]).preference_pairs() == []  # unanimous: nothing to prefer over
+    assert final_answer("2 + 2 = 4, so\nthe answer is 4") == "4"
+    assert final_answer("Answer: 7. Checking again, the answer is 12") == "12"
+    assert final_answer("First line\n\n  42  \n") == "42"
