@@ -312,3 +312,27 @@ def test_generate_best_of_n_refuses_two_candidate_counts(tiny_model_dir, tmp_pat
     result = runner.invoke(app, [*args, "--best-of", "2", "--select", "reward-model"])
     assert result.exit_code != 0 and "needs --reward-model DIR" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_generate_refine_with_verifier_feedback_keeps_the_best_scored_round(tiny_model_dir, tmp_path):
+    checks = tmp_path / "checks.jsonl"
+    spec = {"key": 1, "prompt": "Name a fruit.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}
+    checks.write_text(json.dumps(spec) + "\n")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Name a fruit."}) + "\n")
+    out = tmp_path / "refined.jsonl"
+    args = ["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--output", str(out)]
+    args += ["--refine", "2", "--feedback", "verifier", "--verifier-file", str(checks), "--max-new-tokens", "8"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    [row] = read_jsonl(out)
+    scores = [r["score"] for r in row["rounds"]]
+    assert all(s in (0.0, 5.0) for s in scores) and 1 <= len(scores) <= 3
+    assert row["best"] == scores.index(max(scores)) and row["answer"] == row["rounds"][row["best"]]["text"]
+    first = row["rounds"][0]
+    # the verifier's feedback: none when the first answer has no comma, else the comma evidence
+    assert (first["feedback"] is None) == (scores[0] == 5.0)
+    if scores[0] == 5.0:
+        assert row["stopped"] == "nothing_to_fix" and len(scores) == 1
+    else:
+        assert "comma" in first["feedback"] and len(scores) >= 2

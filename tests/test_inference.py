@@ -123,3 +123,104 @@ def test_consensus_confidence_ties_and_pairs_by_hand():
     assert final_answer("2 + 2 = 4, so\nthe answer is 4") == "4"
     assert final_answer("Answer: 7. Checking again, the answer is 12") == "12"
     assert final_answer("First line\n\n  42  \n") == "42"
+
+
+class ScriptedReviser:
+    """A generator that answers "draft" and revises by appending " +" to the draft it is shown
+    (the revision prompt quotes the draft between <response> tags)."""
+
+    label, usage = "scripted", None
+
+    def generate(self, requests, params):
+        from autoalign.types import Candidate
+
+        out = []
+        for messages in requests:
+            text = messages[-1]["content"]
+            if "<response>" in text:
+                draft = text.split("<response>\n", 1)[1].split("\n</response>", 1)[0]
+                out.append([Candidate(draft + " +", 2, "stop")])
+            else:
+                out.append([Candidate("draft", 1, "stop")])
+        return out
+
+
+class ScoreByRevisions:
+    """Scripted judge: the k-th revision (k pluses) scores table[k]; None past the table."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def judge(self, items):
+        ks = [i.response.count("+") for i in items]
+        return [Judgment(score=self.table[k] if k < len(self.table) else None, raw=[], parsed=True) for k in ks]
+
+
+def test_self_refine_keeps_the_best_round_and_stops_when_a_revision_is_no_better():
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.self_refine import self_refine
+    from autoalign.types import user_message
+
+    always = lambda requests, answers: ["- be better"] * len(answers)  # noqa: E731
+    params = SamplingParams(temperature=0.0)
+    [r] = self_refine(ScriptedReviser(), ScoreByRevisions([1.0, 3.0, 2.0, 5.0]), always, [user_message("q")], params, 3)
+    # round 1 improves (1 -> 3), round 2 does not (2): stop there, keep round 1, never see the 5
+    assert [x.text for x in r.rounds] == ["draft", "draft +", "draft + +"]
+    assert r.best == 1 and r.answer == "draft +" and r.stopped == "no_improvement"
+    assert [x.feedback for x in r.rounds] == ["- be better", "- be better", None]
+    assert r.tokens == 1 + 2 + 2
+    [r] = self_refine(ScriptedReviser(), ScoreByRevisions([1.0, 2.0, 3.0, 4.0]), always, [user_message("q")], params, 2)
+    assert len(r.rounds) == 3 and r.best == 2 and r.stopped == "max_rounds"
+    # feedback with nothing to fix after the first revision
+    once = lambda requests, answers: [None if "+" in a else "- add a plus" for a in answers]  # noqa: E731
+    [r] = self_refine(ScriptedReviser(), ScoreByRevisions([1.0, 2.0, 3.0]), once, [user_message("q")], params, 3)
+    assert len(r.rounds) == 2 and r.best == 1 and r.stopped == "nothing_to_fix"
+
+
+LOWER_ENGLISH = "a cat is a small furry animal that likes to sleep in the sun"
+
+
+def test_verifier_feedback_names_what_the_answer_misses():
+    from autoalign.inference.self_refine import VerifierFeedback
+    from autoalign.verifiers.ifeval import IFEvalPrompt
+    from autoalign.types import user_message
+
+    spec = IFEvalPrompt(
+        key=1,
+        prompt="Describe a cat.",
+        instruction_ids=["punctuation:no_comma", "change_case:english_lowercase"],
+        kwargs=[{}, {}],
+    )
+    feedback = VerifierFeedback([spec])
+    notes = feedback(
+        [user_message("Describe a cat.")] * 2 + [user_message("Other")], ["A cat, a pet.", LOWER_ENGLISH, "x"]
+    )
+    assert notes[0].startswith("- ") and len(notes[0].splitlines()) == 2  # a comma and a capital letter
+    assert "comma" in notes[0].splitlines()[0]
+    assert notes[1] is None and notes[2] is None  # follows both; a prompt without instructions
+    # lowercase but too short to read as English: the feedback says so, not "0 capital letters"
+    [note] = feedback([user_message("Describe a cat.")], ["a cat"])
+    assert note == "- the text is not recognised as English (the language detector decides)"
+
+
+def test_self_refine_on_the_tiny_model_with_its_own_feedback(tiny_model_dir):
+    from autoalign.config import ModelConfig
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.self_refine import SelfFeedback, self_refine
+    from autoalign.runtime.pool import ModelPool, ModelRef
+    from autoalign.types import user_message
+
+    pool = ModelPool(ModelConfig(backend="transformers"))
+    generator = pool.generator(ModelRef("tiny", tiny_model_dir, "tiny"), 4)
+    params = SamplingParams(temperature=0.0, max_new_tokens=8)
+    critic = SelfFeedback(generator, params)
+    results = self_refine(
+        generator, LengthJudge(), critic, [user_message("Write a poem."), user_message("Hi")], params, 2
+    )
+    pool.close()
+    for r in results:
+        assert 1 <= len(r.rounds) <= 3 and r.stopped in ("nothing_to_fix", "no_improvement", "max_rounds")
+        scores = [x.score for x in r.rounds]
+        assert r.best == pick_best(scores) and r.answer == r.rounds[r.best].text
+        assert 0 < r.tokens <= 8 * len(r.rounds)  # every answer and revision, at most 8 tokens each
+    assert critic.tokens > 0

@@ -1,6 +1,7 @@
 """`autoalign generate`: answers for a file of prompts, plain samples or aligned at inference time
 (inference/): best-of-N picks the answer a verifier, a reward model or the model's own rubric
-judge scores highest."""
+judge scores highest; self-refine revises an answer from feedback and keeps the round that
+scorer rates best."""
 
 from __future__ import annotations
 
@@ -33,6 +34,17 @@ def make_selector(select: str, reward_model: Path | None, verifier_file: str, po
     return RubricJudge(pool.generator(ref, batch_size), SamplingParams(temperature=0.0, max_new_tokens=192, seed=seed))
 
 
+def make_feedback(kind: str, verifier_file: str, generator, params):
+    """What self-refine revises from: the model's own critique, or the checkers' evidence."""
+    from autoalign.inference.self_refine import SelfFeedback, VerifierFeedback
+
+    if kind == "verifier":
+        from autoalign.verifiers.ifeval import load_ifeval
+
+        return VerifierFeedback(load_ifeval(verifier_file))
+    return SelfFeedback(generator, params)
+
+
 def generate(
     model: Annotated[str, typer.Option(help="Bundled name, local HF directory, or hub id")],
     input: Annotated[Path, typer.Option(help="JSONL/Parquet of {prompt} or {messages} rows")],
@@ -45,6 +57,15 @@ def generate(
         Literal["verifier", "reward-model", "judge"],
         typer.Option(help="Best-of-N scorer: IFEval-style checkers, a reward model, or the model's own rubric"),
     ] = "verifier",
+    refine: Annotated[
+        int, typer.Option(help="Self-refine: up to this many feedback -> revision rounds, the best round kept", min=0)
+    ] = 0,
+    feedback: Annotated[
+        Literal["self", "verifier"],
+        typer.Option(
+            help="--refine: the model critiques itself, or the checkers of --verifier-file say what is missed"
+        ),
+    ] = "self",
     reward_model: Annotated[Path | None, typer.Option(help="--select reward-model: its directory")] = None,
     verifier_file: Annotated[str, typer.Option(help="--select verifier: IFEval-format prompts and checks")] = IFEVAL,
     temperature: float = 0.8,
@@ -58,21 +79,23 @@ def generate(
     ] = "transformers",
     chat_template: Annotated[str | None, typer.Option(help="Built-in name or Jinja file, for base models")] = None,
 ) -> None:
-    """Sample answers for a file of prompts with any model (best-of-N with --best-of)."""
+    """Sample answers for a file of prompts with any model (best-of-N with --best-of, self-refine with --refine)."""
     from tqdm.auto import tqdm
 
     from autoalign.data import load_prompts
     from autoalign.generation.base import SamplingParams
     from autoalign.inference.best_of_n import best_of_n
+    from autoalign.inference.self_refine import self_refine
 
     try:
         if best_of > 1 and n > 1:
             raise ValueError("--n and --best-of both set the candidates per prompt: set one")
+        if refine and (best_of > 1 or n > 1):
+            raise ValueError("--refine revises one answer per prompt: leave --n and --best-of at 1")
         prompts = load_prompts(str(input))
         pool, ref = load_pool(model, dtype, chat_template, backend)
-        selector = (
-            make_selector(select, reward_model, verifier_file, pool, ref, batch_size, seed) if best_of > 1 else None
-        )
+        aligned = best_of > 1 or refine > 0
+        selector = make_selector(select, reward_model, verifier_file, pool, ref, batch_size, seed) if aligned else None
     except (*USER_ERRORS, ValueError) as e:
         fail(e)
     params = SamplingParams(
@@ -81,12 +104,18 @@ def generate(
     rows, unscored = [], 0
     try:
         generator = pool.generator(ref, batch_size)
+        critic = make_feedback(feedback, verifier_file, generator, params) if refine else None
         for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch"):
             chunk = prompts[start : start + batch_size]
             requests = [p.messages for p in chunk]
             if selector is None:
                 for p, cands in zip(chunk, generator.generate(requests, params)):
                     rows.append({"id": p.id, "messages": p.messages, "candidates": [c.to_dict() for c in cands]})
+                continue
+            if refine:
+                for p, refined in zip(chunk, self_refine(generator, selector, critic, requests, params, refine)):
+                    unscored += all(r.score is None for r in refined.rounds)
+                    rows.append({"id": p.id, "messages": p.messages, "answer": refined.answer, **refined.to_dict()})
                 continue
             for p, picked in zip(chunk, best_of_n(generator, selector, requests, params)):
                 unscored += all(s is None for s in picked.scores)

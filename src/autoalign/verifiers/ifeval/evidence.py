@@ -26,6 +26,13 @@ def _count(found: int, what: str, relation: str, target: int) -> str:
     return f"{found} {what}; needs {_WANT[relation]} {target}"
 
 
+def _case(wrong_letters: int, kind: str) -> str:
+    """The case checkers also need the text to read as English: say which part failed."""
+    if wrong_letters == 0:
+        return "the text is not recognised as English (the language detector decides)"
+    return f"{wrong_letters} {kind} letters; none are allowed"
+
+
 def _describe(instruction_id: str, k: dict, text: str) -> str:
     stripped = text.strip()
     cases = {
@@ -75,8 +82,8 @@ def _describe(instruction_id: str, k: dict, text: str) -> str:
         + ", ".join(w for w in k.get("keywords", []) if not occurrences(text, w)),
         "keywords:forbidden_words": lambda: "uses: "
         + ", ".join(w for w in k.get("forbidden_words", []) if uses_word(text, w)),
-        "change_case:english_lowercase": lambda: f"{sum(c.isupper() for c in text)} capital letters; none are allowed",
-        "change_case:english_capital": lambda: f"{sum(c.islower() for c in text)} lowercase letters; none are allowed",
+        "change_case:english_lowercase": lambda: _case(sum(c.isupper() for c in text), "capital"),
+        "change_case:english_capital": lambda: _case(sum(c.islower() for c in text), "lowercase"),
         "startend:quotation": lambda: "the answer does not start and end with a double quotation mark",
         "startend:end_checker": lambda: f'the answer does not end with "{k.get("end_phrase")}"',
         "detectable_content:postscript": lambda: f"no postscript starting with {k.get('postscript_marker')}",
