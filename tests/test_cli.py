@@ -336,3 +336,20 @@ def test_generate_refine_with_verifier_feedback_keeps_the_best_scored_round(tiny
         assert row["stopped"] == "nothing_to_fix" and len(scores) == 1
     else:
         assert "comma" in first["feedback"] and len(scores) >= 2
+
+
+def test_generate_with_a_constitution_revises_each_answer(tiny_model_dir, tmp_path):
+    rules = tmp_path / "rules.txt"
+    rules.write_text("Answer in one short sentence.\n")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Name a fruit."}) + "\n" + json.dumps({"prompt": "Hi"}) + "\n")
+    out = tmp_path / "revised.jsonl"
+    args = ["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--output", str(out)]
+    result = runner.invoke(app, [*args, "--constitution", str(rules), "--max-new-tokens", "6"])
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(out)
+    assert len(rows) == 2 and all(r["principle"] == "line_1" and r["answer"] == r["revised"] for r in rows)
+    result = runner.invoke(app, [*args, "--constitution", str(rules), "--best-of", "2"])
+    assert result.exit_code != 0 and "choose one" in result.output
+    result = runner.invoke(app, [*args, "--constitution", str(tmp_path / "none.yaml")])
+    assert result.exit_code != 0 and "constitution file not found" in result.output

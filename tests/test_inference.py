@@ -224,3 +224,61 @@ def test_self_refine_on_the_tiny_model_with_its_own_feedback(tiny_model_dir):
         assert r.best == pick_best(scores) and r.answer == r.rounds[r.best].text
         assert 0 < r.tokens <= 8 * len(r.rounds)  # every answer and revision, at most 8 tokens each
     assert critic.tokens > 0
+
+
+def test_the_default_constitution_loads_and_principles_are_drawn_reproducibly():
+    from autoalign.inference.constitutional import draw_principle, load_constitution
+    from autoalign.types import user_message
+
+    principles = load_constitution("builtin:constitution.yaml")
+    assert len(principles) == 6 and principles[0].name == "follows_instructions"
+    assert all(p.critique and p.revision for p in principles)
+    request = user_message("Write a haiku about rain.")
+    assert draw_principle(principles, 0, request) == draw_principle(principles, 0, request)
+    drawn = {draw_principle(principles, 0, user_message(f"question {i}")).name for i in range(60)}
+    assert drawn == {p.name for p in principles}  # every principle is drawn over 60 requests
+
+
+def test_constitution_files_are_checked_with_file_and_line(tmp_path):
+    from autoalign.inference.constitutional import load_constitution
+    from autoalign.io import DataError
+
+    text = tmp_path / "rules.txt"
+    text.write_text("# mine\nBe kind.\n\nNever guess a number.\n")
+    rules = load_constitution(str(text))
+    assert [r.name for r in rules] == ["line_2", "line_4"]
+    assert rules[1].critique.endswith("this principle: Never guess a number.")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("principles:\n  - name: a\n    critique: c\n    revision: r\n  - name: b\n    critique: ''\n")
+    with pytest.raises(DataError, match=r"bad.yaml:5: principles\[1\]: field 'critique': missing or empty"):
+        load_constitution(str(bad))
+    bad.write_text("principles:\n  - name: a\n    critique: c\n    revision: r\n    weight: 2\n")
+    with pytest.raises(DataError, match=r"bad.yaml:2: principles\[0\]: unknown field 'weight'"):
+        load_constitution(str(bad))
+    bad.write_text("rules: []\n")
+    with pytest.raises(DataError, match="field 'principles'"):
+        load_constitution(str(bad))
+    bad.write_bytes(b"principles:\n  - name: caf\xe9\n")
+    with pytest.raises(DataError, match="not UTF-8"):
+        load_constitution(str(bad))
+    with pytest.raises(DataError, match="not found"):
+        load_constitution(str(tmp_path / "none.yaml"))
+
+
+def test_critique_and_revise_on_the_tiny_model(tiny_model_dir):
+    from autoalign.config import ModelConfig
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.constitutional import critique_and_revise, draw_principle, load_constitution
+    from autoalign.runtime.pool import ModelPool, ModelRef
+    from autoalign.types import user_message
+
+    principles = load_constitution("builtin:constitution.yaml")
+    pool = ModelPool(ModelConfig(backend="transformers"))
+    generator = pool.generator(ModelRef("tiny", tiny_model_dir, "tiny"), 4)
+    requests = [user_message("Name a fruit."), user_message("Hi")]
+    params = SamplingParams(temperature=0.0, max_new_tokens=6)
+    out = critique_and_revise(generator, principles, requests, ["apple", "hello there"], params, seed=1)
+    pool.close()
+    assert [r.original for r in out] == ["apple", "hello there"]
+    assert [r.principle for r in out] == [draw_principle(principles, 1, q).name for q in requests]
+    assert all(0 < r.tokens <= 12 for r in out)

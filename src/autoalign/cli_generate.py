@@ -1,7 +1,7 @@
 """`autoalign generate`: answers for a file of prompts, plain samples or aligned at inference time
 (inference/): best-of-N picks the answer a verifier, a reward model or the model's own rubric
 judge scores highest; self-refine revises an answer from feedback and keeps the round that
-scorer rates best."""
+scorer rates best; --constitution critiques each answer against a drawn principle and revises it."""
 
 from __future__ import annotations
 
@@ -66,6 +66,12 @@ def generate(
             help="--refine: the model critiques itself, or the checkers of --verifier-file say what is missed"
         ),
     ] = "self",
+    constitution: Annotated[
+        str | None,
+        typer.Option(
+            help="Critique and revise each answer against a principle of this file (builtin:constitution.yaml)"
+        ),
+    ] = None,
     reward_model: Annotated[Path | None, typer.Option(help="--select reward-model: its directory")] = None,
     verifier_file: Annotated[str, typer.Option(help="--select verifier: IFEval-format prompts and checks")] = IFEVAL,
     temperature: float = 0.8,
@@ -85,13 +91,17 @@ def generate(
     from autoalign.data import load_prompts
     from autoalign.generation.base import SamplingParams
     from autoalign.inference.best_of_n import best_of_n
+    from autoalign.inference.constitutional import critique_and_revise, load_constitution
     from autoalign.inference.self_refine import self_refine
 
     try:
         if best_of > 1 and n > 1:
             raise ValueError("--n and --best-of both set the candidates per prompt: set one")
-        if refine and (best_of > 1 or n > 1):
-            raise ValueError("--refine revises one answer per prompt: leave --n and --best-of at 1")
+        if sum([best_of > 1, refine > 0, constitution is not None]) > 1:
+            raise ValueError("--best-of, --refine and --constitution are separate methods: choose one")
+        if (refine or constitution) and n > 1:
+            raise ValueError("--refine and --constitution revise one answer per prompt: leave --n at 1")
+        principles = load_constitution(constitution) if constitution else None
         prompts = load_prompts(str(input))
         pool, ref = load_pool(model, dtype, chat_template, backend)
         aligned = best_of > 1 or refine > 0
@@ -108,6 +118,11 @@ def generate(
         for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch"):
             chunk = prompts[start : start + batch_size]
             requests = [p.messages for p in chunk]
+            if principles:
+                first = [c.text for [c] in generator.generate(requests, params)]
+                for p, r in zip(chunk, critique_and_revise(generator, principles, requests, first, params, seed)):
+                    rows.append({"id": p.id, "messages": p.messages, "answer": r.revised, **r.to_dict()})
+                continue
             if selector is None:
                 for p, cands in zip(chunk, generator.generate(requests, params)):
                     rows.append({"id": p.id, "messages": p.messages, "candidates": [c.to_dict() for c in cands]})

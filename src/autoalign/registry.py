@@ -55,6 +55,9 @@ FEEDBACK: dict[str, FeedbackEntry] = {
     "critic": FeedbackEntry(
         "autoalign.loops.critic", min_samples=2, check_config="autoalign.loops.critic:check_config"
     ),
+    "constitutional": FeedbackEntry(
+        "autoalign.loops.constitutional", check_config="autoalign.loops.constitutional:check_config"
+    ),
     "gold_vs_sample": FeedbackEntry(
         "autoalign.loops.gold_vs_sample", uses_created_prompts=False, prompt_file_setting="gold.file"
     ),

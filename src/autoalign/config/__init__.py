@@ -11,6 +11,7 @@ from autoalign.config.data import DataConfig
 from autoalign.config.evaluation import EvalConfig
 from autoalign.config.feedback import (
     CreatePromptsConfig,
+    ConstitutionConfig,
     GoldConfig,
     JudgeConfig,
     PairsConfig,
@@ -43,6 +44,7 @@ __all__ = [
     "DataConfig",
     "EndpointConfig",
     "EvalConfig",
+    "ConstitutionConfig",
     "GoldConfig",
     "JudgeConfig",
     "LlamaCppConfig",

@@ -109,6 +109,20 @@ class TeacherDemoConfig(Section):
     """Teacher answers shorter than this count as empty and make no pair."""
 
 
+class ConstitutionConfig(Section):
+    """constitutional feedback (Bai et al. 2022): each sampled answer is critiqued against a
+    principle drawn from the constitution and revised; revised > original becomes a pair."""
+
+    file: str = "builtin:constitution.yaml"
+    """YAML `principles: [{name, critique, revision}]`, or a text file of one principle per line."""
+    reviser: Literal["student", "teacher"] = "student"
+    """Who critiques and revises: the model being trained (self-critique), or the recipe's teacher."""
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=256)
+    """Critique and revision sampling (greedy by default: one careful pass)."""
+    min_chars: int = Field(1, ge=1)
+    """Revisions shorter than this count as empty and make no pair."""
+
+
 class GoldConfig(Section):
     """gold_vs_sample: chosen = the dataset's reference answer, rejected = the student's sample."""
 

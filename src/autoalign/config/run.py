@@ -12,6 +12,7 @@ from autoalign.config.base import Section, redact_url, registered
 from autoalign.config.data import DataConfig
 from autoalign.config.evaluation import EvalConfig
 from autoalign.config.feedback import (
+    ConstitutionConfig,
     CreatePromptsConfig,
     GoldConfig,
     JudgeConfig,
@@ -65,6 +66,7 @@ class RunConfig(Section):
     teacher_reward: TeacherRewardConfig = TeacherRewardConfig()
     teacher_demo: TeacherDemoConfig = TeacherDemoConfig()
     gold: GoldConfig = GoldConfig()
+    constitution: ConstitutionConfig = ConstitutionConfig()
     verifiable: VerifiableConfig = VerifiableConfig()
     critic: CriticConfig = CriticConfig()
     review: ReviewConfig = ReviewConfig()
@@ -137,6 +139,8 @@ class RunConfig(Section):
                 raise ValueError(f"optimizers.{name}: {e}") from None
         used = set(self.branches) or set(self.sources)
         needs_teacher = sorted(s for s in used if FEEDBACK[s].needs_teacher)
+        if "constitutional" in used and self.constitution.reviser == "teacher":
+            needs_teacher.append("constitution.reviser=teacher")
         if needs_teacher and self.teacher is None:
             raise ValueError(f"{', '.join(needs_teacher)} needs a teacher: set teacher.name or teacher.endpoint")
         if self.eval.judge == "teacher" and self.teacher is None:
