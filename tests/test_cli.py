@@ -353,3 +353,27 @@ def test_generate_with_a_constitution_revises_each_answer(tiny_model_dir, tmp_pa
     assert result.exit_code != 0 and "choose one" in result.output
     result = runner.invoke(app, [*args, "--constitution", str(tmp_path / "none.yaml")])
     assert result.exit_code != 0 and "constitution file not found" in result.output
+
+
+def test_generate_with_in_context_alignment_samples_the_full_conversation(tiny_model_dir, tmp_path):
+    from autoalign.config import ModelConfig
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.urial import load_in_context
+    from autoalign.runtime.pool import ModelPool, ModelRef
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Name a fruit."}) + "\n")
+    out = tmp_path / "urial.jsonl"
+    args = ["generate", "--model", str(tiny_model_dir), "--input", str(prompts), "--output", str(out)]
+    result = runner.invoke(app, [*args, "--urial", "builtin:urial.yaml", "--max-new-tokens", "6", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    [row] = read_jsonl(out)
+    assert row["messages"] == [{"role": "user", "content": "Name a fruit."}]  # the row keeps the user's prompt
+    pool = ModelPool(ModelConfig())
+    full = load_in_context("builtin:urial.yaml").messages(row["messages"])
+    params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=6, seed=2)
+    [[expected]] = pool.generator(ModelRef("model", tiny_model_dir, str(tiny_model_dir)), 8).generate([full], params)
+    pool.close()
+    assert row["candidates"][0]["text"] == expected.text
+    result = runner.invoke(app, [*args, "--urial", str(tmp_path / "none.yaml")])
+    assert result.exit_code != 0 and "in-context alignment file not found" in result.output

@@ -282,3 +282,58 @@ def test_critique_and_revise_on_the_tiny_model(tiny_model_dir):
     assert [r.original for r in out] == ["apple", "hello there"]
     assert [r.principle for r in out] == [draw_principle(principles, 1, q).name for q in requests]
     assert all(0 < r.tokens <= 12 for r in out)
+
+
+def test_in_context_prompt_puts_preamble_and_demonstrations_before_the_request():
+    from autoalign.inference.urial import InContextPrompt, load_in_context
+
+    prompt = InContextPrompt("Be helpful.", [("Q1", "A1"), ("Q2", "A2")])
+    request = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert prompt.messages(request) == [
+        {"role": "system", "content": "Be helpful.\n\nBe brief."},
+        {"role": "user", "content": "Q1"},
+        {"role": "assistant", "content": "A1"},
+        {"role": "user", "content": "Q2"},
+        {"role": "assistant", "content": "A2"},
+        {"role": "user", "content": "Hi"},
+    ]
+    default = load_in_context("builtin:urial.yaml")
+    assert default.preamble.startswith("You are a helpful") and len(default.demonstrations) == 3
+
+
+def test_in_context_files_are_checked(tmp_path):
+    from autoalign.inference.urial import load_in_context
+    from autoalign.io import DataError
+
+    bad = tmp_path / "urial.yaml"
+    bad.write_text("preamble: ''\n")
+    with pytest.raises(DataError, match="field 'preamble'"):
+        load_in_context(str(bad))
+    bad.write_text("preamble: Be good.\ndemonstrations:\n  - query: q\n")
+    with pytest.raises(DataError, match=r"demonstrations\[0\]: expected exactly a non-empty query and answer"):
+        load_in_context(str(bad))
+    bad.write_text("preamble: Be good.\nshots: 3\n")
+    with pytest.raises(DataError, match="unknown field 'shots'"):
+        load_in_context(str(bad))
+
+
+def test_in_context_generator_samples_what_the_model_samples_for_the_full_conversation(tiny_model_dir):
+    from autoalign.config import ModelConfig
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.urial import InContextGenerator, load_in_context
+    from autoalign.runtime.pool import ModelPool, ModelRef
+    from autoalign.types import user_message
+
+    prompt = load_in_context("builtin:urial.yaml")
+    pool = ModelPool(ModelConfig(backend="transformers"))
+    inner = pool.generator(ModelRef("tiny", tiny_model_dir, "tiny"), 4)
+    wrapped = InContextGenerator(inner, prompt)
+    requests = [user_message("Name a fruit.")]
+    params = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=5)
+    aligned = wrapped.generate(requests, params)
+    direct = inner.generate([prompt.messages(requests[0])], params)
+    plain = inner.generate(requests, params)
+    pool.close()
+    assert [c.text for c in aligned[0]] == [c.text for c in direct[0]]
+    assert [c.text for c in aligned[0]] != [c.text for c in plain[0]]  # another conversation, other answers
+    assert wrapped.label == f"{inner.label}+in-context"

@@ -1,7 +1,8 @@
 """`autoalign generate`: answers for a file of prompts, plain samples or aligned at inference time
 (inference/): best-of-N picks the answer a verifier, a reward model or the model's own rubric
 judge scores highest; self-refine revises an answer from feedback and keeps the round that
-scorer rates best; --constitution critiques each answer against a drawn principle and revises it."""
+scorer rates best; --constitution critiques each answer against a drawn principle and revises it;
+--urial puts a preamble and demonstrations before each request (in-context alignment of a base model)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,12 @@ def generate(
             help="Critique and revise each answer against a principle of this file (builtin:constitution.yaml)"
         ),
     ] = None,
+    urial: Annotated[
+        str | None,
+        typer.Option(
+            help="In-context alignment: a preamble and demonstrations before each request (builtin:urial.yaml)"
+        ),
+    ] = None,
     reward_model: Annotated[Path | None, typer.Option(help="--select reward-model: its directory")] = None,
     verifier_file: Annotated[str, typer.Option(help="--select verifier: IFEval-format prompts and checks")] = IFEVAL,
     temperature: float = 0.8,
@@ -93,6 +100,7 @@ def generate(
     from autoalign.inference.best_of_n import best_of_n
     from autoalign.inference.constitutional import critique_and_revise, load_constitution
     from autoalign.inference.self_refine import self_refine
+    from autoalign.inference.urial import InContextGenerator, load_in_context
 
     try:
         if best_of > 1 and n > 1:
@@ -102,6 +110,7 @@ def generate(
         if (refine or constitution) and n > 1:
             raise ValueError("--refine and --constitution revise one answer per prompt: leave --n at 1")
         principles = load_constitution(constitution) if constitution else None
+        in_context = load_in_context(urial) if urial else None
         prompts = load_prompts(str(input))
         pool, ref = load_pool(model, dtype, chat_template, backend)
         aligned = best_of > 1 or refine > 0
@@ -114,6 +123,8 @@ def generate(
     rows, unscored = [], 0
     try:
         generator = pool.generator(ref, batch_size)
+        if in_context:  # the base model aligned by its prompt; every method below samples through it
+            generator = InContextGenerator(generator, in_context)
         critic = make_feedback(feedback, verifier_file, generator, params) if refine else None
         for start in tqdm(range(0, len(prompts), batch_size), desc="generating", unit="batch"):
             chunk = prompts[start : start + batch_size]
