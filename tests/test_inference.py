@@ -337,3 +337,78 @@ def test_in_context_generator_samples_what_the_model_samples_for_the_full_conver
     assert [c.text for c in aligned[0]] == [c.text for c in direct[0]]
     assert [c.text for c in aligned[0]] != [c.text for c in plain[0]]  # another conversation, other answers
     assert wrapped.label == f"{inner.label}+in-context"
+
+
+class ScriptedDebateModel:
+    """Records every prompt. As a debater it argues "answer A is right" (its own answer is always
+    shown as A); as the judge it picks the response that contains "correct"."""
+
+    label, usage = "scripted", None
+
+    def __init__(self):
+        self.prompts = []
+
+    def generate(self, requests, params):
+        from autoalign.types import Candidate
+
+        out = []
+        for messages in requests:
+            text = messages[-1]["content"]
+            self.prompts.append(text)
+            if text.endswith("now."):
+                out.append([Candidate("Answer A is right.", 4, "stop")])
+                continue
+            a = text.split("<response_A>\n", 1)[1].split("\n</response_A>", 1)[0]
+            out.append([Candidate("Reasons.\nWinner: " + ("A" if "correct" in a else "B"), 3, "stop")])
+        return out
+
+
+def test_debate_transcript_labels_follow_each_order_and_the_verdict_maps_back():
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.debate import debate, judged_without_debate, render_transcript
+    from autoalign.judges.pairwise import PairwiseItem
+    from autoalign.types import user_message
+
+    items = [
+        PairwiseItem(user_message("2+2?"), first="4, correct", second="5"),
+        PairwiseItem(user_message("Capital of France?"), first="Lyon", second="Paris, correct"),
+    ]
+    debater, judge = ScriptedDebateModel(), ScriptedDebateModel()
+    params = SamplingParams(temperature=0.0)
+    results = debate((debater, debater), judge, items, rounds=2, params=params, judge_params=params)
+    assert [r.preference.winner for r in results] == ["first", "second"]
+    assert [r.preference.verdicts for r in results] == [["first", "first"], ["second", "second"]]
+    turns = results[0].turns
+    assert [(t.round, t.defends) for t in turns] == [(1, "first"), (1, "second"), (2, "first"), (2, "second")]
+    assert results[0].tokens == 4 * 4 + 2 * 3
+    # 2 rounds x 2 debaters x 2 items, then 2 orders x 2 items for the judge
+    assert len(debater.prompts) == 8 and len(judge.prompts) == 4
+    # the second debater of round 2 sees its own answer as A and the first debater's argument as B's
+    second_round_2 = debater.prompts[6]
+    assert "<response_A>\n5\n</response_A>" in second_round_2
+    assert "Round 1, debater for answer B: Answer A is right." in second_round_2
+    assert "Round 1, debater for answer A: Answer A is right." in second_round_2
+    swapped_judge = judge.prompts[1]
+    assert "<response_A>\n5\n</response_A>" in swapped_judge
+    assert swapped_judge.index("debater for answer B") < swapped_judge.index(
+        "debater for answer A"
+    )  # first's turn first
+    assert render_transcript([], "A").startswith("(nothing yet")
+    plain = judged_without_debate(ScriptedDebateModel(), items, params)
+    assert [p.winner for p in plain] == ["first", "second"]
+
+
+def test_debate_verdicts_that_disagree_across_orders_are_a_tie():
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.debate import debate
+    from autoalign.judges.pairwise import PairwiseItem
+    from autoalign.types import Candidate, user_message
+
+    class AlwaysA(ScriptedDebateModel):
+        def generate(self, requests, params):
+            return [[Candidate("Winner: A", 2, "stop")] for _ in requests]
+
+    items = [PairwiseItem(user_message("q"), first="x", second="y")]
+    params = SamplingParams(temperature=0.0)
+    [result] = debate((ScriptedDebateModel(),) * 2, AlwaysA(), items, rounds=1, params=params, judge_params=params)
+    assert result.preference.winner == "tie"  # position bias shows as disagreement, never as a verdict
