@@ -4,14 +4,14 @@ drawn principle and revised, revised > original pairs, DPO; a bad constitution f
 from __future__ import annotations
 
 import pytest
+from fault_server import FaultServer
+from test_loop_tiny import make_verifier, tiny_config
+from test_teacher_loops import ENDPOINT
 
 from autoalign.config import ConfigError
 from autoalign.inference.constitutional import draw_principle, load_constitution
 from autoalign.io import read_json, read_jsonl
 from autoalign.loops import iterate
-from fault_server import FaultServer
-from test_loop_tiny import make_verifier, tiny_config
-from test_teacher_loops import ENDPOINT
 
 LOOP = ["iterations=1", "loop=constitutional", "sample.n=1", "constitution.sampling.max_new_tokens=12"]
 

@@ -161,7 +161,7 @@ def test_self_refine_keeps_the_best_round_and_stops_when_a_revision_is_no_better
     from autoalign.inference.self_refine import self_refine
     from autoalign.types import user_message
 
-    always = lambda requests, answers: ["- be better"] * len(answers)  # noqa: E731
+    always = lambda requests, answers: ["- be better"] * len(answers)
     params = SamplingParams(temperature=0.0)
     [r] = self_refine(ScriptedReviser(), ScoreByRevisions([1.0, 3.0, 2.0, 5.0]), always, [user_message("q")], params, 3)
     # round 1 improves (1 -> 3), round 2 does not (2): stop there, keep round 1, never see the 5
@@ -172,7 +172,7 @@ def test_self_refine_keeps_the_best_round_and_stops_when_a_revision_is_no_better
     [r] = self_refine(ScriptedReviser(), ScoreByRevisions([1.0, 2.0, 3.0, 4.0]), always, [user_message("q")], params, 2)
     assert len(r.rounds) == 3 and r.best == 2 and r.stopped == "max_rounds"
     # feedback with nothing to fix after the first revision
-    once = lambda requests, answers: [None if "+" in a else "- add a plus" for a in answers]  # noqa: E731
+    once = lambda requests, answers: [None if "+" in a else "- add a plus" for a in answers]
     [r] = self_refine(ScriptedReviser(), ScoreByRevisions([1.0, 2.0, 3.0]), once, [user_message("q")], params, 3)
     assert len(r.rounds) == 2 and r.best == 1 and r.stopped == "nothing_to_fix"
 
@@ -182,8 +182,8 @@ LOWER_ENGLISH = "a cat is a small furry animal that likes to sleep in the sun"
 
 def test_verifier_feedback_names_what_the_answer_misses():
     from autoalign.inference.self_refine import VerifierFeedback
-    from autoalign.verifiers.ifeval import IFEvalPrompt
     from autoalign.types import user_message
+    from autoalign.verifiers.ifeval import IFEvalPrompt
 
     spec = IFEvalPrompt(
         key=1,
