@@ -412,3 +412,32 @@ def test_debate_verdicts_that_disagree_across_orders_are_a_tie():
     params = SamplingParams(temperature=0.0)
     [result] = debate((ScriptedDebateModel(),) * 2, AlwaysA(), items, rounds=1, params=params, judge_params=params)
     assert result.preference.winner == "tie"  # position bias shows as disagreement, never as a verdict
+
+
+def test_consensus_pairs_by_hand():
+    from autoalign.pairs import consensus_pairs
+    from autoalign.types import Candidate, Prompt
+
+    def cands(*texts, cut=()):
+        return [Candidate(t, 3, "length" if i in cut else "stop") for i, t in enumerate(texts)]
+
+    prompts = [Prompt(f"p{i}", [{"role": "user", "content": f"q{i}"}]) for i in range(6)]
+    candidates = {
+        "p0": cands("Paris.", "paris", "Lyon", "Paris", "Nice"),  # majority 3/5: over Lyon and over Nice
+        "p1": cands("a", "b", "a", "b"),  # tied
+        "p2": cands("x", "x", "x"),  # unanimous
+        "p3": cands("y", "z"),  # two singletons: tied
+        "p4": cands("k", "k", "m", cut=(0, 1)),  # the majority never finished
+        "p5": cands("only one"),
+    }
+    pairs, dropped, metrics = consensus_pairs(prompts, candidates, "normalised", 0.5, 0.5, "self_consistency")
+    assert [(p.prompt_id, p.chosen, p.rejected) for p in pairs] == [("p0", "Paris.", "Lyon"), ("p0", "Paris.", "Nice")]
+    assert pairs[0].chosen_score == pytest.approx(0.6) and pairs[0].rejected_score == pytest.approx(0.2)
+    assert dropped == {"uncertain": 2, "unanimous": 1, "majority_truncated": 1, "too_few_samples": 1}
+    # confidences 0.6, 0.5, 1, 0.5, 2/3 over the five prompts that voted
+    assert metrics["mean_confidence"] == pytest.approx((0.6 + 0.5 + 1 + 0.5 + 2 / 3) / 5)
+    pairs, dropped, _ = consensus_pairs(prompts[:1], candidates, "normalised", 0.5, 0.7, "self_consistency")
+    assert pairs == [] and dropped == {"uncertain": 1}  # 3 of 5 is below 0.7
+    final = {"p0": cands("so the answer is 4", "2+2, answer: 4", "the answer is 5")}
+    pairs, _, _ = consensus_pairs(prompts[:1], final, "normalised", 0.5, 0.5, "sc", vote_on=lambda t: t[-1])
+    assert [(p.chosen, p.rejected) for p in pairs] == [("so the answer is 4", "the answer is 5")]  # whole samples

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from autoalign.inference.self_consistency import consensus
 from autoalign.types import Candidate, Judgment, Pair, Preference, Prompt
 
 
@@ -153,3 +155,48 @@ def pairwise_best_vs_worst(
         source=source,
         **ranked_fields([(float(w), c) for w, c in zip(wins, candidates)]),
     ), None
+
+
+def consensus_pairs(
+    prompts: list[Prompt],
+    candidates: dict[str, list[Candidate]],
+    agreement: str,
+    threshold: float,
+    min_confidence: float,
+    source: str,
+    vote_on: Callable[[str], str] = lambda text: text,
+) -> tuple[list[Pair], Counter, dict]:
+    """Self-consistency (inference/self_consistency.py): the majority cluster's answer is chosen
+    over the first answer of each minority cluster. Failed and empty samples do not vote; the
+    chosen answer is a majority member that finished (not cut off). A prompt makes no pair, and
+    the reason is counted, when fewer than two samples vote, all agree, the majority is tied or
+    holds less than min_confidence of the votes (uncertain), or no majority answer finished.
+    vote_on(text): what of a sample is compared (its final answer, say); the pairs hold the
+    whole samples."""
+    pairs: list[Pair] = []
+    dropped: Counter = Counter()
+    confidences = []
+    for prompt in prompts:
+        voters = [c for c in candidates.get(prompt.id, []) if c.finish_reason != "error" and c.text.strip()]
+        if len(voters) < 2:
+            dropped["too_few_samples"] += 1
+            continue
+        vote = consensus([vote_on(c.text) for c in voters], agreement, threshold)
+        confidences.append(vote.confidence)
+        if vote.confidence == 1.0:
+            dropped["unanimous"] += 1
+            continue
+        if not vote.preference_pairs(min_confidence):
+            dropped["uncertain"] += 1
+            continue
+        chosen = next((voters[i] for i in vote.members(vote.majority) if voters[i].finish_reason == "stop"), None)
+        if chosen is None:
+            dropped["majority_truncated"] += 1
+            continue
+        share = vote.confidence
+        for cid in sorted(set(vote.cluster) - {vote.majority}):
+            rejected = voters[vote.members(cid)[0]]
+            minority = len(vote.members(cid)) / len(voters)
+            pairs.append(Pair(prompt.id, prompt.messages, chosen.text, rejected.text, share, minority, source=source))
+    metrics = {"mean_confidence": sum(confidences) / len(confidences) if confidences else None}
+    return pairs, dropped, metrics

@@ -58,6 +58,7 @@ FEEDBACK: dict[str, FeedbackEntry] = {
     "constitutional": FeedbackEntry(
         "autoalign.loops.constitutional", check_config="autoalign.loops.constitutional:check_config"
     ),
+    "self_consistency": FeedbackEntry("autoalign.loops.self_consistency", min_samples=3),
     "gold_vs_sample": FeedbackEntry(
         "autoalign.loops.gold_vs_sample", uses_created_prompts=False, prompt_file_setting="gold.file"
     ),

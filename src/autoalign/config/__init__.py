@@ -11,6 +11,7 @@ from autoalign.config.data import DataConfig
 from autoalign.config.evaluation import EvalConfig
 from autoalign.config.feedback import (
     CreatePromptsConfig,
+    ConsistencyConfig,
     ConstitutionConfig,
     GoldConfig,
     JudgeConfig,
@@ -44,6 +45,7 @@ __all__ = [
     "DataConfig",
     "EndpointConfig",
     "EvalConfig",
+    "ConsistencyConfig",
     "ConstitutionConfig",
     "GoldConfig",
     "JudgeConfig",

@@ -123,6 +123,21 @@ class ConstitutionConfig(Section):
     """Revisions shorter than this count as empty and make no pair."""
 
 
+class ConsistencyConfig(Section):
+    """self_consistency feedback (Wang et al. 2023): the answer most samples agree on is preferred
+    over the minority's; prompts where the samples do not agree enough make no pair."""
+
+    agreement: Literal["exact", "normalised", "rouge"] = "rouge"
+    """How two samples agree: the same text, the same after normalising case, punctuation and
+    spacing, or ROUGE-L F1 on words at or above `threshold` (free text)."""
+    threshold: float = Field(0.5, gt=0, le=1)
+    min_confidence: float = Field(0.5, ge=0, le=1)
+    """The share of the samples the majority must hold (and not be tied) for a pair."""
+    final_answer: bool = False
+    """Vote on each sample's final answer (after "the answer is" / "Answer:", else its last
+    line) instead of the whole text: for tasks with one right answer."""
+
+
 class GoldConfig(Section):
     """gold_vs_sample: chosen = the dataset's reference answer, rejected = the student's sample."""
 

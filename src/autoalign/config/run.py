@@ -12,6 +12,7 @@ from autoalign.config.base import Section, redact_url, registered
 from autoalign.config.data import DataConfig
 from autoalign.config.evaluation import EvalConfig
 from autoalign.config.feedback import (
+    ConsistencyConfig,
     ConstitutionConfig,
     CreatePromptsConfig,
     GoldConfig,
@@ -67,6 +68,7 @@ class RunConfig(Section):
     teacher_demo: TeacherDemoConfig = TeacherDemoConfig()
     gold: GoldConfig = GoldConfig()
     constitution: ConstitutionConfig = ConstitutionConfig()
+    consistency: ConsistencyConfig = ConsistencyConfig()
     verifiable: VerifiableConfig = VerifiableConfig()
     critic: CriticConfig = CriticConfig()
     review: ReviewConfig = ReviewConfig()
