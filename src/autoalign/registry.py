@@ -59,6 +59,8 @@ FEEDBACK: dict[str, FeedbackEntry] = {
         "autoalign.loops.constitutional", check_config="autoalign.loops.constitutional:check_config"
     ),
     "self_consistency": FeedbackEntry("autoalign.loops.self_consistency", min_samples=3),
+    "self_refine": FeedbackEntry("autoalign.loops.self_refine"),
+    "debate": FeedbackEntry("autoalign.loops.debate", min_samples=2),
     "gold_vs_sample": FeedbackEntry(
         "autoalign.loops.gold_vs_sample", uses_created_prompts=False, prompt_file_setting="gold.file"
     ),

@@ -90,6 +90,29 @@ def iteration_rows(run_dir: Path, t: int, shared: Path | None = None) -> list[tu
         )
     if r := _metrics("refinements", t, run_dir, shared):
         rows.append(("refinements", f"{r['accepted_prompts']} of {r['drafts']} drafts rewritten to pass every check"))
+    if r := _metrics("revisions", t, run_dir, shared):
+        principles = ", ".join(f"{k} {n}" for k, n in sorted(r["by_principle"].items()))
+        rows.append(
+            (
+                f"constitutional revisions ({r['reviser']})",
+                f"{r['revisions']} ({principles}); unchanged {r['unchanged']}, cut off {r['truncated']}",
+            )
+        )
+    if r := _metrics("self_refinements", t, run_dir, shared):
+        stops = ", ".join(f"{k} {n}" for k, n in sorted(r["stopped"].items()))
+        rows.append(
+            (
+                f"self-refine ({r['critic']})",
+                f"{r['improved']} of {r['prompts']} answers improved, mean {r['mean_rounds']:.1f} rounds; stopped: {stops}",
+            )
+        )
+    if r := _metrics("debates", t, run_dir, shared):
+        rows.append(
+            (
+                f"debates ({r['rounds']} rounds, judge {r['judge']})",
+                f"{r['debates']}: decided {r['decided']}, tie {r['ties']}, unparsed {r['unparsed']}",
+            )
+        )
     for record in stages_of("comparisons", t, run_dir):
         c = record.metrics()
         rows.append(

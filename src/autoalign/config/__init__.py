@@ -12,6 +12,8 @@ from autoalign.config.evaluation import EvalConfig
 from autoalign.config.feedback import (
     CreatePromptsConfig,
     ConsistencyConfig,
+    DebateConfig,
+    SelfRefineConfig,
     ConstitutionConfig,
     GoldConfig,
     JudgeConfig,
@@ -46,6 +48,8 @@ __all__ = [
     "EndpointConfig",
     "EvalConfig",
     "ConsistencyConfig",
+    "DebateConfig",
+    "SelfRefineConfig",
     "ConstitutionConfig",
     "GoldConfig",
     "JudgeConfig",

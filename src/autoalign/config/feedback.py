@@ -138,6 +138,31 @@ class ConsistencyConfig(Section):
     line) instead of the whole text: for tasks with one right answer."""
 
 
+class SelfRefineConfig(Section):
+    """self_refine feedback (Madaan et al. 2023): an answer, feedback on it, a revision, up to
+    max_rounds, each round scored by the recipe's judge; the best round is preferred over the
+    first answer when it scores higher."""
+
+    max_rounds: int = Field(2, ge=1)
+    critic: Literal["student", "teacher"] = "student"
+    """Who writes the feedback and the revisions: the model being trained, or the teacher."""
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=256)
+    """Feedback and revision sampling."""
+
+
+class DebateConfig(Section):
+    """debate feedback (Irving et al. 2018): two answers per prompt, two debaters argue for them
+    over `rounds`, the judge decides from the transcript (in both orders); the verdict is a pair."""
+
+    rounds: int = Field(1, ge=1)
+    second_debater: Literal["student", "teacher"] = "student"
+    """Who argues for the second answer (the first is always argued by the student)."""
+    judge: Literal["student", "teacher"] = "student"
+    sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=128)
+    """The debaters' sampling."""
+    judge_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=128)
+
+
 class GoldConfig(Section):
     """gold_vs_sample: chosen = the dataset's reference answer, rejected = the student's sample."""
 

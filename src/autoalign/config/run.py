@@ -12,6 +12,8 @@ from autoalign.config.base import Section, redact_url, registered
 from autoalign.config.data import DataConfig
 from autoalign.config.evaluation import EvalConfig
 from autoalign.config.feedback import (
+    DebateConfig,
+    SelfRefineConfig,
     ConsistencyConfig,
     ConstitutionConfig,
     CreatePromptsConfig,
@@ -69,6 +71,8 @@ class RunConfig(Section):
     gold: GoldConfig = GoldConfig()
     constitution: ConstitutionConfig = ConstitutionConfig()
     consistency: ConsistencyConfig = ConsistencyConfig()
+    self_refine: SelfRefineConfig = SelfRefineConfig()
+    debate: DebateConfig = DebateConfig()
     verifiable: VerifiableConfig = VerifiableConfig()
     critic: CriticConfig = CriticConfig()
     review: ReviewConfig = ReviewConfig()
@@ -141,8 +145,14 @@ class RunConfig(Section):
                 raise ValueError(f"optimizers.{name}: {e}") from None
         used = set(self.branches) or set(self.sources)
         needs_teacher = sorted(s for s in used if FEEDBACK[s].needs_teacher)
-        if "constitutional" in used and self.constitution.reviser == "teacher":
-            needs_teacher.append("constitution.reviser=teacher")
+        teacher_roles = {
+            "constitutional": ("constitution.reviser", self.constitution.reviser),
+            "self_refine": ("self_refine.critic", self.self_refine.critic),
+            "debate": ("debate.judge", self.debate.judge),
+        }
+        needs_teacher += [f"{k}=teacher" for s, (k, who) in teacher_roles.items() if s in used and who == "teacher"]
+        if "debate" in used and self.debate.second_debater == "teacher":
+            needs_teacher.append("debate.second_debater=teacher")
         if needs_teacher and self.teacher is None:
             raise ValueError(f"{', '.join(needs_teacher)} needs a teacher: set teacher.name or teacher.endpoint")
         if self.eval.judge == "teacher" and self.teacher is None:

@@ -129,13 +129,17 @@ def self_refine(
     requests: list[list[Message]],
     params: SamplingParams,
     max_rounds: int = 3,
+    drafts: list[str] | None = None,
 ) -> list[Refined]:
-    """Answer every request, then up to max_rounds of feedback -> revision -> judge on those
-    still improving; return each request's best-scored round."""
-    first = generator.generate(requests, replace(params, n=1))
-    scores = [v.score for v in judge.judge([JudgeItem(r, c.text) for r, [c] in zip(requests, first)])]
-    rounds = [[Round(c.text, s)] for [c], s in zip(first, scores)]
-    tokens = [c.num_tokens for [c] in first]
+    """Answer every request (or start from the given drafts), then up to max_rounds of feedback
+    -> revision -> judge on those still improving; return each request's best-scored round."""
+    if drafts is None:
+        first = [c for [c] in generator.generate(requests, replace(params, n=1))]
+        drafts, tokens = [c.text for c in first], [c.num_tokens for c in first]
+    else:
+        tokens = [0] * len(drafts)
+    scores = [v.score for v in judge.judge([JudgeItem(r, d) for r, d in zip(requests, drafts)])]
+    rounds = [[Round(d, s)] for d, s in zip(drafts, scores)]
     stopped = ["max_rounds"] * len(requests)
     active = list(range(len(requests)))
     for _ in range(max_rounds):

@@ -74,7 +74,7 @@ def verifiable_prompts(
     return items, {r["id"]: r["task_kind"] for r in rows}, tasks
 
 
-CRITIC_VERSION = 2
+CRITIC_VERSION = 3
 """Part of the critiques stage's key: raise it when the critic's verdicts or evidence change."""
 OFF_TASK_VERSION = 2
 """The same for the guard's off-task check (part of the key only where it is on)."""
