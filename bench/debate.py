@@ -67,6 +67,8 @@ def main() -> None:
         generator = pool.generator(ref, 32)
         items, truth = labelled_pairs(generator, args.prompts, args.seed)
         print(f"{len(items)} verifier-labelled pairs from {args.prompts} prompts", flush=True)
+        if not items:
+            raise SystemExit("no answer met every constraint while another met at most half: more --prompts")
         judge_params = SamplingParams(temperature=0.0, max_new_tokens=128, seed=args.seed)
         debate_params = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=128, seed=args.seed)
         start = time.perf_counter()
