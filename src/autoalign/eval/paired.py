@@ -45,22 +45,11 @@ def paired_mean_difference(baseline: list[float], model: list[float], resamples:
 def paired_difference(baseline: list[bool], model: list[bool], resamples: int = 2000, seed: int = 0) -> dict:
     if len(baseline) != len(model) or not baseline:
         raise ValueError("paired outcomes need the same, non-empty list of prompts")
-    n = len(baseline)
     deltas = [int(m) - int(b) for b, m in zip(baseline, model)]
     gained, lost = deltas.count(1), deltas.count(-1)
-    low, high = bootstrap_interval(deltas, resamples, seed)
     p_value = binomtest(gained, gained + lost, 0.5).pvalue if gained + lost else 1.0
-    return {
-        "prompts": n,
-        "baseline": 100 * sum(baseline) / n,
-        "model": 100 * sum(model) / n,
-        "difference": 100 * sum(deltas) / n,
-        "ci_low": 100 * low,
-        "ci_high": 100 * high,
-        "gained": gained,
-        "lost": lost,
-        "sign_test_p": p_value,
-    }
+    compared = paired_mean_difference([int(b) for b in baseline], [int(m) for m in model], resamples, seed)
+    return {**compared, "gained": gained, "lost": lost, "sign_test_p": p_value}
 
 
 def ifeval_paired_metrics(rows: list[dict], baseline_rows: list[dict], held_out: list[str]) -> dict:

@@ -21,7 +21,7 @@ from autoalign.loops.context import RunContext
 from autoalign.runtime.pool import ModelRef
 from autoalign.stages.constitutional import constitutional_revisions
 from autoalign.stages.pairs import reference_pairs
-from autoalign.stages.sampling import sample_candidates
+from autoalign.stages.sampling import first_answers, sample_candidates
 from autoalign.types import Pair, Prompt
 
 SOURCE = "constitutional"
@@ -38,11 +38,7 @@ def check_config(cfg: RunConfig) -> None:
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
     samples = sample_candidates(ctx.at(t, shared=True), student, prompts, cfg.sample)
-    originals = {
-        pid: usable
-        for pid, cands in samples.items()
-        if (usable := next((c for c in cands if c.finish_reason != "error" and c.text.strip()), None))
-    }
+    originals = first_answers(samples)
     reviser = ctx.teacher if cfg.constitution.reviser == "teacher" else student
     principles = load_constitution(cfg.constitution.file)
     revisions = constitutional_revisions(ctx.at(t), reviser, prompts, originals, principles, cfg.constitution)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from autoalign.loops.context import RunContext
 from autoalign.runtime.pool import ModelRef
-from autoalign.stages.sampling import sample_candidates
+from autoalign.stages.sampling import first_answers, sample_candidates
 from autoalign.stages.self_refine import refine_drafts, refinement_pairs
 from autoalign.types import Pair, Prompt
 
@@ -25,11 +25,7 @@ SOURCE = "self_refine"
 def make_pairs(ctx: RunContext, t: int, student: ModelRef, prompts: list[Prompt]) -> list[Pair]:
     cfg = ctx.cfg
     samples = sample_candidates(ctx.at(t, shared=True), student, prompts, cfg.sample)
-    drafts = {
-        pid: usable
-        for pid, cands in samples.items()
-        if (usable := next((c for c in cands if c.finish_reason != "error" and c.text.strip()), None))
-    }
+    drafts = first_answers(samples)
     critic = ctx.teacher if cfg.self_refine.critic == "teacher" else student
     refined = refine_drafts(ctx.at(t), critic, student, prompts, drafts, cfg.self_refine, cfg.judge, ctx.make_judge)
     return refinement_pairs(ctx.at(t), prompts, refined, SOURCE)

@@ -60,3 +60,13 @@ def sample_candidates(
         at, stage, prompts, process, summarize, error_of, chunk_size=chunk, model=model, requests_per_item=cfg.n
     )
     return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in rows}
+
+
+def first_answers(samples: dict[str, list[Candidate]]) -> dict[str, Candidate]:
+    """Each prompt's first sample that did not fail and is not empty (prompts without one left out):
+    the draft that revision-based feedback (constitutional, self_refine) works on."""
+    return {
+        pid: usable
+        for pid, cands in samples.items()
+        if (usable := next((c for c in cands if c.finish_reason != "error" and c.text.strip()), None))
+    }
