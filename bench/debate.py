@@ -1,7 +1,7 @@
 """Does a debate help the judge? Judge accuracy on verifier-labelled pairs, with and without a
 debate transcript, paired by pair.
 
-    python bench/debate.py [--model smollm2-135m-instruct] [--prompts 160] [--rounds 1]
+    python bench/debate.py [--model smollm2-135m-instruct] [--prompts 160] [--rounds 1] [--single-pass]
 
 Pairs with known truth: fresh verifiable prompts (synthesised like the verifiable loop's, kept
 away from IFEval's), 4 answers each from the model; where the programmatic critic gives one
@@ -9,7 +9,9 @@ answer a full score and another at most half, the two form a pair whose better a
 (shown first or second by a seeded coin). The same model then judges each pair twice, with the
 same judge prompt (prompts/debate_judge.txt): once with no debate, once after `--rounds` rounds
 of the two debaters (inference/debate.py). A verdict counts as right only when both orders
-agree on the better answer (a tie or an unparsed verdict is not right).
+agree on the better answer (a tie or an unparsed verdict is not right). With --single-pass the
+judge's reply is started with `Winner:` and read from the next token's probabilities, so every
+verdict parses (judges/pairwise.py).
 
 Prints:
     DEBATE pairs=<n> without=<% right> with=<% right> difference=<points> ci_low=<> ci_high=<> ...
@@ -61,6 +63,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backend", default="auto")
+    parser.add_argument(
+        "--single-pass", action="store_true", help="verdicts from the probabilities after `Winner:` (all parse)"
+    )
     args = parser.parse_args()
     pool, ref = load_pool(args.model, "float32", None, args.backend)
     try:
@@ -72,10 +77,11 @@ def main() -> None:
         judge_params = SamplingParams(temperature=0.0, max_new_tokens=128, seed=args.seed)
         debate_params = SamplingParams(temperature=0.7, top_p=0.95, max_new_tokens=128, seed=args.seed)
         start = time.perf_counter()
-        plain = judged_without_debate(generator, items, judge_params)
+        plain = judged_without_debate(generator, items, judge_params, args.single_pass)
         plain_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        debated = debate((generator, generator), generator, items, args.rounds, debate_params, judge_params)
+        both = (generator, generator)
+        debated = debate(both, generator, items, args.rounds, debate_params, judge_params, args.single_pass)
         debate_seconds = time.perf_counter() - start
     finally:
         pool.close()
@@ -84,7 +90,7 @@ def main() -> None:
     d = paired_difference(right_without, right_with)
     decided = lambda prefs: sum(p.winner in ("first", "second") for p in prefs) / len(prefs)
     print(
-        f"DEBATE pairs={len(items)} rounds={args.rounds} without={d['baseline']:.1f} with={d['model']:.1f} "
+        f"DEBATE pairs={len(items)} rounds={args.rounds} single_pass={int(args.single_pass)} without={d['baseline']:.1f} with={d['model']:.1f} "
         f"difference={d['difference']:+.1f} ci_low={d['ci_low']:+.1f} ci_high={d['ci_high']:+.1f} "
         f"sign_test_p={d['sign_test_p']:.3f} decided_without={100 * decided(plain):.1f} "
         f"decided_with={100 * decided([x.preference for x in debated]):.1f} "

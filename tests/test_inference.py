@@ -414,6 +414,41 @@ def test_debate_verdicts_that_disagree_across_orders_are_a_tie():
     assert result.preference.winner == "tie"  # position bias shows as disagreement, never as a verdict
 
 
+def test_single_pass_debate_verdicts_come_from_the_label_probabilities_in_both_orders():
+    import math
+
+    from autoalign.generation.base import SamplingParams
+    from autoalign.inference.debate import debate, judged_without_debate
+    from autoalign.judges.pairwise import PairwiseItem
+    from autoalign.types import Candidate, user_message
+
+    class LeaningJudge(ScriptedDebateModel):
+        """Started with `Winner:`, puts 0.8 on the response that contains "correct"."""
+
+        def generate(self, requests, params):
+            assert params.assistant_prefix == "Winner:" and params.max_new_tokens == 2 and params.top_logprobs
+            out = []
+            for messages in requests:
+                a = messages[-1]["content"].split("<response_A>\n", 1)[1].split("\n</response_A>", 1)[0]
+                p_a = 0.8 if "correct" in a else 0.2
+                top = {" A": math.log(p_a), " B": math.log(1 - p_a)}
+                out.append([Candidate(" A" if p_a > 0.5 else " B", 1, "length", tokens=[" A"], top_logprobs=[top])])
+            return out
+
+    items = [
+        PairwiseItem(user_message("2+2?"), first="4, correct", second="5"),
+        PairwiseItem(user_message("Capital of France?"), first="Lyon", second="Paris, correct"),
+    ]
+    params = SamplingParams(temperature=0.0)
+    results = debate((ScriptedDebateModel(),) * 2, LeaningJudge(), items, 1, params, params, single_pass=True)
+    assert [r.preference.winner for r in results] == ["first", "second"]
+    # p_first averages P(first is better) over the two orders: 0.8 both times, then 0.2 both times
+    assert [r.preference.p_first for r in results] == [pytest.approx(0.8), pytest.approx(0.2)]
+    assert results[0].tokens == 2 * 4 + 2 * 1
+    plain = judged_without_debate(LeaningJudge(), items, params, single_pass=True)
+    assert [p.winner for p in plain] == ["first", "second"]
+
+
 def test_consensus_pairs_by_hand():
     from autoalign.pairs import consensus_pairs
     from autoalign.types import Candidate, Prompt

@@ -73,7 +73,12 @@ def run(
 
     report = write_report(cfg.run_dir)
     out = stdout_console()
-    if cfg.branches or cfg.optimizers:
+    if cfg.loop == "inference_time":
+        from autoalign.summary import print_inference_table
+
+        print_inference_table(cfg.run_dir, out)
+        console.print(f"report: {report}  ({elapsed:.0f}s)")
+    elif cfg.branches or cfg.optimizers:
         print_comparison(cfg.run_dir, cfg.branches or list(cfg.optimizers), cfg.iterations, out)
         finals = ", ".join(f"{s}: {r['final_model'] or 'none'}" for s, r in result["branches"].items())
         console.print(f"final models: {finals}  ({elapsed:.0f}s)")

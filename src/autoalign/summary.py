@@ -478,3 +478,53 @@ def print_comparison(run_dir: Path, branches: list[str], iterations: int = 1, co
         console.print(f"judge: {rows[0]['judge']}")
     for label, u in remote_totals(run_dir, *[run_dir / s for s in branches]).items():
         console.print(f"requests to {label}: {_remote_line(u)}")
+
+
+def inference_rows(run_dir: Path) -> tuple[str, list[dict]]:
+    """loop=inference_time: (baseline, one row per method) from runs/<name>/inference_time.json."""
+    from autoalign.config.evaluation import INFERENCE_TABLE
+    from autoalign.io import read_json
+
+    table = read_json(run_dir / INFERENCE_TABLE)
+    rows = []
+    for method, m in table["methods"].items():
+        strict, h2h = m["prompt_strict"], m.get("head_to_head") or {}
+        se = h2h.get("standard_error")
+        rows.append({
+            "method": method + (" (oracle)" if m["oracle"] else ""),
+            "strict": strict["model"],
+            "vs_baseline": f"{strict['difference']:+.1f} [{strict['ci_low']:+.1f}, {strict['ci_high']:+.1f}]",
+            "gained_lost": f"{strict['gained']}/{strict['lost']}",
+            "win_rate": None if h2h.get("win_rate") is None else
+            f"{h2h['win_rate']:.0f}%" + (f" ± {1.96 * se:.0f}" if se is not None else "") + f" (n={h2h['n']})",
+            "tokens": m["tokens_per_prompt"],
+            "seconds": m["seconds_per_prompt"],
+        })  # fmt: skip
+    return table["baseline"], rows
+
+
+INFERENCE_COLUMNS = [
+    ("method", "method"),
+    ("strict", "IFEval prompt strict %"),
+    ("vs_baseline", "vs baseline [95% CI]"),
+    ("gained_lost", "gained/lost"),
+    ("win_rate", "head to head (win rate, ±95%)"),
+    ("tokens", "tokens/prompt"),
+    ("seconds", "s/prompt"),
+]
+
+
+def print_inference_table(run_dir: Path, console: Console | None = None) -> None:
+    console = console or Console()
+    baseline, rows = inference_rows(run_dir)
+    table = Table(title=f"inference-time methods: {run_dir} (baseline: {baseline})")
+    for _, title in INFERENCE_COLUMNS:
+        table.add_column(title)
+    for row in rows:
+        table.add_row(*[_fmt(row.get(key), 1) for key, _ in INFERENCE_COLUMNS])
+    console.print(table)
+    console.print(
+        "win rate: the method's share of the judged comparisons against the baseline (ties half; 50% = even), "
+        "by the recipe's judge; "
+        "oracle: the method reads the IFEval checks it is scored by"
+    )

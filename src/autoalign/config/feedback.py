@@ -161,6 +161,9 @@ class DebateConfig(Section):
     sampling: SamplingConfig = SamplingConfig(temperature=0.7, max_new_tokens=128)
     """The debaters' sampling."""
     judge_sampling: SamplingConfig = SamplingConfig(temperature=0.0, max_new_tokens=128)
+    single_pass: bool = False
+    """The judge's reply is started with `Winner:` and its verdict read from the next token's
+    probabilities in each order (as judge.single_pass): every verdict parses."""
 
 
 class GoldConfig(Section):

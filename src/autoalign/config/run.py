@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from autoalign.config.base import Section, redact_url, registered
 from autoalign.config.data import DataConfig
-from autoalign.config.evaluation import EvalConfig
+from autoalign.config.evaluation import EvalConfig, InferenceTimeConfig
 from autoalign.config.feedback import (
     DebateConfig,
     SelfRefineConfig,
@@ -44,7 +44,8 @@ class RunConfig(Section):
     letter or digit (so it can never point outside runs_dir)."""
     loop: str = "self_reward"
     """Where the preference signal comes from; "mixed" combines the sources listed in `mix`; "rl"
-    trains by online RL on the model's own rewarded samples instead of preference pairs (rl.*)."""
+    trains by online RL on the model's own rewarded samples instead of preference pairs (rl.*);
+    "inference_time" trains nothing and compares inference-time methods (inference_time.*)."""
     mix: dict[str, float] = {}
     """loop=mixed: source -> weight of its pairs in the DPO loss, e.g. {teacher_demo: 1, self_reward: 0.5}."""
     branches: list[str] = []
@@ -80,11 +81,12 @@ class RunConfig(Section):
     dpo: DPOConfig = DPOConfig()
     rl: RLConfig = RLConfig()
     eval: EvalConfig = EvalConfig()
+    inference_time: InferenceTimeConfig = InferenceTimeConfig()
 
     @field_validator("loop")
     @classmethod
     def _known_loop(cls, value: str) -> str:
-        return value if value in ("mixed", "rl") else _known_source(value)
+        return value if value in ("mixed", "rl", "inference_time") else _known_source(value)
 
     @field_validator("mix", "branches")
     @classmethod
@@ -122,7 +124,7 @@ class RunConfig(Section):
         """Feedback source -> pair weight, for this run (or its first branch)."""
         if self.loop == "mixed":
             return dict(self.mix)
-        return {} if self.loop == "rl" else {self.loop: 1.0}
+        return {} if self.loop in ("rl", "inference_time") else {self.loop: 1.0}
 
     @model_validator(mode="after")
     def _consistent(self) -> RunConfig:

@@ -110,3 +110,20 @@ class Generator(Protocol):
     def close(self) -> None:
         """Free what the backend holds (connections, a server process); the pool calls it."""
         ...
+
+
+class MeteredGenerator:
+    """Another generator, counting the tokens generated through it: what one method costs when
+    several share a model (the pool owns and closes the inner generator)."""
+
+    def __init__(self, inner: Generator):
+        self.inner, self.label, self.usage = inner, inner.label, inner.usage
+        self.tokens = 0
+
+    def generate(self, requests: list[list[Message]], params: SamplingParams) -> list[list[Candidate]]:
+        out = self.inner.generate(requests, params)
+        self.tokens += sum(c.num_tokens for group in out for c in group)
+        return out
+
+    def close(self) -> None:
+        pass

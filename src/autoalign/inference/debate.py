@@ -7,7 +7,9 @@ judges reading the answers alone. Here each round both debaters (the model, or t
 teacher) see the question, both answers and the transcript so far, and each argues for its own;
 after r rounds the judge reads it all and ends with `Winner: A|B`. As with the pairwise judge
 (judges/pairwise.py) the verdict is asked in both orders, the answers and the debaters' labels
-swapped, and only verdicts that agree decide; the verdict becomes a preference pair.
+swapped, and only verdicts that agree decide; the verdict becomes a preference pair. With
+single_pass the judge's reply is started with `Winner:` and read from the next token's
+probabilities (judges/pairwise.py), so every verdict parses.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from autoalign.generation.base import Generator, SamplingParams
-from autoalign.judges.pairwise import PairwiseItem, combine
+from autoalign.judges.pairwise import VERDICT_LEAD_IN, PairwiseItem, combine, single_pass_preference
+from autoalign.judges.verdict_probs import single_pass_sampling
 from autoalign.prompts import neutralize_tags, render
 from autoalign.types import Candidate, Preference, user_message
 
@@ -71,6 +74,7 @@ def debate(
     rounds: int,
     params: SamplingParams,
     judge_params: SamplingParams,
+    single_pass: bool = False,
 ) -> list[Debate]:
     """r rounds of arguments (debaters[0] defends each item's first answer, debaters[1] its
     second; each debater is shown its answer as A), then the judge's verdict in both orders."""
@@ -94,8 +98,6 @@ def debate(
             for k, [argument] in enumerate(generator.generate(prompts, one)):
                 turns[k].append(Turn(r, side, argument.text))
                 tokens[k] += argument.num_tokens
-    out = []
-    verdict_params = replace(judge_params, n=1)
     asked = [
         user_message(
             render(JUDGE_TEMPLATE, transcript=render_transcript(t, "B" if swapped else "A"), **_shown(i, swapped))
@@ -103,18 +105,31 @@ def debate(
         for i, t in zip(items, turns)
         for swapped in (False, True)
     ]
-    verdicts = [c for [c] in judge.generate(asked, verdict_params)]
+    decided = _decide(judge, asked, items, judge_params, single_pass)
+    return [Debate(t, preference, n + used) for t, n, (preference, used) in zip(turns, tokens, decided)]
+
+
+def _decide(
+    judge: Generator, asked: list, items: list[PairwiseItem], judge_params: SamplingParams, single_pass: bool
+) -> list[tuple[Preference, int]]:
+    """(preference, verdict tokens) per item from its two judge prompts (straight, swapped)."""
+    seed = judge_params.seed
+    params = single_pass_sampling(VERDICT_LEAD_IN, seed) if single_pass else replace(judge_params, n=1)
+    verdicts: list[Candidate] = [c for [c] in judge.generate(asked, params)]
+    out = []
     for k, item in enumerate(items):
         straight, swapped = verdicts[2 * k], verdicts[2 * k + 1]
         # A verdict line copied from an answer is not trusted; the debaters may say who should win.
-        preference = combine(straight, swapped, [item.first, item.second])
-        tokens[k] += straight.num_tokens + swapped.num_tokens
-        out.append(Debate(turns[k], preference, tokens[k]))
+        if single_pass:
+            preference = single_pass_preference(straight, swapped)
+        else:
+            preference = combine(straight, swapped, [item.first, item.second])
+        out.append((preference, straight.num_tokens + swapped.num_tokens))
     return out
 
 
 def judged_without_debate(
-    judge: Generator, items: list[PairwiseItem], judge_params: SamplingParams
+    judge: Generator, items: list[PairwiseItem], judge_params: SamplingParams, single_pass: bool = False
 ) -> list[Preference]:
     """The same judge prompt with no debate (the transcript says so): the baseline debate is
     measured against, differing only in the arguments shown."""
@@ -123,5 +138,4 @@ def judged_without_debate(
         for i in items
         for swapped in (False, True)
     ]
-    verdicts: list[Candidate] = [c for [c] in judge.generate(asked, replace(judge_params, n=1))]
-    return [combine(verdicts[2 * k], verdicts[2 * k + 1], [i.first, i.second]) for k, i in enumerate(items)]
+    return [preference for preference, _ in _decide(judge, asked, items, judge_params, single_pass)]

@@ -201,11 +201,13 @@ class RubricJudgeFactory:
         return content_key(template_digest("judge_rubric"), list(self.demonstrations))
 
     def __call__(self, ref, cfg: JudgeConfig, seed: int) -> RubricJudge:
-        params = sampling_params(cfg.sampling, n=1, seed=seed)
-        generator = self.pool.generator(ref, cfg.sampling.batch_size)
+        return self.judge_on(self.pool.generator(ref, cfg.sampling.batch_size), cfg, seed)
+
+    def judge_on(self, generator, cfg: JudgeConfig, seed: int) -> RubricJudge:
+        """The same judge asking a given generator (e.g. one that counts the tokens it costs)."""
         return RubricJudge(
             generator,
-            params,
+            sampling_params(cfg.sampling, n=1, seed=seed),
             cfg.samples,
             cfg.max_response_chars,
             list(self.demonstrations),

@@ -13,6 +13,7 @@
         M_{t+1} = DPO(M_t, pairs), reference M_t
         eval    = M_{t+1} vs M_t on held-out prompts, with a fixed judge
 
+`loop: inference_time` trains nothing: it compares inference-time methods (inference_time.py).
 `loop: rl` trains by online RL (GRPO / RLOO) on rewarded samples instead of pairs (rl.py).
 
 A recipe with `branches` trains one M2 per source from the same M1 and prompts (compare.py).
@@ -25,7 +26,7 @@ import yaml
 
 from autoalign.config import RunConfig
 from autoalign.io import atomic_write_text
-from autoalign.loops import compare, rl, rounds
+from autoalign.loops import compare, inference_time, rl, rounds
 from autoalign.loops.context import build_context
 from autoalign.judges.base import JudgeFactory
 
@@ -39,6 +40,8 @@ def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry
     try:
         if cfg.branches or cfg.optimizers:
             return compare.run(ctx, m0)
+        if cfg.loop == "inference_time":
+            return inference_time.run(ctx, m0)
         if cfg.loop == "rl":
             return rl.iterate(ctx, rounds.initial_model(ctx, m0))
         return rounds.iterate(ctx, rounds.initial_model(ctx, m0))

@@ -8,10 +8,19 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from autoalign.config.evaluation import INFERENCE_TABLE
 from autoalign.io import atomic_write_text, read_json
 from autoalign.report.collect import collect_line, discover_lines
 from autoalign.report.plots import FIGURES
-from autoalign.summary import COMPARISON_COLUMNS, _fmt, _pct, comparison_rows, verdict
+from autoalign.summary import (
+    COMPARISON_COLUMNS,
+    INFERENCE_COLUMNS,
+    _fmt,
+    _pct,
+    comparison_rows,
+    inference_rows,
+    verdict,
+)
 
 
 def render_report(run_dir: Path) -> str:
@@ -31,8 +40,16 @@ def render_report(run_dir: Path) -> str:
     if branches:
         rows = comparison_rows(run_dir, branches)
         comparison = {
+            "heading": "Paradigm comparison",
             "columns": COMPARISON_COLUMNS,
             "rows": [[_fmt(r.get(k), 2) for k, _ in COMPARISON_COLUMNS] for r in rows],
+        }
+    elif (run_dir / INFERENCE_TABLE).exists():
+        baseline, rows = inference_rows(run_dir)
+        comparison = {
+            "heading": f"Inference-time methods (against {baseline})",
+            "columns": INFERENCE_COLUMNS,
+            "rows": [[_fmt(r.get(k), 1) for k, _ in INFERENCE_COLUMNS] for r in rows],
         }
     result = read_json(run_dir / "result.json") if (run_dir / "result.json").exists() else {}
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else "(no config.yaml)"

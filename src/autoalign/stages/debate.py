@@ -46,7 +46,9 @@ def debate_answers(
         batch = cfg.sampling.batch_size
         generators = tuple(at.pool.generator(d, batch) for d in debaters)
         items = [PairwiseItem(by_id[i].messages, pairs[i][0].text, pairs[i][1].text) for i in ids]
-        held = debate(generators, at.pool.generator(judge, batch), items, cfg.rounds, params, judge_params)
+        held = debate(
+            generators, at.pool.generator(judge, batch), items, cfg.rounds, params, judge_params, cfg.single_pass
+        )
         return [{"id": i, "first": it.first, "second": it.second, **d.to_dict()} for i, it, d in zip(ids, items, held)]
 
     def summarize(rows: list[dict], seconds: float) -> dict:
