@@ -123,3 +123,21 @@ def test_config_names_unknown_methods_and_a_missing_baseline(tiny_model_dir, tmp
     with pytest.raises(ConfigError, match="debate choose among samples: inference_time.n must be >= 2"):
         tiny_config(tiny_model_dir, tmp_path, "loop=inference_time", "inference_time.n=1",
                     "inference_time.methods=[plain,debate]")  # fmt: skip
+    with pytest.raises(ConfigError, match="base_methods compare M0 with its SFT"):
+        tiny_config(tiny_model_dir, tmp_path, "loop=inference_time", "inference_time.base_methods=[urial]")
+
+
+def test_base_methods_answer_with_the_model_before_sft(tiny_model_dir, tmp_path):
+    sft = ["sft.enabled=true", "sft.use_eft=false", "sft.batch_size=4", "sft.grad_accum=1", "sft.max_length=256"]
+    base = ["inference_time.methods=[plain]", "inference_time.base_methods=[plain,urial]", "inference_time.n=1"]
+    cfg = tiny_config(tiny_model_dir, tmp_path, *SMALL, *sft, *base)  # later overrides win
+    result = iterate.run(cfg, log=lambda m: None)
+    assert list(result["methods"]) == ["plain", "base:plain", "base:urial"]
+    run = tmp_path / "tiny/iter_1"
+    assert read_json(run / "inference_samples/metrics.json")["model"] == "M1"
+    assert read_json(run / "inference_samples_base/metrics.json")["model"] == "M0"
+    base_samples = read_jsonl(run / "inference_samples_base/data.jsonl")
+    base_plain = read_jsonl(run / "inference_base_plain/data.jsonl")
+    assert [r["answer"]["text"] for r in base_plain] == [r["candidates"][0]["text"] for r in base_samples]
+    assert read_json(run / "inference_base_urial/metrics.json")["model"] == "M0"
+    assert all(row["head_to_head"]["prompts"] == 2 for k, row in result["methods"].items() if k != "plain")

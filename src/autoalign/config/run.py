@@ -157,6 +157,8 @@ class RunConfig(Section):
             needs_teacher.append("debate.second_debater=teacher")
         if needs_teacher and self.teacher is None:
             raise ValueError(f"{', '.join(needs_teacher)} needs a teacher: set teacher.name or teacher.endpoint")
+        if self.loop == "inference_time" and self.inference_time.base_methods and not self.sft.enabled:
+            raise ValueError("inference_time.base_methods compare M0 with its SFT (M1): set sft.enabled=true")
         if self.eval.judge == "teacher" and self.teacher is None:
             raise ValueError("eval.judge=teacher needs a teacher")
         needs_samples = sorted(s for s in used if self.sample.n < FEEDBACK[s].min_samples)

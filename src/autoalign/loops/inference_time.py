@@ -341,9 +341,7 @@ def run(ctx: RunContext, m0: ModelRef) -> dict:
     prompts = [item.to_prompt() for item in items]
     by_id = {p.id: item for p, item in zip(prompts, items)}
     targets = [("", m1, cfg.methods)]
-    if cfg.base_methods:
-        if not ctx.cfg.sft.enabled:
-            raise ValueError("inference_time.base_methods compares M0 with its SFT (M1): turn sft.enabled on")
+    if cfg.base_methods:  # the config made sure M1 is M0 after SFT
         targets.append(("base:", ModelRef("M0", m0.path, m0.key), cfg.base_methods))
     answered, scores = {}, {}
     for prefix, model, methods in targets:
