@@ -29,3 +29,25 @@ def test_self_consistency_loop_prefers_the_majority(tiny_model_dir, tmp_path, mo
     assert [(p["prompt_id"], p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in pairs] == expected
     assert len(expected) > 0 and read_json(run / "pairs_self_consistency/metrics.json")["mean_confidence"] > 0
     assert (run / "dpo/model/config.json").exists()
+
+
+def test_new_sources_mix_with_weights(tiny_model_dir, tmp_path, monkeypatch):
+    """loop=mixed with self_consistency and constitutional: one DPO set holding each source's own
+    pairs, every pair carrying its source's weight."""
+    monkeypatch.setitem(registry.BACKENDS, "toy_echo", "toy_backend:make")
+    overrides = ["iterations=1", "loop=mixed", "mix={self_consistency: 1.0, constitutional: 0.5}"]
+    overrides += ["model.backend=toy_echo", "sample.n=6", "consistency.threshold=0.8"]
+    overrides += ["consistency.min_confidence=0.3", "eval.enabled=false"]
+    cfg = tiny_config(tiny_model_dir, tmp_path, *overrides)
+    iterate.run(cfg, log=lambda m: None, make_judge=make_verifier)
+    run = tmp_path / "tiny/iter_1"
+    own = {s: read_jsonl(run / f"pairs_{s}/data.jsonl") for s in ("self_consistency", "constitutional")}
+    assert own["self_consistency"] and own["constitutional"]
+    mixed = read_jsonl(run / "pairs/data.jsonl")
+    assert len(mixed) == sum(len(p) for p in own.values())
+    for source, weight in (("self_consistency", 1.0), ("constitutional", 0.5)):
+        mine = [p for p in mixed if p["source"] == source]
+        assert [p["chosen"] for p in mine] == [p["chosen"] for p in own[source]]
+        assert all(p["weight"] == weight * q["weight"] for p, q in zip(mine, own[source]))
+    assert read_json(run / "pairs/metrics.json")["by_source"] == {s: len(p) for s, p in own.items()}
+    assert (run / "dpo/model/config.json").exists()
