@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).parents[1] / "src/autoalign"
 
 # Lowest first. A module may import its own layer and any layer below it.
 LAYERS = [
-    {"types", "io", "registry", "config", "store", "prompts", "chat", "verdicts"},
+    {"types", "io", "registry", "config", "store", "runlock", "prompts", "chat", "verdicts"},
     {"models", "data"},
     {"generation", "train", "verifiers", "engines"},
     {"runtime", "judges", "synth", "pairs", "review", "inference"},

@@ -11,6 +11,7 @@ from autoalign.generation.openai import EndpointConfigError
 from autoalign.io import DataError
 from autoalign.models import ModelNotFound
 from autoalign.pairs import NoPairsError
+from autoalign.runlock import RunLockedError
 from autoalign.store import StageFailedError
 
 console = Console(stderr=True)
@@ -23,6 +24,7 @@ USER_ERRORS = (
     StageFailedError,
     NoPairsError,
     EngineError,
+    RunLockedError,
 )
 
 

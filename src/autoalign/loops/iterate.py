@@ -28,6 +28,7 @@ from autoalign.config import RunConfig
 from autoalign.io import atomic_write_text
 from autoalign.loops import compare, inference_time, rl, rounds
 from autoalign.loops.context import build_context
+from autoalign.runlock import RunLock
 from autoalign.judges.base import JudgeFactory
 
 
@@ -36,14 +37,15 @@ def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry
     re-asks items that failed in finished stages. Data, models and endpoints are checked first;
     only then is the resolved config written to runs/<name>/config.yaml (the report shows it)."""
     ctx, m0 = build_context(cfg, log, make_judge, retry_failed)
-    atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
     try:
-        if cfg.branches or cfg.optimizers:
-            return compare.run(ctx, m0)
-        if cfg.loop == "inference_time":
-            return inference_time.run(ctx, m0)
-        if cfg.loop == "rl":
-            return rl.iterate(ctx, rounds.initial_model(ctx, m0))
-        return rounds.iterate(ctx, rounds.initial_model(ctx, m0))
+        with RunLock(cfg.run_dir, log):  # one writer per run directory (runlock.py)
+            atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
+            if cfg.branches or cfg.optimizers:
+                return compare.run(ctx, m0)
+            if cfg.loop == "inference_time":
+                return inference_time.run(ctx, m0)
+            if cfg.loop == "rl":
+                return rl.iterate(ctx, rounds.initial_model(ctx, m0))
+            return rounds.iterate(ctx, rounds.initial_model(ctx, m0))
     finally:
         ctx.pool.close()  # engine servers stop with the run, however it ends

@@ -27,6 +27,7 @@ from autoalign.io import atomic_write_text
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.loops import verified
 from autoalign.loops.context import RunContext, build_context
+from autoalign.runlock import RunLock
 from autoalign.runtime.pool import ModelRef
 from autoalign.stages.common import StageContext, first_error, once, run_items
 from autoalign.stages.critic import LabelledPair, ranked_slice
@@ -208,8 +209,9 @@ def run(cfg: RunConfig, log=print) -> dict:
     """Checks the recipe and its data, writes runs/<name>/config.yaml, then the stages above."""
     verified.check_config(cfg)
     ctx, m0 = build_context(cfg, log)
-    atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
     try:
-        return run_w2s(ctx, m0)
+        with RunLock(cfg.run_dir, log):
+            atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
+            return run_w2s(ctx, m0)
     finally:
         ctx.pool.close()
