@@ -81,8 +81,9 @@ def test_two_locks_in_one_process_conflict_and_release_frees(tmp_path):
 
 
 def test_a_run_on_a_directory_another_run_owns_stops_before_writing(tiny_model_dir, tmp_path):
-    from autoalign.loops import iterate
     from test_loop_tiny import tiny_config
+
+    from autoalign.loops import iterate
 
     cfg = tiny_config(tiny_model_dir, tmp_path / "runs", "iterations=1")
     owner = hold_in_subprocess(cfg.run_dir)

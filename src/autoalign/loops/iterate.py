@@ -26,10 +26,10 @@ import yaml
 
 from autoalign.config import RunConfig
 from autoalign.io import atomic_write_text
+from autoalign.judges.base import JudgeFactory
 from autoalign.loops import compare, inference_time, rl, rounds
 from autoalign.loops.context import build_context
 from autoalign.runlock import RunLock
-from autoalign.judges.base import JudgeFactory
 
 
 def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry_failed: bool = False) -> dict:
