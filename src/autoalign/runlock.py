@@ -98,7 +98,7 @@ class RunLock:
         os.close(self._fd)
         self._fd = None
 
-    def __enter__(self) -> "RunLock":  # noqa: PYI034
+    def __enter__(self) -> RunLock:  # noqa: PYI034
         self.acquire()
         return self
 
