@@ -13,6 +13,7 @@ from autoalign.models import ModelNotFound
 from autoalign.pairs import NoPairsError
 from autoalign.runlock import RunLockedError
 from autoalign.store import StageFailedError
+from autoalign.train import NonFiniteLossError
 
 console = Console(stderr=True)
 USER_ERRORS = (
@@ -25,6 +26,7 @@ USER_ERRORS = (
     NoPairsError,
     EngineError,
     RunLockedError,
+    NonFiniteLossError,
 )
 
 

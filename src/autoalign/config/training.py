@@ -57,8 +57,13 @@ class TrainConfig(Section):
     """Batch examples of similar length together (within a shuffled window of 16 batches; the
     batches themselves are then shuffled), so a batch is padded less: on pairs from the
     verifiable loop, 44% of a random batch's positions were padding, 20% of a grouped one's."""
+    nonfinite: Literal["stop", "skip"] = "stop"
+    """A step whose loss or gradient norm is NaN or infinite never updates the weights. stop: training
+    ends there with an error naming the step and its examples (the state before it is checkpointed);
+    skip: the batch is dropped, counted in the metrics (`skipped_batches`). Not in stage keys, so
+    switching a stopped stage to skip resumes it from that step."""
     NOT_IN_KEY: ClassVar[frozenset[str]] = frozenset(
-        {"checkpoint_minutes", "activation_checkpointing", "release_freed_memory"}
+        {"checkpoint_minutes", "activation_checkpointing", "release_freed_memory", "nonfinite"}
     )
 
     @field_validator("autocast", mode="before")

@@ -50,6 +50,7 @@ def train_dpo_stage(at: StageContext, model: ModelRef, pairs: list[Pair], cfg: D
             "final_loss": final["loss"],
             "final_accuracy": final.get("rewards/accuracy"),  # Chain of Hindsight is SFT: no rewards
             "final_margin": final.get("rewards/margins"),
+            "skipped_batches": final.get("skipped_batches", 0),
             "seconds": elapsed,
             "pairs_per_second": len(pairs) * cfg.epochs / elapsed,
         }
@@ -74,7 +75,13 @@ def train_sft_stage(at: StageContext, model: ModelRef, conversations: list[list[
         trained, history, stats = jobs.run(job, loaded)
         save_checkpoint(trained, loaded, out.path)
         seconds = time.perf_counter() - started
-        return history, {**stats, "steps": len(history), "final_loss": history[-1]["loss"], "seconds": seconds}
+        final = history[-1]
+        metrics = {
+            "steps": len(history),
+            "final_loss": final["loss"],
+            "skipped_batches": final.get("skipped_batches", 0),
+        }
+        return history, {**stats, **metrics, "seconds": seconds}
 
     stage.ensure(train)
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -23,7 +23,7 @@ from transformers import get_scheduler
 
 from autoalign.config import TrainConfig
 from autoalign.models.hardware import fast_bf16
-from autoalign.train import distributed, lora
+from autoalign.train import NonFiniteLossError, distributed, lora
 from autoalign.train.data import AnswerLogprobs
 from autoalign.train.memory import release_freed_memory
 from autoalign.train.resume import TrainCheckpointer
@@ -138,9 +138,16 @@ def optimise(
     checkpointer: TrainCheckpointer | None = None,
     lengths: list[int] | None = None,
     forward_module: Callable[[torch.nn.Module], torch.nn.Module] = AnswerLogprobs,
+    example_ids: Sequence[str] | None = None,
 ) -> list[dict[str, float]]:
     """lengths: each example's padded width in tokens, for length-grouped batches. forward_module:
-    the model's forward as step_fn sees it (answer log-probabilities; a reward model's scores)."""
+    the model's forward as step_fn sees it (answer log-probabilities; a reward model's scores).
+    example_ids: how an error names each example (default: its position).
+
+    A step whose loss, metrics or gradient norm is not finite never reaches the weights: with
+    cfg.nonfinite == "stop" training ends with NonFiniteLossError (the state from before the step is
+    checkpointed first, so a rerun with nonfinite=skip resumes there); with "skip" the batch is
+    dropped and counted in `skipped_batches` (each row: the batches skipped so far; the last: all)."""
     batches = micro_batches(num_examples, cfg, seed, lengths)
     num_steps = math.ceil(len(batches) / cfg.grad_accum)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -154,9 +161,12 @@ def optimise(
     world, device = distributed.current(), next(model.parameters()).device
     forward = distributed.data_parallel(forward_module(model), world)
     done, history = checkpointer.load(model, optimizer, scheduler) if checkpointer else (0, [])
+    skipped = int(history[-1].get("skipped_batches", 0)) if history else 0
+    saved = done
     model.train()
     bar = tqdm(total=num_steps, initial=done, desc=desc, unit="step", disable=not world.is_main)
     for step in range(done, num_steps):
+        rng_at_start = torch.get_rng_state()
         group = batches[step * cfg.grad_accum : (step + 1) * cfg.grad_accum]
         count = sum(len(g) for g in group)
         names, sums = [], None
@@ -179,12 +189,30 @@ def optimise(
         if world.parallel:  # on the model's device: NCCL reduces GPU tensors only
             sums = distributed.sum_across(torch.tensor(sums, dtype=torch.float64, device=device), world).tolist()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
+        if not all(math.isfinite(v) for v in [grad_norm, *sums]):
+            optimizer.zero_grad(set_to_none=True)
+            ids = [example_ids[i] if example_ids else f"#{i}" for indices in group for i in indices]
+            if cfg.nonfinite == "skip":
+                skipped += 1
+                bar.update()
+                continue
+            if checkpointer and world.is_main and step > saved:
+                torch.set_rng_state(rng_at_start)  # the state an uninterrupted run had at this step
+                checkpointer.save(model, optimizer, scheduler, step, history)
+            loss_now = sums[names.index("loss")] / count if "loss" in names else float("nan")
+            raise NonFiniteLossError(
+                f"{desc} step {step + 1} of {num_steps}: loss {loss_now:.4g}, gradient norm {grad_norm:.4g} "
+                f"(not finite) on examples {', '.join(ids)}. The weights from before this step are kept"
+                f"{' (checkpointed: a rerun resumes there)' if checkpointer and step > 0 else ''}; lower the "
+                "learning rate, or set nonfinite: skip in this training section (e.g. dpo.nonfinite=skip) "
+                "to drop such batches"
+            )
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         means = {k: v / count for k, v in zip(names, sums)}
-        row = {"step": step + 1, **means, "grad_norm": grad_norm, "lr": lr}
+        row = {"step": step + 1, **means, "grad_norm": grad_norm, "lr": lr, "skipped_batches": skipped}
         history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}")
         bar.update()
@@ -192,4 +220,9 @@ def optimise(
             checkpointer.save(model, optimizer, scheduler, step + 1, history)
     bar.close()
     model.eval()
+    if not history:
+        raise NonFiniteLossError(
+            f"{desc}: the loss or gradient norm of all {num_steps} steps was not finite: nothing trained"
+        )
+    history[-1]["skipped_batches"] = skipped  # batches skipped after the last step that trained count too
     return history

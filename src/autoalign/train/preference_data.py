@@ -27,6 +27,8 @@ class Group:
     desirable: bool | None = None
     """unpaired: whether sequences[0] is a desirable answer (sequences[1] is its KL partner)."""
     weight: float = 1.0
+    example_id: str = ""
+    """What an error names this group by (the pair's prompt id)."""
 
     @property
     def width(self) -> int:
@@ -57,6 +59,7 @@ def pair_groups(tokenizer: PreTrainedTokenizerBase, pairs: list[Pair], max_lengt
                 encode_chat(tokenizer, p.prompt, p.rejected, max_length),
             ),
             weight=p.weight,
+            example_id=p.prompt_id,
         )
         for p in pairs
     ]
@@ -68,7 +71,7 @@ def ranking_groups(tokenizer: PreTrainedTokenizerBase, pairs: list[Pair], max_le
     for p in pairs:
         answers, scores = p.ranking
         encoded = tuple(encode_chat(tokenizer, p.prompt, a, max_length) for a in answers)
-        groups.append(Group(encoded, rewards=tuple(scores), weight=p.weight))
+        groups.append(Group(encoded, rewards=tuple(scores), weight=p.weight, example_id=p.prompt_id))
     return groups
 
 
@@ -113,6 +116,7 @@ def unpaired_groups(
             ),
             desirable=e.desirable,
             weight=e.weight,
+            example_id=f"{e.prompt_id} ({'desirable' if e.desirable else 'undesirable'})",
         )
         for e, j in zip(examples, partners)
     ]
