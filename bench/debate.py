@@ -90,13 +90,6 @@ def main() -> None:
     right_without = [p.winner == t for p, t in zip(plain, truth)]
     right_with = [d.preference.winner == t for d, t in zip(debated, truth)]
     d = paired_difference(right_without, right_with)
-    # Position-averaged: the mean over both orders of P(first wins) decides, so a judge that says
-    # "A" whatever it is shown still has a verdict (Wang et al. 2023, "Large Language Models are not
-    # Fair Evaluators": balanced position calibration). Chance is 50%.
-    averaged = lambda pref, t: pref.p_first is not None and (pref.p_first > 0.5) == (t == "first")
-    a = paired_difference(
-        [averaged(p, t) for p, t in zip(plain, truth)], [averaged(x.preference, t) for x, t in zip(debated, truth)]
-    )
     decided = lambda prefs: sum(p.winner in ("first", "second") for p in prefs) / len(prefs)
     print(
         f"DEBATE pairs={len(items)} rounds={args.rounds} single_pass={int(args.single_pass)} without={d['baseline']:.1f} with={d['model']:.1f} "
@@ -108,6 +101,13 @@ def main() -> None:
         flush=True,
     )
     if args.single_pass:
+        # Position-averaged: the mean over both orders of P(first wins) decides, so a judge that says
+        # "A" whatever it is shown still has a verdict (Wang et al. 2023, "Large Language Models are not
+        # Fair Evaluators": balanced position calibration). Chance is 50%.
+        averaged = lambda pref, t: pref.p_first is not None and (pref.p_first > 0.5) == (t == "first")
+        a = paired_difference(
+            [averaged(p, t) for p, t in zip(plain, truth)], [averaged(x.preference, t) for x, t in zip(debated, truth)]
+        )
         print(
             f"DEBATE_AVERAGED pairs={len(items)} without={a['baseline']:.1f} with={a['model']:.1f} "
             f"difference={a['difference']:+.1f} ci_low={a['ci_low']:+.1f} ci_high={a['ci_high']:+.1f} "

@@ -3,10 +3,13 @@ judge factory and the teacher."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from operator import attrgetter
 from pathlib import Path
+
+import yaml
 
 from autoalign.config import RunConfig
 from autoalign.config import ConfigError
@@ -17,7 +20,9 @@ from autoalign.data.ranked import load_ranked
 from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.models.loading import context_length, load_tokenizer
 from autoalign.generation.openai import check_endpoint
+from autoalign.io import atomic_write_text
 from autoalign.registry import FEEDBACK, VERIFIERS, load_attr
+from autoalign.runlock import RunLock
 from autoalign.judges.base import JudgeFactory
 from autoalign.runtime.pool import AnyModelRef, EndpointRef, ModelPool, ModelRef
 from autoalign.models import resolve_model
@@ -190,3 +195,13 @@ def build_context(
         teacher=teacher,
     )
     return ctx, m0
+
+
+@contextmanager
+def writing_run_dir(cfg: RunConfig, log: Callable[[str], None]) -> Iterator[None]:
+    """Held while a run writes its directory: the one-writer lock (runlock.py), then the resolved
+    config as runs/<name>/config.yaml (the report shows it). Enter only after build_context has
+    checked data, models and endpoints."""
+    with RunLock(cfg.run_dir, log):
+        atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
+        yield

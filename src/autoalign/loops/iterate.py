@@ -22,14 +22,10 @@ Run it:  autoalign run recipes/quickstart.yaml   (verifiable instructions; self-
 
 from __future__ import annotations
 
-import yaml
-
 from autoalign.config import RunConfig
-from autoalign.io import atomic_write_text
 from autoalign.judges.base import JudgeFactory
 from autoalign.loops import compare, inference_time, rl, rounds
-from autoalign.loops.context import build_context
-from autoalign.runlock import RunLock
+from autoalign.loops.context import build_context, writing_run_dir
 
 
 def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry_failed: bool = False) -> dict:
@@ -38,8 +34,7 @@ def run(cfg: RunConfig, log=print, make_judge: JudgeFactory | None = None, retry
     only then is the resolved config written to runs/<name>/config.yaml (the report shows it)."""
     ctx, m0 = build_context(cfg, log, make_judge, retry_failed)
     try:
-        with RunLock(cfg.run_dir, log):  # one writer per run directory (runlock.py)
-            atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
+        with writing_run_dir(cfg, log):
             if cfg.branches or cfg.optimizers:
                 return compare.run(ctx, m0)
             if cfg.loop == "inference_time":

@@ -19,15 +19,11 @@ from __future__ import annotations
 
 import math
 
-import yaml
-
 from autoalign.config import ConfigError, RunConfig
 from autoalign.eval.w2s import bootstrap_pgr, credit
-from autoalign.io import atomic_write_text
 from autoalign.judges.pairwise import PairwiseItem, PairwiseJudgeFactory
 from autoalign.loops import verified
-from autoalign.loops.context import RunContext, build_context
-from autoalign.runlock import RunLock
+from autoalign.loops.context import RunContext, build_context, writing_run_dir
 from autoalign.runtime.pool import ModelRef
 from autoalign.stages.common import StageContext, first_error, once, run_items
 from autoalign.stages.critic import LabelledPair, ranked_slice
@@ -210,8 +206,7 @@ def run(cfg: RunConfig, log=print) -> dict:
     verified.check_config(cfg)
     ctx, m0 = build_context(cfg, log)
     try:
-        with RunLock(cfg.run_dir, log):
-            atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
+        with writing_run_dir(cfg, log):
             return run_w2s(ctx, m0)
     finally:
         ctx.pool.close()

@@ -159,7 +159,7 @@ def train_groups(
     reference_seconds = time.perf_counter() - started
     with activation_checkpointing(model, cfg.activation_checkpointing):
         widths = [g.width for g in groups]
-        ids = [g.example_id or f"#{i}" for i, g in enumerate(groups)]
+        ids = [g.example_id for g in groups]
         history = optimise(model, len(groups), step, cfg, seed, "DPO", checkpointer, widths, example_ids=ids)
     sequences = [e for g in groups for e in g.sequences]
     stats = {

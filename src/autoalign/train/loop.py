@@ -142,7 +142,7 @@ def optimise(
 ) -> list[dict[str, float]]:
     """lengths: each example's padded width in tokens, for length-grouped batches. forward_module:
     the model's forward as step_fn sees it (answer log-probabilities; a reward model's scores).
-    example_ids: how an error names each example (default: its position).
+    example_ids: how an error names each example (an empty id or none: its position).
 
     A step whose loss, metrics or gradient norm is not finite never reaches the weights: with
     cfg.nonfinite == "stop" training ends with NonFiniteLossError (the state from before the step is
@@ -191,7 +191,6 @@ def optimise(
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm).item()
         if not all(math.isfinite(v) for v in [grad_norm, *sums]):
             optimizer.zero_grad(set_to_none=True)
-            ids = [example_ids[i] if example_ids else f"#{i}" for indices in group for i in indices]
             if cfg.nonfinite == "skip":
                 skipped += 1
                 bar.update()
@@ -199,6 +198,7 @@ def optimise(
             if checkpointer and world.is_main and step > saved:
                 torch.set_rng_state(rng_at_start)  # the state an uninterrupted run had at this step
                 checkpointer.save(model, optimizer, scheduler, step, history)
+            ids = [(example_ids[i] if example_ids else "") or f"#{i}" for indices in group for i in indices]
             loss_now = sums[names.index("loss")] / count if "loss" in names else float("nan")
             raise NonFiniteLossError(
                 f"{desc} step {step + 1} of {num_steps}: loss {loss_now:.4g}, gradient norm {grad_norm:.4g} "
