@@ -8,7 +8,7 @@ from rich.console import Console
 from autoalign.config import ConfigError
 from autoalign.engines import EngineError
 from autoalign.generation.openai import EndpointConfigError
-from autoalign.io import DataError
+from autoalign.io import DataError, StorageError
 from autoalign.models import ModelNotFound
 from autoalign.pairs import NoPairsError
 from autoalign.runlock import RunLockedError
@@ -27,6 +27,7 @@ USER_ERRORS = (
     EngineError,
     RunLockedError,
     NonFiniteLossError,
+    StorageError,
 )
 
 

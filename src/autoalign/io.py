@@ -5,16 +5,80 @@ Errors name the file, the line and the field, so a user can fix the data without
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 
 class DataError(ValueError):
     """Bad input data; the message names the file, line and field."""
+
+
+class StorageError(OSError):
+    """A write the disk refused (full, read-only, over quota or a size limit); the message names
+    the path and the free space. Whatever was written before is still valid: every write is
+    atomic, so re-running the same command after freeing space resumes where it stopped."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EIO}
+# Libraries that write from native code (safetensors, torch's zip writer) raise their own error
+# types; these are the OS messages they carry for the same errnos.
+STORAGE_MESSAGES = (
+    "No space left on device",
+    "Read-only file system",
+    "Disk quota exceeded",
+    "File too large",
+    "StorageFull",
+    "ReadOnlyFilesystem",
+    "FileTooLarge",
+)
+
+
+def free_space(path: str | Path) -> str:
+    """Free space on the filesystem holding path (its nearest existing ancestor), for messages."""
+    probe = Path(path).absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return "free space unknown"
+    if free < 1024**2:
+        return f"{free} bytes free on {probe}"
+    return f"{free / 1024**2:.1f} MB free on {probe}" if free < 1024**3 else f"{free / 1024**3:.1f} GB free on {probe}"
+
+
+def is_storage_failure(err: BaseException) -> bool:
+    if isinstance(err, OSError) and err.errno in STORAGE_ERRNOS:
+        return True
+    return any(m in str(err) for m in STORAGE_MESSAGES)
+
+
+@contextmanager
+def storage_errors(path: str | Path) -> Iterator[None]:
+    """Turns a refused write under path into a StorageError that names it and the free space."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as e:
+        if not is_storage_failure(e):
+            raise
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:200]
+        raise StorageError(
+            e.errno if isinstance(e, OSError) else errno.EIO,
+            f"cannot write {path}: {reason} ({free_space(path)}). What was written before is intact; "
+            "free space and run the same command again to resume",
+        ) from e
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -79,24 +143,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     a half-written file, even if the process dies mid-write. The temporary file is created with
     the usual mode (0o666 less the umask), so the result has it too."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def private_sibling_dir(path: Path) -> Path:
     """A new, empty directory beside `path` to build it in before a rename; created with the
     usual mode (0o777 less the umask), unlike tempfile.mkdtemp's 0o700."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
-    tmp.mkdir()
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
+        tmp.mkdir()
     return tmp
 
 
@@ -119,13 +185,19 @@ def append_record(path: str | Path, record: dict[str, Any]) -> None:
     line or a torn tail that read_records cuts off."""
     data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    try:
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            start = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                _write_all(fd, data)
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)  # a refused append leaves no torn line behind
+                raise
+        finally:
+            os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

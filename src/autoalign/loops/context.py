@@ -103,6 +103,10 @@ def check_data_fits(cfg: RunConfig, m0_path: Path, located_seed, located_heldout
         )
     if cfg.create_prompts.from_file:
         checks.append(([(w, p.messages) for w, p in located_prompts(cfg.create_prompts.from_file)], *answer))
+    if cfg.loop == "inference_time":
+        from autoalign.loops import inference_time
+
+        inference_time.check_config(cfg)
     for run in [cfg, *(cfg.optimizer_config(name) for name in cfg.optimizers)]:
         if run.loop == "rl":
             from autoalign.loops import rl, verified
@@ -169,7 +173,6 @@ def build_context(
         listed = check_endpoint(teacher.endpoint)
         if listed and teacher.endpoint.model not in listed:
             log(f"warning: {teacher.label} is not among the models the server lists ({', '.join(listed[:5])})")
-    store = RunStore(cfg.run_dir, retry_failed)
     demonstrations = judge_demonstrations(
         eft, cfg.judge.fewshot_scores, cfg.judge.max_response_chars, source=str(cfg.data.eft)
     )
@@ -181,6 +184,7 @@ def build_context(
         from autoalign.judges.reward_model import RewardModelJudgeFactory
 
         feedback_judge = RewardModelJudgeFactory(cfg.judge.reward_model)
+    store = RunStore(cfg.run_dir, retry_failed)  # creates the run directory: everything is checked by now
     ctx = RunContext(
         cfg=cfg,
         store=store,

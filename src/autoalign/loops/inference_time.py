@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from autoalign.config import ConfigError, RunConfig
 from autoalign.config.evaluation import INFERENCE_TABLE, ORACLE_METHODS
 from autoalign.eval import suite
 from autoalign.eval.paired import ifeval_paired_metrics
@@ -44,7 +45,7 @@ from autoalign.inference.self_refine import (
     self_refine,
 )
 from autoalign.inference.urial import InContextGenerator, load_in_context
-from autoalign.io import write_json
+from autoalign.io import DataError, write_json
 from autoalign.judges.base import JudgeItem
 from autoalign.judges.pairwise import PairwiseItem
 from autoalign.judges.verifier import IFEvalVerifier
@@ -331,6 +332,22 @@ def scored(at: StageContext, label: str, items: list[IFEvalPrompt], rows: list[d
 
     stage = at.stage(f"ifeval_inference_{label}", {"scorer": SCORER_VERSION}, inputs, kind="ifeval_inference")
     return stage.ensure(score).rows()
+
+
+def check_config(cfg: RunConfig) -> None:
+    """The files the chosen methods read are read now, before the run directory exists: the
+    IFEval prompts, the in-context alignment file (urial), the constitution (constitutional)."""
+    load_ifeval(cfg.eval.ifeval_file)
+    methods = {*cfg.inference_time.methods, *cfg.inference_time.base_methods}
+    readers = {
+        "urial": ("inference_time.urial", load_in_context, cfg.inference_time.urial),
+        "constitutional": ("constitution.file", load_constitution, cfg.constitution.file),
+    }
+    for setting, load, spec in (reader for method, reader in readers.items() if method in methods):
+        try:
+            load(spec)
+        except DataError as e:
+            raise ConfigError(f"{setting}: {e}") from None
 
 
 def run(ctx: RunContext, m0: ModelRef) -> dict:

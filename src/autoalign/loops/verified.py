@@ -37,9 +37,9 @@ from autoalign.stages.verifiable import (
     sampled_pairs,
     verifiable_prompts,
 )
-from autoalign.synth.constraints import SAMPLERS
 from autoalign.store import recorded_stages
 from autoalign.synth.attacker import WeaknessMap
+from autoalign.synth.constraints import SAMPLERS
 from autoalign.synth.verifiable import Task, bundled_tasks
 from autoalign.types import Pair, Prompt
 from autoalign.verifiers.ifeval import load_ifeval
@@ -51,6 +51,8 @@ def check_config(cfg: RunConfig) -> None:
         raise ConfigError(
             f"verifiable.held_out: unknown constraint type(s) {unknown} (known: the IFEval instruction ids)"
         )
+    if cfg.verifiable.task_file:  # read now, before the run directory exists
+        load_prompts(cfg.verifiable.task_file)
 
 
 def base_tasks(ctx: RunContext) -> list[Task]:

@@ -24,7 +24,7 @@ from autoalign.generation.base import Generator
 from autoalign.generation.cached import CachedGenerator
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator
-from autoalign.io import private_sibling_dir
+from autoalign.io import private_sibling_dir, storage_errors
 from autoalign.models.bundled import cache_root
 from autoalign.models.loading import LoadedModel, load_model
 from autoalign.registry import BACKENDS, SERVER_BACKENDS, load_attr
@@ -178,11 +178,11 @@ def _file_safe(name: str) -> str:
 def save_checkpoint(model: torch.nn.Module, loaded: LoadedModel, out_dir: Path) -> None:
     """save_pretrained into a temporary sibling, then rename: a crash never leaves a partial
     checkpoint that looks complete."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = private_sibling_dir(out_dir)
     try:
-        model.save_pretrained(tmp)
-        loaded.tokenizer.save_pretrained(tmp)
+        with storage_errors(out_dir):
+            model.save_pretrained(tmp)
+            loaded.tokenizer.save_pretrained(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

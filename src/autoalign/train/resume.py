@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from autoalign.io import private_sibling_dir
+from autoalign.io import private_sibling_dir, storage_errors
 
 STATE_FILE = "train_state.pt"
 PROGRESS_FILE = "progress.json"
@@ -39,22 +39,21 @@ class TrainCheckpointer:
         return self.every_minutes > 0 and time.monotonic() - self._last_save >= self.every_minutes * 60
 
     def save(self, model: torch.nn.Module, optimizer, scheduler, step: int, history: list[dict[str, float]]) -> None:
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
         tmp = private_sibling_dir(self.dir)
         try:
             trainable = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-            torch.save(
-                {
-                    "trainable": trainable,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                },
-                tmp / STATE_FILE,
-            )
-            # progress.json is written last: its presence marks the checkpoint complete.
-            (tmp / PROGRESS_FILE).write_text(json.dumps({"step": step, "history": history}))
+            state = {
+                "trainable": trainable,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            }
+            with storage_errors(self.dir):
+                with open(tmp / STATE_FILE, "wb") as f:  # a Python file: a full disk raises OSError
+                    torch.save(state, f)
+                # progress.json is written last: its presence marks the checkpoint complete.
+                (tmp / PROGRESS_FILE).write_text(json.dumps({"step": step, "history": history}))
             old = self.dir.with_name(self.dir.name + ".old")
             if self.dir.exists():
                 os.replace(self.dir, old)
