@@ -30,6 +30,7 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 from tqdm.auto import tqdm
 
+from autoalign.chat import defuse
 from autoalign.config import EndpointConfig
 from autoalign.generation.base import SamplingParams, Usage, request_seed
 from autoalign.generation.http_cache import ResponseCache, request_key
@@ -170,9 +171,10 @@ class OpenAIGenerator:
         return results  # type: ignore[return-value]
 
     def body(self, messages: list[Message], params: SamplingParams, sample_index: int) -> dict[str, Any]:
+        sent = [{**m, "content": defuse(m["content"])} for m in messages]  # text, never a template's turn
         body: dict[str, Any] = {
             "model": self.cfg.model,
-            "messages": messages,
+            "messages": sent,
             "temperature": params.temperature,
             "top_p": params.top_p,
             "max_tokens": params.max_new_tokens,
@@ -184,7 +186,7 @@ class OpenAIGenerator:
         if params.assistant_prefix:
             # A final assistant message the reply continues: llama.cpp's server treats it so;
             # vLLM needs its two chat-template switches (hosted APIs may refuse the request).
-            body["messages"] = [*messages, {"role": "assistant", "content": params.assistant_prefix}]
+            body["messages"] = [*sent, {"role": "assistant", "content": params.assistant_prefix}]
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
         return body

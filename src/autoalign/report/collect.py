@@ -4,6 +4,7 @@ model is loaded). A run is one or more lines of models: the run itself, or, for 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,8 +80,14 @@ def _candidates(rows: list[dict]) -> dict[str, list[Candidate]]:
     return {r["id"]: [Candidate.from_dict(c) for c in r["candidates"]] for r in rows}
 
 
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _clip(text: str, limit: int = 700) -> str:
-    return text if len(text) <= limit else text[:limit] + " [...]"
+    """Model text as the report shows it: cut at limit, control characters spelled out (\\x1b)
+    so they neither vanish nor act; HTML escaping is the template's (autoescape)."""
+    text = text if len(text) <= limit else text[:limit] + " [...]"
+    return CONTROL_CHARS.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
 def _standalone_evaluations(line: Line, report: LineReport) -> None:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import PreTrainedTokenizerBase
 
-from autoalign.chat import render_completion
+from autoalign.chat import as_text, render_completion
 from autoalign.train import lora
 from autoalign.train.losses import IGNORE_INDEX, label_logprobs, response_window
 from autoalign.types import Message, Pair
@@ -32,7 +32,7 @@ def encode_chat(
     model never produced (online RL must not credit or blame a token that was not sampled)."""
     prompt_text, response_text = render_completion(tokenizer, prompt, response)
     if not finished:
-        response_text = response
+        response_text = as_text(tokenizer, response)
     prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
     response_ids = tokenizer(response_text, add_special_tokens=False).input_ids
     truncated = len(prompt_ids) + len(response_ids) > max_length
