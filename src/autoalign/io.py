@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterable, Iterator
@@ -164,6 +165,35 @@ def private_sibling_dir(path: Path) -> Path:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
         tmp.mkdir()
     return tmp
+
+
+TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}(\.tmp)?$")
+"""What atomic_write_text and private_sibling_dir name their temporaries: `.NAME.<12 hex>[.tmp]`."""
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a directory so that it disappears at once: renamed to a temporary name first, so a
+    crash midway leaves a temporary (swept on resume), never a half-deleted directory."""
+    if not path.exists():
+        return
+    doomed = path.parent / f".{path.name}.{secrets.token_hex(6)}"
+    os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
+def sweep_temporaries(root: Path) -> int:
+    """Remove what interrupted writes left under root (their temporaries); only the run's one
+    writer may call this (runlock.py), as a live writer's temporaries look the same."""
+    removed = 0
+    for parent, dirs, files in os.walk(root):
+        for name in [d for d in dirs if TEMPORARY_NAME.match(d)]:
+            shutil.rmtree(Path(parent) / name, ignore_errors=True)
+            dirs.remove(name)
+            removed += 1
+        for name in [f for f in files if TEMPORARY_NAME.match(f)]:
+            (Path(parent) / name).unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:

@@ -29,8 +29,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from autoalign.io import append_record, read_json, read_jsonl, read_records, remove_tree, write_json, write_jsonl
 from autoalign.prompts import template_digest
-from autoalign.io import append_record, read_json, read_jsonl, read_records, write_json, write_jsonl
 
 
 def content_key(*parts: Any) -> str:
@@ -151,7 +151,8 @@ class Stage:
             write_jsonl(self.data_path, rows)
         write_json(self.metrics_path, metrics)
         self.partial_path.unlink(missing_ok=True)
-        shutil.rmtree(self.train_state_path, ignore_errors=True)
+        remove_tree(self.train_state_path)
+        remove_tree(self.train_state_path.with_name(self.train_state_path.name + ".old"))
         self.store.record(self, {"kind": self.kind, "rows": len(rows) if rows is not None else None, "failed": failed})
 
     def ensure(self, build: Callable[[], tuple[list[dict[str, Any]] | None, dict[str, Any]]]) -> Stage:

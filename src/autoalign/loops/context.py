@@ -20,7 +20,7 @@ from autoalign.data.ranked import load_ranked
 from autoalign.verifiers.ifeval import load_ifeval
 from autoalign.models.loading import context_length, load_tokenizer
 from autoalign.generation.openai import check_endpoint
-from autoalign.io import atomic_write_text
+from autoalign.io import atomic_write_text, sweep_temporaries
 from autoalign.registry import FEEDBACK, VERIFIERS, load_attr
 from autoalign.runlock import RunLock
 from autoalign.judges.base import JudgeFactory
@@ -203,9 +203,11 @@ def build_context(
 
 @contextmanager
 def writing_run_dir(cfg: RunConfig, log: Callable[[str], None]) -> Iterator[None]:
-    """Held while a run writes its directory: the one-writer lock (runlock.py), then the resolved
-    config as runs/<name>/config.yaml (the report shows it). Enter only after build_context has
+    """Held while a run writes its directory: the one-writer lock (runlock.py), the temporaries of
+    interrupted writes swept, then the resolved config as runs/<name>/config.yaml (the report shows it). Enter only after build_context has
     checked data, models and endpoints."""
     with RunLock(cfg.run_dir, log):
+        if swept := sweep_temporaries(cfg.run_dir):
+            log(f"removed {swept} temporary file(s) an interrupted run left in {cfg.run_dir}")
         atomic_write_text(cfg.run_dir / "config.yaml", yaml.safe_dump(cfg.redacted_dump(), sort_keys=False))
         yield

@@ -24,7 +24,7 @@ from autoalign.generation.base import Generator
 from autoalign.generation.cached import CachedGenerator
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator
-from autoalign.io import private_sibling_dir, storage_errors
+from autoalign.io import private_sibling_dir, remove_tree, storage_errors
 from autoalign.models.bundled import cache_root
 from autoalign.models.loading import LoadedModel, load_model
 from autoalign.registry import BACKENDS, SERVER_BACKENDS, load_attr
@@ -183,8 +183,7 @@ def save_checkpoint(model: torch.nn.Module, loaded: LoadedModel, out_dir: Path) 
         with storage_errors(out_dir):
             model.save_pretrained(tmp)
             loaded.tokenizer.save_pretrained(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
+        remove_tree(out_dir)
         os.replace(tmp, out_dir)
     finally:
         if tmp.exists():

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from autoalign.io import private_sibling_dir, storage_errors
+from autoalign.io import private_sibling_dir, remove_tree, storage_errors
 
 STATE_FILE = "train_state.pt"
 PROGRESS_FILE = "progress.json"
@@ -34,6 +34,10 @@ class TrainCheckpointer:
     dir: Path
     every_minutes: float
     _last_save: float = field(default_factory=time.monotonic)
+
+    @property
+    def old_dir(self) -> Path:
+        return self.dir.with_name(self.dir.name + ".old")
 
     def due(self) -> bool:
         return self.every_minutes > 0 and time.monotonic() - self._last_save >= self.every_minutes * 60
@@ -54,17 +58,20 @@ class TrainCheckpointer:
                     torch.save(state, f)
                 # progress.json is written last: its presence marks the checkpoint complete.
                 (tmp / PROGRESS_FILE).write_text(json.dumps({"step": step, "history": history}))
-            old = self.dir.with_name(self.dir.name + ".old")
+            old = self.old_dir
+            remove_tree(old)  # what a crash in an earlier swap left
             if self.dir.exists():
                 os.replace(self.dir, old)
-            os.replace(tmp, self.dir)
-            shutil.rmtree(old, ignore_errors=True)
+            os.replace(tmp, self.dir)  # a crash between the two renames leaves the checkpoint in old
+            remove_tree(old)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         self._last_save = time.monotonic()
 
     def load(self, model: torch.nn.Module, optimizer, scheduler) -> tuple[int, list[dict[str, float]]]:
         """Restores the saved state into model/optimizer/scheduler; (0, []) when there is none."""
+        if not (self.dir / PROGRESS_FILE).exists() and (self.old_dir / PROGRESS_FILE).exists():
+            os.replace(self.old_dir, self.dir)  # the run died between save's two renames
         if not (self.dir / PROGRESS_FILE).exists():
             return 0, []
         progress = json.loads((self.dir / PROGRESS_FILE).read_text())
