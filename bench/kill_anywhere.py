@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from kill_harness import kill_anywhere  # noqa: E402
+from kill_harness import kill_anywhere
 
 
 def main() -> None:
