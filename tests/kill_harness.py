@@ -175,7 +175,6 @@ def run_child(spec: dict, target: list[str], log_path: Path, timeout: float) -> 
             stderr=subprocess.STDOUT,
             timeout=timeout,
             check=False,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
         )
     return done.returncode
 
