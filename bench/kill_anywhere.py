@@ -4,7 +4,7 @@ timeline, resumed each time with the same `autoalign run` command, and compared 
 an uninterrupted run (tests/kill_harness.py; tests/test_kill_anywhere.py does the same on the
 tiny model in CI).
 
-    python bench/kill_anywhere.py [--seed 15] [--points 10] [--prompts 12] [--keep DIR]
+    python bench/kill_anywhere.py [--seed 15] [--points 10] [--prompts 8] [--keep DIR]
 
 Prints each kill point, then `KILL_ANYWHERE points=<n> files=<compared> differ=0 duplicated=0`
 (it stops with an AssertionError naming the files when the resumed run differs).
@@ -28,7 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--points", type=int, default=10)
-    parser.add_argument("--prompts", type=int, default=12, help="verifiable prompts per iteration")
+    parser.add_argument("--prompts", type=int, default=8, help="verifiable prompts per iteration")
+    parser.add_argument("--timeout-hours", type=float, default=4.0, help="per run of the loop")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it (default: a temporary one)")
     args = parser.parse_args()
     settings = [
@@ -55,6 +56,7 @@ def main() -> None:
             work / "work",
             points=args.points,
             seed=args.seed,
+            timeout=args.timeout_hours * 3600,
         )
         print(
             f"compared {len(result['files'])} files; uninterrupted run {result['clean_seconds']:.0f}s, "
