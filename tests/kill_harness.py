@@ -204,14 +204,20 @@ def category(event: dict) -> str:
     return next((name for name, matches in CATEGORIES.items() if matches(event)), event["kind"])
 
 
-def artifacts(root: Path) -> dict[str, str]:
+CLI_RUN_EXTRAS = ("result.json", "answer_cache", "engines")
+"""What `autoalign run` leaves beside the stages that is not the run's result: its wall time
+(result.json), and caches of the generation engine."""
+
+
+def artifacts(root: Path, also_skip: tuple[str, ...] = ()) -> dict[str, str]:
     """Digest of every file a run leaves, minus timings, the manifest's clock, config.yaml (it
-    names the run's directory), caches and the report (it shows the wall time)."""
+    names the run's directory), the HTTP cache, the report (it shows the wall time) and the
+    paths starting with one of also_skip."""
     out = {}
     for path in sorted(root.rglob("*")):
         rel = str(path.relative_to(root))
-        skip = rel in ("manifest.json", "config.yaml", "result.json", "run.lock") or "report" in rel
-        if path.is_dir() or skip or rel.startswith(("http_cache", "answer_cache", "engines")):
+        skip = rel in ("manifest.json", "config.yaml") or "report" in rel
+        if path.is_dir() or skip or rel.startswith(("http_cache", *also_skip)):
             continue
         if path.name == "metrics.json":
             metrics = {k: v for k, v in json.loads(path.read_text()).items() if not any(t in k for t in TIMING)}
@@ -274,7 +280,7 @@ def kill_anywhere(
         )
     code = run_child({}, faulty, work / "final.log", timeout)
     assert code == 0, (work / "final.log").read_text()[-3000:]
-    expected, got = artifacts(clean_dir), artifacts(faulty_dir)
+    expected, got = artifacts(clean_dir, CLI_RUN_EXTRAS), artifacts(faulty_dir, CLI_RUN_EXTRAS)
     differ = sorted(k for k in expected.keys() | got.keys() if expected.get(k) != got.get(k))
     duplicated = duplicated_rows(faulty_dir)
     say(f"KILL_ANYWHERE points={len(kills)} files={len(expected)} differ={len(differ)} duplicated={len(duplicated)}")

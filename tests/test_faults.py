@@ -3,43 +3,24 @@ the key, a stage where every request failed, and retrying the failures of a fini
 
 from __future__ import annotations
 
-import hashlib
 import random
 import socket
-from pathlib import Path
 
 import pytest
+from fault_server import FaultServer
+from kill_harness import artifacts
+from test_loop_tiny import make_verifier, tiny_config
+from test_teacher_loops import ENDPOINT
 
 from autoalign import io as io_module
 from autoalign.generation.openai import EndpointConfigError
 from autoalign.io import read_json
 from autoalign.loops import iterate
 from autoalign.store import StageFailedError
-from fault_server import FaultServer
-from test_loop_tiny import make_verifier, tiny_config
-from test_teacher_loops import ENDPOINT
-
-TIMING = ("seconds", "per_second")
 
 
 class SimulatedKill(BaseException):
     """Not an Exception: nothing in the code under test may catch it, as with kill -9."""
-
-
-def artifacts(root: Path) -> dict[str, str]:
-    """Digest of every file a run leaves (minus timings, the manifest's clock and config.yaml,
-    which names the run's directory)."""
-    out = {}
-    for path in sorted(root.rglob("*")):
-        rel = str(path.relative_to(root))
-        if path.is_dir() or rel in ("manifest.json", "config.yaml") or rel.startswith("http_cache") or "report" in rel:
-            continue
-        if path.name == "metrics.json":
-            metrics = {k: v for k, v in read_json(path).items() if not any(t in k for t in TIMING)}
-            out[rel] = repr(sorted(metrics.items()))
-        else:
-            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
 
 
 def run_with_kill(cfg, kill_at: int | None, cut: float, monkeypatch) -> int:

@@ -72,7 +72,7 @@ def test_reward_model_training_learns_a_separable_set(tiny_model_dir, tmp_path):
     assert record["train_pairs"] == 32 and record["heldout_pairs"] == 8
     assert record["heldout"]["pairwise_accuracy"] >= 7 / 8 > record["heldout_before"]["pairwise_accuracy"] - 0.5
     assert record["heldout"]["pairwise_accuracy"] > record["heldout_before"]["pairwise_accuracy"]
-    assert read_json(out / "rm.json") == record and not (tmp_path / ".rm.partial").exists()
+    assert read_json(out / "rm.json") == record and not [p for p in tmp_path.iterdir() if p.name.startswith(".rm.")]
     factory = RewardModelJudgeFactory(out)
     judge = factory(None, None, 0)
     prompt = [{"role": "user", "content": "Tell me something about tea (question 99)."}]

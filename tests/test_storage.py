@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 import torch
-from test_faults import artifacts
+from kill_harness import artifacts
 from test_loop_tiny import make_verifier, tiny_config
 
 from autoalign import io as io_module

@@ -151,8 +151,8 @@ class Stage:
             write_jsonl(self.data_path, rows)
         write_json(self.metrics_path, metrics)
         self.partial_path.unlink(missing_ok=True)
-        remove_tree(self.train_state_path)
-        remove_tree(self.train_state_path.with_name(self.train_state_path.name + ".old"))
+        for checkpoint in self.dir.glob(f"{self.train_state_path.name}*"):  # with its .old sibling, if any
+            remove_tree(checkpoint)
         self.store.record(self, {"kind": self.kind, "rows": len(rows) if rows is not None else None, "failed": failed})
 
     def ensure(self, build: Callable[[], tuple[list[dict[str, Any]] | None, dict[str, Any]]]) -> Stage:

@@ -204,8 +204,8 @@ def build_context(
 @contextmanager
 def writing_run_dir(cfg: RunConfig, log: Callable[[str], None]) -> Iterator[None]:
     """Held while a run writes its directory: the one-writer lock (runlock.py), the temporaries of
-    interrupted writes swept, then the resolved config as runs/<name>/config.yaml (the report shows it). Enter only after build_context has
-    checked data, models and endpoints."""
+    interrupted writes swept, then the resolved config as runs/<name>/config.yaml (the report
+    shows it). Enter only after build_context has checked data, models and endpoints."""
     with RunLock(cfg.run_dir, log):
         if swept := sweep_temporaries(cfg.run_dir):
             log(f"removed {swept} temporary file(s) an interrupted run left in {cfg.run_dir}")
