@@ -167,6 +167,21 @@ def private_sibling_dir(path: Path) -> Path:
     return tmp
 
 
+@contextmanager
+def replacing_dir(path: Path) -> Iterator[Path]:
+    """Yields a new private sibling of `path` to build it in. When the block ends, the old `path`
+    is removed and the sibling renamed into its place; if the block fails, the sibling is removed
+    and `path` is left as it was. A crash never leaves a partial directory that looks complete."""
+    tmp = private_sibling_dir(path)
+    try:
+        with storage_errors(path):
+            yield tmp
+        remove_tree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 TEMPORARY_NAME = re.compile(r"^\..+\.[0-9a-f]{12}(\.tmp)?$")
 """What atomic_write_text and private_sibling_dir name their temporaries: `.NAME.<12 hex>[.tmp]`."""
 

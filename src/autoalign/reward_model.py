@@ -18,22 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
 from autoalign.config import TrainConfig
 from autoalign.eval.reward_modeling import agreement_metrics
-from autoalign.io import (
-    DataError,
-    atomic_write_text,
-    iter_rows,
-    private_sibling_dir,
-    remove_tree,
-    require_field,
-    storage_errors,
-)
+from autoalign.io import DataError, atomic_write_text, iter_rows, replacing_dir, require_field
 from autoalign.models import resolve_model
 from autoalign.train.reward_model import Comparison, load_reward_model, reward_margins, train_reward_model
 from autoalign.types import Pair, RankedGroup, user_message
@@ -134,15 +124,9 @@ def train_from_files(
         "heldout": after,
     }
     # Written beside `out` and renamed into place: a crash never leaves a half-saved reward model.
-    partial = private_sibling_dir(out)
-    try:
-        with storage_errors(out):
-            rm.save_pretrained(partial)
-            tokenizer.save_pretrained(partial)
+    with replacing_dir(out) as partial:
+        rm.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
         atomic_write_text(partial / "history.jsonl", "".join(json.dumps(r) + "\n" for r in history))
         atomic_write_text(partial / METADATA, json.dumps(record, indent=2))
-        remove_tree(out)
-        os.replace(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
     return record

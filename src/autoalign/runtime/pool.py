@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import re
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from autoalign.generation.base import Generator
 from autoalign.generation.cached import CachedGenerator
 from autoalign.generation.http_cache import ResponseCache
 from autoalign.generation.openai import OpenAIGenerator
-from autoalign.io import private_sibling_dir, remove_tree, storage_errors
+from autoalign.io import replacing_dir
 from autoalign.models.bundled import cache_root
 from autoalign.models.loading import LoadedModel, load_model
 from autoalign.registry import BACKENDS, SERVER_BACKENDS, load_attr
@@ -178,13 +176,6 @@ def _file_safe(name: str) -> str:
 def save_checkpoint(model: torch.nn.Module, loaded: LoadedModel, out_dir: Path) -> None:
     """save_pretrained into a temporary sibling, then rename: a crash never leaves a partial
     checkpoint that looks complete."""
-    tmp = private_sibling_dir(out_dir)
-    try:
-        with storage_errors(out_dir):
-            model.save_pretrained(tmp)
-            loaded.tokenizer.save_pretrained(tmp)
-        remove_tree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    with replacing_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)
+        loaded.tokenizer.save_pretrained(tmp)
